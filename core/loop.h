@@ -1,0 +1,92 @@
+/* The moonlet loop: one libuv loop plus a queue of events that libuv and
+ * libcurl callbacks post. Callbacks never run Lua; they post an event and
+ * return. After every libuv turn the loop runs its end-of-turn hooks in
+ * registration order: the Lua runtime drains the queue, the store commits the
+ * turn's writes in one transaction, the HTTP server flushes the responses that
+ * were waiting for that commit.
+ *
+ *   uv_run(ONCE) ─► callbacks post events ─► hooks: drain │ commit │ flush
+ *        ▲                                                         │
+ *        └─────────────── NOWAIT while events are queued ◄─────────┘
+ */
+#ifndef ML_LOOP_H
+#define ML_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* Event types. A binding registers one push function per type. */
+enum {
+  ML_EV_TIMER = 1,
+  ML_EV_SIGNAL,
+  ML_EV_HTTP_DONE,     /* http client: a request finished */
+  ML_EV_HTTP_CHUNK,    /* http client: streamed body data */
+  ML_EV_HTTPD_REQUEST, /* http server: a complete request */
+  ML_EV_HTTPD_CLOSED,  /* http server: the peer of a request went away */
+  ML_EV_STORE_WATCH,   /* store: a watch event for an in-process watcher */
+  ML_EV_PROC_EXIT,
+  ML_EV_PROBE_DONE,
+  ML_EV_MAX
+};
+
+typedef struct ml_event_s ml_event_t;
+
+/** Embed as the first member of each concrete event struct. */
+struct ml_event_s {
+  ml_event_t *next;
+  int type;
+  uint64_t id; /* the Lua-side id the result is delivered to */
+  /** Frees the concrete event; called after delivery. NULL: free(). */
+  void (*destroy)(ml_event_t *ev);
+};
+
+typedef struct ml_loop_s ml_loop_t;
+typedef void (*ml_loop_hook_fn)(ml_loop_t *loop, void *ud);
+
+#define ML_LOOP_MAX_HOOKS 8
+
+struct ml_loop_s {
+  uv_loop_t *uv;
+  ml_event_t *head, *tail;
+  size_t queued;
+  bool stopping;
+  uint64_t next_id;
+  struct {
+    ml_loop_hook_fn fn;
+    void *ud;
+  } hooks[ML_LOOP_MAX_HOOKS];
+  int nhooks;
+};
+
+/** Initializes `loop` over an initialized uv loop owned by the caller. */
+void ml_loop_init(ml_loop_t *loop, uv_loop_t *uv);
+/** Frees events still queued (undelivered). The uv loop is the caller's. */
+void ml_loop_close(ml_loop_t *loop);
+
+/** @return a fresh id, unique for the loop's lifetime (never 0). */
+uint64_t ml_loop_next_id(ml_loop_t *loop);
+/** Queues `ev` (ownership passes to the loop). Safe from any loop callback. */
+void ml_loop_post(ml_loop_t *loop, ml_event_t *ev);
+/** Pops the oldest queued event, or NULL. The caller destroys it. */
+ml_event_t *ml_loop_pop(ml_loop_t *loop);
+/** Destroys an event through its destroy function. */
+void ml_event_free(ml_event_t *ev);
+
+/** Adds an end-of-turn hook. @return 0 or ML_ETOOLARGE. */
+int ml_loop_add_hook(ml_loop_t *loop, ml_loop_hook_fn fn, void *ud);
+/** Runs the hooks once (also used to settle before shutdown). */
+void ml_loop_run_hooks(ml_loop_t *loop);
+
+/**
+ * Runs until ml_loop_stop() or until `done(ud)` returns true (when given),
+ * or until nothing is left to do.
+ */
+void ml_loop_run(ml_loop_t *loop, bool (*done)(void *ud), void *ud);
+/** Asks ml_loop_run to return after the current turn. */
+void ml_loop_stop(ml_loop_t *loop);
+
+/** Monotonic milliseconds (the loop's cached time). */
+uint64_t ml_loop_now(ml_loop_t *loop);
+
+#endif

@@ -1,0 +1,54 @@
+-- moonlet.loop: time and timers for scripts. sleep() yields the calling
+-- coroutine; timers call back in fresh coroutines.
+local core = require("moonlet.core.loop")
+local sched = require("moonlet.sched")
+
+local M = {
+  now = core.now,       -- monotonic ms, cached per loop turn
+  hrtime = core.hrtime, -- monotonic ns
+  time = core.time,     -- wall clock, seconds (float)
+  next_id = core.next_id,
+}
+
+--- Suspends the calling coroutine for `ms` milliseconds.
+function M.sleep(ms)
+  local id = core.next_id()
+  local t = core.timer(id, math.max(0, math.floor(ms)))
+  sched.wait(id)
+  t:close()
+end
+
+--- Calls fn() after `ms` (and every `repeat_ms` if given). Returns a handle
+--- with :stop() / :close(); a one-shot timer closes itself after firing.
+function M.timer(ms, fn, repeat_ms)
+  local id = core.next_id()
+  local t = core.timer(id, math.max(0, math.floor(ms)), repeat_ms or 0)
+  local handle = {}
+  sched.on(id, function()
+    if not repeat_ms or repeat_ms == 0 then
+      sched.forget(id)
+      t:close()
+    end
+    fn()
+  end)
+  function handle.stop()
+    sched.forget(id)
+    t:close()
+  end
+  handle.close = handle.stop
+  return handle
+end
+
+--- Calls fn(signum) for each delivery of signal `name` ("SIGTERM", ...).
+function M.on_signal(name, fn)
+  local id = core.next_id()
+  local w, err = core.signal(id, name)
+  if not w then return nil, err end
+  sched.on(id, fn)
+  return { close = function() sched.forget(id); w:close() end }
+end
+
+M.run = sched.run
+M.spawn = sched.spawn
+
+return M

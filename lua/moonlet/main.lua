@@ -1,0 +1,64 @@
+-- Entry point of the moonlet executable: picks the subcommand and returns
+-- the process exit status.
+local M = {}
+
+local VERSION = "0.1.0"
+
+local function usage(out)
+  out:write([[
+moonlet: Kubernetes' workload model for local processes.
+
+Usage:
+  moonlet server [flags]        run the API server, controllers and node agent
+  moonlet lua FILE [ARGS...]    run a Lua script with the moonlet.* modules
+  moonlet version               print the version
+  moonlet VERB ...              CLI: apply, create, get, describe, delete,
+                                label, annotate, edit, api-resources
+
+Run 'moonlet VERB --help' for a verb's flags.
+]])
+end
+
+--- Runs FILE as a chunk in a coroutine on the loop; `arg` holds its args.
+local function run_lua(argv)
+  local file = argv[2]
+  if not file then
+    io.stderr:write("usage: moonlet lua [--server URL] FILE [ARGS...]\n")
+    return 1
+  end
+  local chunk, err = loadfile(file)
+  if not chunk then
+    io.stderr:write("moonlet lua: ", err, "\n")
+    return 1
+  end
+  local args = { [0] = file }
+  for i = 3, #argv do args[#args + 1] = argv[i] end
+  _G.arg = args
+  local sched = require("moonlet.sched")
+  local ok, res = pcall(sched.run, chunk, table.unpack(args))
+  if not ok then
+    io.stderr:write(tostring(res), "\n")
+    return 1
+  end
+  return math.type(res) == "integer" and res or 0
+end
+
+function M.main(argv)
+  local cmd = argv[1]
+  if cmd == nil or cmd == "help" or cmd == "--help" or cmd == "-h" then
+    usage(cmd and io.stdout or io.stderr)
+    return cmd and 0 or 1
+  elseif cmd == "version" or cmd == "--version" then
+    io.stdout:write("moonlet v", VERSION, "\n")
+    return 0
+  elseif cmd == "lua" then
+    return run_lua(argv)
+  elseif cmd == "server" then
+    return require("moonlet.server").main(argv)
+  end
+  return require("moonlet.cli").main(argv)
+end
+
+M.VERSION = VERSION
+
+return setmetatable(M, { __call = function(_, argv) return M.main(argv) end })
