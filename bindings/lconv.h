@@ -7,7 +7,8 @@
  *   an empty array stays an array when encoded again.
  * - A Lua table encodes as an array when it carries that metatable, or when
  *   it is non-empty with keys exactly 1..n; otherwise as an object (an
- *   empty plain table is `{}`).
+ *   empty plain table is `{}`). A table with the metatable
+ *   moonlet.json.object always encodes as an object.
  * - Integers stay integers; floats stay reals. */
 #ifndef ML_LCONV_H
 #define ML_LCONV_H
@@ -17,9 +18,21 @@
 #include <stddef.h>
 
 #define ML_JSON_ARRAY_MT "moonlet.json.array"
+#define ML_JSON_OBJECT_MT "moonlet.json.object"
+
+/* Deepest table nesting converted (guards against cycles and C stack use). */
+#define ML_JSON_MAX_DEPTH 1000
 
 /** Pushes `j` as a Lua value (raises only on memory errors). */
 void ml_lua_push_json(lua_State *L, const json_t *j);
+
+/**
+ * Pushes `j` as a Lua value and releases the caller's reference to it, also
+ * when pushing raises (the push runs in a protected call), so a binding
+ * never leaks a document on a memory error.
+ * @param j a reference owned by the caller; always consumed.
+ */
+void ml_lua_push_json_steal(lua_State *L, json_t *j);
 
 /**
  * Converts the Lua value at `idx` to a new JSON reference. Never raises.
@@ -32,5 +45,23 @@ json_t *ml_lua_to_json(lua_State *L, int idx, char *err, size_t errlen);
 void ml_lua_push_null(lua_State *L);
 /** True if the value at idx is moonlet.json.null. */
 int ml_lua_is_null(lua_State *L, int idx);
+
+/** Pushes the moonlet.json.array metatable (created on first use). */
+void ml_lua_push_array_mt(lua_State *L);
+/** Pushes the moonlet.json.object metatable (created on first use). */
+void ml_lua_push_object_mt(lua_State *L);
+
+/**
+ * @return 1 if the value at idx is a table that encodes as a JSON array
+ *         (marked, or a plain non-empty table with keys exactly 1..n).
+ */
+int ml_lua_is_array(lua_State *L, int idx);
+
+/**
+ * Pushes a deep copy of the value at idx: tables are copied recursively and
+ * keep their metatable (so array/object marks survive); other values are
+ * pushed as they are. Raises on cycles deeper than ML_JSON_MAX_DEPTH.
+ */
+void ml_lua_copy(lua_State *L, int idx);
 
 #endif

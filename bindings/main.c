@@ -42,7 +42,9 @@ int main(int argc, char **argv) {
   int status = ml_lua_pcall(L, 2, 1, "moonlet");
   int code = 1;
   if (status == LUA_OK) code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
-  ml_runtime_close(L);
+  /* lua_close finalizes every binding's userdata (closing its handles)
+   * before the runtime's own finalizer, created first and so run last,
+   * spins the loop until the close callbacks have freed everything. */
   lua_close(L);
   return code;
 }

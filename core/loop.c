@@ -27,6 +27,10 @@ void ml_loop_post(ml_loop_t *loop, ml_event_t *ev) {
   else loop->head = ev;
   loop->tail = ev;
   loop->queued++;
+  /* A timer callback runs before libuv computes its poll timeout; without
+   * this the event would wait behind the next poll (as in Neovim's
+   * loop_on_put). Outside uv_run it only makes the next turn non-blocking. */
+  uv_stop(loop->uv);
 }
 
 ml_event_t *ml_loop_pop(ml_loop_t *loop) {
@@ -60,9 +64,10 @@ void ml_loop_run(ml_loop_t *loop, bool (*done)(void *ud), void *ud) {
   ml_loop_run_hooks(loop);
   while (!loop->stopping && !(done && done(ud))) {
     /* Block in poll only when nothing is queued for Lua. */
-    int alive = uv_run(loop->uv, loop->queued ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+    uv_run(loop->uv, loop->queued ? UV_RUN_NOWAIT : UV_RUN_ONCE);
     ml_loop_run_hooks(loop);
-    if (!alive && !loop->queued) break;
+    /* Asked after the hooks: Lua may just have armed a new handle. */
+    if (!uv_loop_alive(loop->uv) && !loop->queued) break;
   }
 }
 

@@ -48,7 +48,7 @@ function M.main(argv)
   if cmd == nil or cmd == "help" or cmd == "--help" or cmd == "-h" then
     usage(cmd and io.stdout or io.stderr)
     return cmd and 0 or 1
-  elseif cmd == "version" or cmd == "--version" then
+  elseif cmd == "--version" then
     io.stdout:write("moonlet v", VERSION, "\n")
     return 0
   elseif cmd == "lua" then

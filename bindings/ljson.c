@@ -1,0 +1,168 @@
+/* moonlet.core.json: JSON text <-> Lua values through jansson, with the
+ * conventions of lconv.h (null sentinel, array/object marks). On every API
+ * request, so encoding reuses one output buffer per Lua state and decoding
+ * pushes straight from the parsed document. */
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lconv.h"
+
+#define SCRATCH_MT "moonlet.json.scratch"
+
+/* Output buffer reused by encode(): json_dumpb writes into it, so a call
+ * allocates only jansson's tree and the result string. */
+typedef struct {
+  char *buf;
+  size_t cap;
+} scratch_t;
+
+static int scratch_gc(lua_State *L) {
+  scratch_t *s = luaL_checkudata(L, 1, SCRATCH_MT);
+  free(s->buf);
+  s->buf = NULL;
+  s->cap = 0;
+  return 0;
+}
+
+/* Reads encode's options; raises on misuse before anything is allocated. */
+static size_t encode_flags(lua_State *L, int idx) {
+  lua_Integer indent = 0;
+  int sort = 1;
+  if (!lua_isnoneornil(L, idx)) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "indent");
+    if (!lua_isnil(L, -1)) {
+      int ok;
+      indent = lua_tointegerx(L, -1, &ok);
+      luaL_argcheck(L, ok && indent >= 0 && indent <= 31, idx,
+                    "indent must be an integer in 0..31");
+    }
+    lua_getfield(L, idx, "sort_keys");
+    if (!lua_isnil(L, -1)) sort = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+  }
+  /* Compact output matches Go's json.Marshal (no spaces after separators);
+   * indented output matches json.MarshalIndent. */
+  size_t flags = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
+  flags |= indent > 0 ? JSON_INDENT(indent) : JSON_COMPACT;
+  if (sort) flags |= JSON_SORT_KEYS;
+  return flags;
+}
+
+/* Lua: text = json.encode(value [, {indent=N, sort_keys=true}])
+ *      -> text | nil, err */
+static int ljson_encode(lua_State *L) {
+  luaL_checkany(L, 1);
+  size_t flags = encode_flags(L, 2);
+  scratch_t *s = lua_touserdata(L, lua_upvalueindex(1));
+  char err[256];
+  json_t *j = ml_lua_to_json(L, 1, err, sizeof err);
+  if (!j) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  size_t n = json_dumpb(j, s->buf, s->cap, flags);
+  if (n > s->cap) {
+    size_t cap = s->cap * 2 > n ? s->cap * 2 : n;
+    char *buf = realloc(s->buf, cap);
+    if (!buf) {
+      json_decref(j);
+      lua_pushnil(L);
+      lua_pushliteral(L, "out of memory");
+      return 2;
+    }
+    s->buf = buf;
+    s->cap = cap;
+    n = json_dumpb(j, s->buf, s->cap, flags);
+  }
+  json_decref(j);
+  if (n == 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "cannot encode value");
+    return 2;
+  }
+  lua_pushlstring(L, s->buf, n);
+  return 1;
+}
+
+/* Lua: value = json.decode(text) -> value | nil, "line L, column C: msg" */
+static int ljson_decode(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  json_error_t e;
+  json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+  if (!j) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "line %d, column %d: %s", e.line, e.column, e.text);
+    return 2;
+  }
+  ml_lua_push_json_steal(L, j);
+  return 1;
+}
+
+static int mark(lua_State *L, void (*push_mt)(lua_State *)) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  } else {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+  }
+  push_mt(L);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+/* Lua: t = json.array([t]) marks t (or a new table) as a JSON array. */
+static int ljson_array(lua_State *L) { return mark(L, ml_lua_push_array_mt); }
+
+/* Lua: t = json.object([t]) marks t (or a new table) as a JSON object. */
+static int ljson_object(lua_State *L) { return mark(L, ml_lua_push_object_mt); }
+
+/* Lua: json.is_array(v) -> true if v encodes as a JSON array. */
+static int ljson_is_array(lua_State *L) {
+  lua_pushboolean(L, ml_lua_is_array(L, 1));
+  return 1;
+}
+
+/* Lua: json.is_null(v) -> true if v is json.null. */
+static int ljson_is_null(lua_State *L) {
+  lua_pushboolean(L, ml_lua_is_null(L, 1));
+  return 1;
+}
+
+/* Lua: copy = json.copy(v) deep copy keeping array/object marks. */
+static int ljson_copy(lua_State *L) {
+  luaL_checkany(L, 1);
+  ml_lua_copy(L, 1);
+  return 1;
+}
+
+static const luaL_Reg json_funcs[] = {
+    {"encode", ljson_encode},     {"decode", ljson_decode},
+    {"array", ljson_array},       {"object", ljson_object},
+    {"is_array", ljson_is_array}, {"is_null", ljson_is_null},
+    {"copy", ljson_copy},         {NULL, NULL}};
+
+int luaopen_moonlet_core_json(lua_State *L) {
+  luaL_newlibtable(L, json_funcs);
+  /* stack: M */
+  scratch_t *s = lua_newuserdatauv(L, sizeof *s, 0);
+  s->buf = NULL;
+  s->cap = 0;
+  if (luaL_newmetatable(L, SCRATCH_MT)) {
+    lua_pushcfunction(L, scratch_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2); /* stack: M scratch */
+  luaL_setfuncs(L, json_funcs, 1);
+  ml_lua_push_null(L);
+  lua_setfield(L, -2, "null");
+  ml_lua_push_array_mt(L);
+  lua_setfield(L, -2, "array_mt");
+  ml_lua_push_object_mt(L);
+  lua_setfield(L, -2, "object_mt");
+  return 1;
+}

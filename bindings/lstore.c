@@ -1,0 +1,617 @@
+/* moonlet.core.store: the object store (core/store.h) for Lua. A Store
+ * userdata wraps one ml_store_t; every store opened on a runtime is
+ * committed by one end-of-turn hook per runtime. Watchers post
+ * ML_EV_STORE_WATCH events (type, object JSON text) to a Lua-chosen id;
+ * the facade lua/moonlet/store.lua turns them into streams. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "lconv.h"
+#include "log.h"
+#include "runtime.h"
+#include "store.h"
+
+#define STORE_MT "moonlet.Store"
+#define WATCH_MT "moonlet.StoreWatch"
+#define HOOKS_KEY "moonlet.store.hooks"
+
+/* {====== records */
+
+typedef struct store_rec_s store_rec_t;
+struct store_rec_s {
+  ml_store_t *s;
+  ml_runtime_t *rt;
+  store_rec_t *next; /* in the runtime's commit list */
+};
+
+typedef struct {
+  store_rec_t *rec; /* NULL once closed */
+} store_ud_t;
+
+/* Per runtime: the stores the end-of-turn hook commits. A userdata anchored
+ * in the registry, so it outlives every Store finalizer. */
+typedef struct {
+  store_rec_t *head;
+} hooks_t;
+
+/* A watcher's record is shared by its userdata and the events in flight,
+ * so it is freed by whichever lets go last. */
+typedef struct {
+  ml_store_watch_t *w; /* NULL once closed (by us or by the store) */
+  ml_runtime_t *rt;
+  ml_loop_t *loop;
+  uint64_t id;
+  int refs;     /* the userdata + events not yet delivered */
+  int inflight; /* events posted and not yet delivered */
+} watch_rec_t;
+
+typedef struct {
+  watch_rec_t *rec; /* NULL once closed */
+} watch_ud_t;
+
+typedef struct {
+  ml_event_t ev;
+  int type;
+  ml_store_text_t *text; /* NULL for ML_STORE_CLOSED */
+  watch_rec_t *rec;
+} watch_event_t;
+
+static void watch_rec_unref(watch_rec_t *rec) {
+  if (--rec->refs == 0) free(rec);
+}
+
+/* }====== */
+
+/* {====== commit hook */
+
+static void commit_all(ml_loop_t *loop, void *ud) {
+  (void)loop;
+  for (store_rec_t *r = ((hooks_t *)ud)->head; r; r = r->next)
+    ml_store_commit(r->s);
+}
+
+static hooks_t *get_hooks(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, HOOKS_KEY) == LUA_TUSERDATA) {
+    hooks_t *h = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return h;
+  }
+  lua_pop(L, 1);
+  hooks_t *h = lua_newuserdatauv(L, sizeof *h, 0);
+  h->head = NULL;
+  lua_setfield(L, LUA_REGISTRYINDEX, HOOKS_KEY);
+  /* Registered once per runtime, at the first open: before the HTTP server
+   * starts listening, so commits precede response flushes. */
+  if (ml_loop_add_hook(&ml_runtime_get(L)->loop, commit_all, h) < 0)
+    ML_ERROR("store: no room for the commit hook; writes commit on close");
+  return h;
+}
+
+/* }====== */
+
+/* {====== argument helpers */
+
+static store_rec_t *check_store(lua_State *L) {
+  store_ud_t *ud = luaL_checkudata(L, 1, STORE_MT);
+  if (!ud->rec) luaL_error(L, "attempt to use a closed %s", STORE_MT);
+  return ud->rec;
+}
+
+/* A string option. The value stays on the stack (a number is converted
+ * there), so the pointer lives until the Lua function returns. */
+static const char *opt_field_string(lua_State *L, int t, const char *k) {
+  if (lua_type(L, t) != LUA_TTABLE) return NULL;
+  int type = lua_getfield(L, t, k);
+  if (type == LUA_TSTRING || type == LUA_TNUMBER) return lua_tostring(L, -1);
+  if (type != LUA_TNIL) luaL_error(L, "option '%s' must be a string", k);
+  lua_pop(L, 1);
+  return NULL;
+}
+
+static bool opt_field_bool(lua_State *L, int t, const char *k) {
+  if (lua_type(L, t) != LUA_TTABLE) return false;
+  lua_getfield(L, t, k);
+  bool v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static lua_Integer opt_field_int(lua_State *L, int t, const char *k,
+                                 lua_Integer def) {
+  if (lua_type(L, t) != LUA_TTABLE) return def;
+  lua_getfield(L, t, k);
+  lua_Integer v = def;
+  if (!lua_isnil(L, -1)) {
+    int isnum;
+    v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum) luaL_error(L, "option '%s' must be an integer", k);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static void check_opts(lua_State *L, int idx) {
+  luaL_argexpected(L, lua_isnoneornil(L, idx) || lua_istable(L, idx), idx,
+                   "table or nil");
+}
+
+/* The object argument: a table or JSON text. Never raises.
+ * @return a new reference, or NULL with a message in err. */
+static json_t *arg_object(lua_State *L, int idx, char *err, size_t errlen) {
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t len;
+    const char *text = lua_tolstring(L, idx, &len);
+    json_error_t je;
+    json_t *j = json_loadb(text, len, 0, &je);
+    if (!j) snprintf(err, errlen, "invalid JSON: %s", je.text);
+    return j;
+  }
+  return ml_lua_to_json(L, idx, err, errlen);
+}
+
+static int push_text(lua_State *L) {
+  ml_store_text_t *t = lua_touserdata(L, 1);
+  lua_pushlstring(L, t->data, t->len);
+  return 1;
+}
+
+/* Pushes a write's result (obj [, removed]) and releases it. With `opts`
+ * {json=true} the object comes as its JSON text (no table to build when
+ * the caller only forwards it). */
+static int push_result(lua_State *L, ml_store_result_t *r, int opts,
+                       bool with_removed) {
+  bool removed = r->removed;
+  bool as_json = opt_field_bool(L, opts, "json");
+  json_t *obj = r->obj;
+  ml_store_text_t *text = r->text;
+  r->obj = NULL;
+  r->text = NULL;
+  if (as_json) {
+    json_decref(obj);
+    /* Copied in a protected call so the text is released on errors. */
+    lua_pushcfunction(L, push_text);
+    lua_pushlightuserdata(L, text);
+    int status = lua_pcall(L, 1, 1, 0);
+    ml_store_text_unref(text);
+    if (status != LUA_OK) return lua_error(L);
+  } else {
+    ml_store_text_unref(text);
+    ml_lua_push_json_steal(L, obj);
+  }
+  if (!with_removed) return 1;
+  lua_pushboolean(L, removed);
+  return 2;
+}
+
+static int fail_store(lua_State *L, store_rec_t *rec, int rc) {
+  return ml_lua_fail_msg(L, rc, ml_store_last_error(rec->s));
+}
+
+/* }====== */
+
+/* {====== Store methods */
+
+/* Lua: s = store.open{backend=, path=, sync=, watch_window=,
+ *      watch_window_seconds=} -> store | nil, err, code */
+static int lstore_open(lua_State *L) {
+  check_opts(L, 1);
+  ml_store_options_t o = {
+      .backend = opt_field_string(L, 1, "backend"),
+      .path = opt_field_string(L, 1, "path"),
+      .sync = opt_field_string(L, 1, "sync"),
+      .watch_window = (size_t)opt_field_int(L, 1, "watch_window", 0),
+      .watch_window_seconds =
+          (uint32_t)opt_field_int(L, 1, "watch_window_seconds", 0)};
+  hooks_t *hooks = get_hooks(L);
+  ml_runtime_t *rt = ml_runtime_get(L);
+  /* The userdata exists, closed, before anything is allocated. */
+  store_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  ud->rec = NULL;
+  luaL_setmetatable(L, STORE_MT);
+  store_rec_t *rec = calloc(1, sizeof *rec);
+  if (!rec) return ml_lua_fail(L, ML_ENOMEM);
+  char *err = NULL;
+  int rc = ml_store_open(&o, &rec->s, &err);
+  if (rc < 0) {
+    free(rec);
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", ml_err_name(rc), err ? err : ml_strerror(rc));
+    lua_pushstring(L, ml_err_name(rc));
+    free(err);
+    return 3;
+  }
+  rec->rt = rt;
+  rec->next = hooks->head;
+  hooks->head = rec;
+  if (!rt->store) rt->store = rec->s;
+  ud->rec = rec;
+  return 1;
+}
+
+static int lstore_close(lua_State *L) {
+  store_ud_t *ud = luaL_checkudata(L, 1, STORE_MT);
+  store_rec_t *rec = ud->rec;
+  if (!rec) return 0;
+  ud->rec = NULL;
+  lua_getfield(L, LUA_REGISTRYINDEX, HOOKS_KEY);
+  hooks_t *hooks = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  for (store_rec_t **p = hooks ? &hooks->head : NULL; p && *p; p = &(*p)->next)
+    if (*p == rec) {
+      *p = rec->next;
+      break;
+    }
+  if (rec->rt->store == rec->s) rec->rt->store = NULL;
+  ml_store_close(rec->s);
+  free(rec);
+  return 0;
+}
+
+/* Lua: obj | nil, msg, code = s:create(resource, namespace, obj,
+ *      {generation=, json=}) */
+static int lstore_create(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  const char *res = luaL_checkstring(L, 2);
+  const char *ns = luaL_optstring(L, 3, "");
+  luaL_checkany(L, 4);
+  check_opts(L, 5);
+  unsigned flags = opt_field_bool(L, 5, "generation") ? ML_STORE_GENERATION : 0;
+  char err[256];
+  json_t *obj = arg_object(L, 4, err, sizeof err);
+  if (!obj) return ml_lua_fail_msg(L, ML_EINVALID, err);
+  ml_store_result_t r;
+  int rc = ml_store_create(rec->s, res, ns, obj, flags, &r);
+  json_decref(obj);
+  if (rc < 0) return fail_store(L, rec, rc);
+  return push_result(L, &r, 5, false);
+}
+
+/* Lua: obj, removed | nil, msg, code = s:update(resource, obj,
+ *      {subresource="status", generation=, status_subresource=, json=}) */
+static int lstore_update(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  const char *res = luaL_checkstring(L, 2);
+  luaL_checkany(L, 3);
+  check_opts(L, 4);
+  unsigned flags = 0;
+  if (opt_field_bool(L, 4, "generation")) flags |= ML_STORE_GENERATION;
+  if (opt_field_bool(L, 4, "status_subresource"))
+    flags |= ML_STORE_STATUS_SUBRESOURCE;
+  const char *sub = opt_field_string(L, 4, "subresource");
+  if (sub && strcmp(sub, "status") == 0)
+    flags |= ML_STORE_WRITE_STATUS;
+  else if (sub && *sub)
+    return luaL_error(L, "unknown subresource '%s'", sub);
+  char err[256];
+  json_t *obj = arg_object(L, 3, err, sizeof err);
+  if (!obj) return ml_lua_fail_msg(L, ML_EINVALID, err);
+  ml_store_result_t r;
+  int rc = ml_store_update(rec->s, res, obj, flags, &r);
+  json_decref(obj);
+  if (rc < 0) return fail_store(L, rec, rc);
+  return push_result(L, &r, 4, true);
+}
+
+/* Lua: obj, removed_now | nil, msg, code = s:delete(resource, namespace,
+ *      name, {uid=, resource_version=, grace_seconds=, json=}) */
+static int lstore_delete(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  const char *res = luaL_checkstring(L, 2);
+  const char *ns = luaL_optstring(L, 3, "");
+  const char *name = luaL_checkstring(L, 4);
+  check_opts(L, 5);
+  ml_store_delete_opts_t o = {
+      .uid = opt_field_string(L, 5, "uid"),
+      .resource_version = opt_field_string(L, 5, "resource_version"),
+      .grace_seconds = opt_field_int(L, 5, "grace_seconds", -1)};
+  ml_store_result_t r;
+  int rc = ml_store_delete(rec->s, res, ns, name, &o, &r);
+  if (rc < 0) return fail_store(L, rec, rc);
+  return push_result(L, &r, 5, true);
+}
+
+/* Lua: obj | nil = s:get(resource, namespace, name) */
+static int lstore_get(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  const char *res = luaL_checkstring(L, 2);
+  const char *ns = luaL_optstring(L, 3, "");
+  const char *name = luaL_checkstring(L, 4);
+  json_t *obj;
+  if (ml_store_get(rec->s, res, ns, name, &obj, NULL) < 0) return 0;
+  ml_lua_push_json_steal(L, obj);
+  return 1;
+}
+
+/* Lua: text | nil = s:get_json(resource, namespace, name) */
+static int lstore_get_json(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  const char *res = luaL_checkstring(L, 2);
+  const char *ns = luaL_optstring(L, 3, "");
+  const char *name = luaL_checkstring(L, 4);
+  ml_store_text_t *t;
+  if (ml_store_get(rec->s, res, ns, name, NULL, &t) < 0) return 0;
+  lua_pushcfunction(L, push_text);
+  lua_pushlightuserdata(L, t);
+  int status = lua_pcall(L, 1, 1, 0);
+  ml_store_text_unref(t);
+  if (status != LUA_OK) return lua_error(L);
+  return 1;
+}
+
+static ml_store_list_opts_t list_opts(lua_State *L, int idx) {
+  check_opts(L, idx);
+  lua_Integer limit = opt_field_int(L, idx, "limit", 0);
+  if (limit < 0) luaL_error(L, "option 'limit' must be >= 0");
+  return (ml_store_list_opts_t){
+      .ns = opt_field_string(L, idx, "namespace"),
+      .label_selector = opt_field_string(L, idx, "label_selector"),
+      .field_selector = opt_field_string(L, idx, "field_selector"),
+      .limit = (size_t)limit,
+      .continue_token = opt_field_string(L, idx, "continue")};
+}
+
+static void push_rv(lua_State *L, uint64_t rv) {
+  lua_pushfstring(L, "%I", (lua_Integer)rv);
+}
+
+/* Pushes the list table; runs protected so the C list is always freed. */
+static int push_list(lua_State *L) {
+  ml_store_list_t *l = lua_touserdata(L, 1);
+  lua_createtable(L, 0, 3);
+  lua_createtable(L, (int)l->n, 0);
+  for (size_t i = 0; i < l->n; i++) {
+    ml_lua_push_json(L, l->items[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  ml_lua_push_array_mt(L);
+  lua_setmetatable(L, -2);
+  lua_setfield(L, -2, "items");
+  push_rv(L, l->resource_version);
+  lua_setfield(L, -2, "resource_version");
+  if (l->continue_token) {
+    lua_pushstring(L, l->continue_token);
+    lua_setfield(L, -2, "continue");
+  }
+  return 1;
+}
+
+/* Lua: {items=, resource_version=, continue=} | nil, msg, code =
+ *      s:list(resource, {namespace=, label_selector=, field_selector=,
+ *      limit=, continue=}) */
+static int lstore_list(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  const char *res = luaL_checkstring(L, 2);
+  ml_store_list_opts_t o = list_opts(L, 3);
+  ml_store_list_t l;
+  int rc = ml_store_list(rec->s, res, &o, &l);
+  if (rc < 0) return fail_store(L, rec, rc);
+  lua_pushcfunction(L, push_list);
+  lua_pushlightuserdata(L, &l);
+  int status = lua_pcall(L, 1, 1, 0);
+  ml_store_list_clear(&l);
+  if (status != LUA_OK) return lua_error(L);
+  return 1;
+}
+
+typedef struct {
+  char *json, *cont;
+  size_t len;
+  uint64_t rv;
+} list_json_t;
+
+static int push_list_json(lua_State *L) {
+  list_json_t *j = lua_touserdata(L, 1);
+  lua_pushlstring(L, j->json, j->len);
+  push_rv(L, j->rv);
+  if (j->cont)
+    lua_pushstring(L, j->cont);
+  else
+    lua_pushnil(L);
+  return 3;
+}
+
+/* Lua: items_json, resource_version, continue | nil, msg, code =
+ *      s:list_json(resource, opts) */
+static int lstore_list_json(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  const char *res = luaL_checkstring(L, 2);
+  ml_store_list_opts_t o = list_opts(L, 3);
+  list_json_t j;
+  int rc = ml_store_list_json(rec->s, res, &o, &j.json, &j.len, &j.rv, &j.cont);
+  if (rc < 0) return fail_store(L, rec, rc);
+  /* Copied into Lua in a protected call: the C buffers are freed even when
+   * Lua runs out of memory. */
+  lua_pushcfunction(L, push_list_json);
+  lua_pushlightuserdata(L, &j);
+  int status = lua_pcall(L, 1, 3, 0);
+  free(j.json);
+  free(j.cont);
+  if (status != LUA_OK) return lua_error(L);
+  return 3;
+}
+
+/* Lua: s:resource_version() -> integer */
+static int lstore_resource_version(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ml_store_resource_version(check_store(L)->s));
+  return 1;
+}
+
+/* Lua: true | nil, msg, code = s:commit() (the end-of-turn hook does this) */
+static int lstore_commit(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  int rc = ml_store_commit(rec->s);
+  if (rc < 0) return fail_store(L, rec, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Lua: s:set_time(unix_seconds | nil) fixes the store's clock (tests). */
+static int lstore_set_time(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  ml_store_set_time(rec->s, (int64_t)luaL_optinteger(L, 2, 0));
+  return 0;
+}
+
+static int lstore_tostring(lua_State *L) {
+  store_ud_t *ud = luaL_checkudata(L, 1, STORE_MT);
+  if (ud->rec)
+    lua_pushfstring(L, "%s: %p", STORE_MT, (void *)ud->rec);
+  else
+    lua_pushfstring(L, "%s: (closed)", STORE_MT);
+  return 1;
+}
+
+/* }====== */
+
+/* {====== watch */
+
+static void watch_event_destroy(ml_event_t *ev) {
+  watch_event_t *we = (watch_event_t *)ev;
+  ml_store_text_unref(we->text);
+  we->rec->inflight--;
+  watch_rec_unref(we->rec);
+  free(we);
+}
+
+static int push_watch_event(lua_State *L, ml_event_t *ev) {
+  watch_event_t *we = (watch_event_t *)ev;
+  if (we->type == ML_STORE_CLOSED) return 0; /* the stream ended */
+  lua_pushstring(L, ml_store_event_name(we->type));
+  lua_pushlstring(L, we->text->data, we->text->len);
+  return 2;
+}
+
+/* Store callback: queue the event for Lua (never calls Lua). */
+static void on_watch(void *ud, int type, ml_store_text_t *text) {
+  watch_rec_t *rec = ud;
+  if (type == ML_STORE_CLOSED) rec->w = NULL; /* the store freed it */
+  /* A store finalized after the runtime (lua_close) has no loop left. */
+  if (!rec->rt->L) return;
+  watch_event_t *we = calloc(1, sizeof *we);
+  if (!we) return;
+  we->ev.type = ML_EV_STORE_WATCH;
+  we->ev.id = rec->id;
+  we->ev.destroy = watch_event_destroy;
+  we->type = type;
+  we->text = text ? ml_store_text_ref(text) : NULL;
+  we->rec = rec;
+  rec->refs++;
+  rec->inflight++;
+  ml_loop_post(rec->loop, &we->ev);
+}
+
+/* Lua: w | nil, msg, code = s:watch(id, resource, {namespace=,
+ *      label_selector=, field_selector=, resource_version=}).
+ * Events arrive at `id` as (type, object_json); no values: the store
+ * closed. */
+static int lstore_watch(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  const char *res = luaL_checkstring(L, 3);
+  check_opts(L, 4);
+  ml_store_watch_opts_t o = {
+      .ns = opt_field_string(L, 4, "namespace"),
+      .label_selector = opt_field_string(L, 4, "label_selector"),
+      .field_selector = opt_field_string(L, 4, "field_selector"),
+      .resource_version = opt_field_string(L, 4, "resource_version")};
+  watch_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 1);
+  ud->rec = NULL;
+  luaL_setmetatable(L, WATCH_MT);
+  /* The watcher keeps its store reachable. */
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  watch_rec_t *w = calloc(1, sizeof *w);
+  if (!w) return ml_lua_fail(L, ML_ENOMEM);
+  w->rt = rec->rt;
+  w->loop = &rec->rt->loop;
+  w->id = (uint64_t)id;
+  w->refs = 1;
+  ud->rec = w;
+  int rc = ml_store_watch(rec->s, res, &o, on_watch, w, &w->w);
+  if (rc < 0) {
+    ud->rec = NULL;
+    watch_rec_unref(w);
+    return fail_store(L, rec, rc);
+  }
+  return 1;
+}
+
+/* Lua: n = w:close() -> events still queued for its id (each will still be
+ * delivered once; the facade swallows them). Idempotent. */
+static int lwatch_close(lua_State *L) {
+  watch_ud_t *ud = luaL_checkudata(L, 1, WATCH_MT);
+  watch_rec_t *rec = ud->rec;
+  if (!rec) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  ud->rec = NULL;
+  if (rec->w) ml_store_watch_close(rec->w);
+  rec->w = NULL;
+  lua_pushinteger(L, rec->inflight);
+  watch_rec_unref(rec);
+  return 1;
+}
+
+static int lwatch_gc(lua_State *L) {
+  lwatch_close(L);
+  return 0;
+}
+
+static int lwatch_tostring(lua_State *L) {
+  watch_ud_t *ud = luaL_checkudata(L, 1, WATCH_MT);
+  if (ud->rec && ud->rec->w)
+    lua_pushfstring(L, "%s: %p", WATCH_MT, (void *)ud->rec);
+  else
+    lua_pushfstring(L, "%s: (closed)", WATCH_MT);
+  return 1;
+}
+
+/* }====== */
+
+static const luaL_Reg store_meth[] = {
+    {"create", lstore_create},
+    {"update", lstore_update},
+    {"delete", lstore_delete},
+    {"get", lstore_get},
+    {"get_json", lstore_get_json},
+    {"list", lstore_list},
+    {"list_json", lstore_list_json},
+    {"watch", lstore_watch},
+    {"resource_version", lstore_resource_version},
+    {"commit", lstore_commit},
+    {"set_time", lstore_set_time},
+    {"close", lstore_close},
+    {NULL, NULL}};
+static const luaL_Reg store_metameth[] = {{"__gc", lstore_close},
+                                          {"__close", lstore_close},
+                                          {"__tostring", lstore_tostring},
+                                          {"__index", NULL},
+                                          {NULL, NULL}};
+static const luaL_Reg watch_meth[] = {{"close", lwatch_close}, {NULL, NULL}};
+static const luaL_Reg watch_metameth[] = {{"__gc", lwatch_gc},
+                                          {"__close", lwatch_gc},
+                                          {"__tostring", lwatch_tostring},
+                                          {"__index", NULL},
+                                          {NULL, NULL}};
+
+static void createmeta(lua_State *L, const char *name, const luaL_Reg *meth,
+                       const luaL_Reg *metameth) {
+  luaL_newmetatable(L, name);
+  luaL_setfuncs(L, metameth, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, meth, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+static const luaL_Reg store_funcs[] = {{"open", lstore_open}, {NULL, NULL}};
+
+int luaopen_moonlet_core_store(lua_State *L) {
+  createmeta(L, STORE_MT, store_meth, store_metameth);
+  createmeta(L, WATCH_MT, watch_meth, watch_metameth);
+  ml_runtime_on_event(ML_EV_STORE_WATCH, push_watch_event);
+  luaL_newlib(L, store_funcs);
+  return 1;
+}

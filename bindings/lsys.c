@@ -1,0 +1,248 @@
+/* moonlet.core.sys: the few operating-system calls the Lua runtime needs
+ * (directories, modes, atomic file writes, randomness, identity), done with
+ * libuv's synchronous fs calls. Failures return nil, "ENAME: msg", "ENAME". */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "runtime.h"
+
+static uv_loop_t *uvloop(lua_State *L) { return &ml_runtime_get(L)->uv; }
+
+/* Lua: ok | nil, err = sys.mkdir(path, mode) — existing directory is ok */
+static int lsys_mkdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int mode = (int)luaL_optinteger(L, 2, 0700);
+  uv_fs_t req;
+  int rc = uv_fs_mkdir(uvloop(L), &req, path, mode, NULL);
+  uv_fs_req_cleanup(&req);
+  if (rc < 0 && rc != UV_EEXIST) return ml_lua_fail_msg(L, rc, path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int lsys_chmod(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int mode = (int)luaL_checkinteger(L, 2);
+  uv_fs_t req;
+  int rc = uv_fs_chmod(uvloop(L), &req, path, mode, NULL);
+  uv_fs_req_cleanup(&req);
+  if (rc < 0) return ml_lua_fail_msg(L, rc, path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Lua: st | nil = sys.stat(path) -> {type="file"|"dir"|"other", mode=, size=} */
+static int lsys_stat(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  uv_fs_t req;
+  int rc = uv_fs_stat(uvloop(L), &req, path, NULL);
+  if (rc < 0) {
+    uv_fs_req_cleanup(&req);
+    return ml_lua_fail_msg(L, rc, path);
+  }
+  uint64_t mode = req.statbuf.st_mode;
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, (mode & S_IFMT) == S_IFDIR   ? "dir"
+                    : (mode & S_IFMT) == S_IFREG ? "file"
+                    : (mode & S_IFMT) == S_IFSOCK ? "socket"
+                                                  : "other");
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, (lua_Integer)(mode & 07777));
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, (lua_Integer)req.statbuf.st_size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, (lua_Integer)req.statbuf.st_mtim.tv_sec);
+  lua_setfield(L, -2, "mtime");
+  uv_fs_req_cleanup(&req);
+  return 1;
+}
+
+/* Lua: names | nil, err = sys.listdir(path) -> sorted file names */
+static int lsys_listdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  uv_fs_t req;
+  int rc = uv_fs_scandir(uvloop(L), &req, path, 0, NULL);
+  if (rc < 0) {
+    uv_fs_req_cleanup(&req);
+    return ml_lua_fail_msg(L, rc, path);
+  }
+  lua_newtable(L);
+  uv_dirent_t ent;
+  int n = 0;
+  while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
+    lua_pushstring(L, ent.name);
+    lua_rawseti(L, -2, ++n);
+  }
+  uv_fs_req_cleanup(&req);
+  /* stack: names; sort with table.sort for a stable order */
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* Writes all of buf to fd; returns 0 or a negative uv error. */
+static int write_all(uv_loop_t *loop, uv_file fd, const char *buf, size_t len) {
+  while (len > 0) {
+    uv_fs_t req;
+    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+    int n = uv_fs_write(loop, &req, fd, &b, 1, -1, NULL);
+    uv_fs_req_cleanup(&req);
+    if (n < 0) return n;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* Lua: ok | nil, err = sys.write_file(path, data, mode)
+ * Atomic: written to path.tmp, fsynced, renamed over path. */
+static int lsys_write_file(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checkstring(L, 1);
+  const char *data = luaL_checklstring(L, 2, &len);
+  int mode = (int)luaL_optinteger(L, 3, 0600);
+  const char *tmp = lua_pushfstring(L, "%s.tmp", path);
+  uv_loop_t *loop = uvloop(L);
+  uv_fs_t req;
+  int fd = uv_fs_open(loop, &req, tmp, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC,
+                      mode, NULL);
+  uv_fs_req_cleanup(&req);
+  if (fd < 0) return ml_lua_fail_msg(L, fd, tmp);
+  int rc = write_all(loop, fd, data, len);
+  if (rc == 0) {
+    rc = uv_fs_fsync(loop, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+  }
+  uv_fs_close(loop, &req, fd, NULL);
+  uv_fs_req_cleanup(&req);
+  if (rc == 0) {
+    /* The mode asked for, whatever the umask made of it. */
+    rc = uv_fs_chmod(loop, &req, tmp, mode, NULL);
+    uv_fs_req_cleanup(&req);
+  }
+  if (rc == 0) {
+    rc = uv_fs_rename(loop, &req, tmp, path, NULL);
+    uv_fs_req_cleanup(&req);
+  }
+  if (rc < 0) {
+    uv_fs_unlink(loop, &req, tmp, NULL);
+    uv_fs_req_cleanup(&req);
+    return ml_lua_fail_msg(L, rc, path);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int lsys_unlink(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  uv_fs_t req;
+  int rc = uv_fs_unlink(uvloop(L), &req, path, NULL);
+  uv_fs_req_cleanup(&req);
+  if (rc < 0) return ml_lua_fail_msg(L, rc, path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Lua: sys.random_hex(nbytes) -> lowercase hex of n random bytes */
+static int lsys_random_hex(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n > 0 && n <= 256, 1, "1..256 bytes");
+  unsigned char buf[256];
+  size_t got = 0;
+  while (got < (size_t)n) {
+    ssize_t r = getrandom(buf + got, (size_t)n - got, 0);
+    if (r < 0) return ml_lua_fail(L, ML_EIO);
+    got += (size_t)r;
+  }
+  char hex[513];
+  for (lua_Integer i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", buf[i]);
+  lua_pushlstring(L, hex, (size_t)(2 * n));
+  return 1;
+}
+
+static int lsys_getuid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getuid());
+  return 1;
+}
+
+static int lsys_getpid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
+static int lsys_hostname(lua_State *L) {
+  char name[256];
+  size_t len = sizeof name;
+  int rc = uv_os_gethostname(name, &len);
+  if (rc < 0) return ml_lua_fail(L, rc);
+  lua_pushstring(L, name);
+  return 1;
+}
+
+static int lsys_homedir(lua_State *L) {
+  char buf[4096];
+  size_t len = sizeof buf;
+  int rc = uv_os_homedir(buf, &len);
+  if (rc < 0) return ml_lua_fail(L, rc);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* Lua: sys.realpath(path) -> absolute path | nil, err */
+static int lsys_realpath(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  uv_fs_t req;
+  int rc = uv_fs_realpath(uvloop(L), &req, path, NULL);
+  if (rc < 0) {
+    uv_fs_req_cleanup(&req);
+    return ml_lua_fail_msg(L, rc, path);
+  }
+  lua_pushstring(L, req.ptr);
+  uv_fs_req_cleanup(&req);
+  return 1;
+}
+
+/* Lua: sys.uname() -> {sysname=, release=, machine=} */
+static int lsys_uname(lua_State *L) {
+  uv_utsname_t u;
+  int rc = uv_os_uname(&u);
+  if (rc < 0) return ml_lua_fail(L, rc);
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, u.sysname);
+  lua_setfield(L, -2, "sysname");
+  lua_pushstring(L, u.release);
+  lua_setfield(L, -2, "release");
+  lua_pushstring(L, u.machine);
+  lua_setfield(L, -2, "machine");
+  return 1;
+}
+
+/* Lua: sys.rss() -> resident set size in bytes (for benchmarks and status) */
+static int lsys_rss(lua_State *L) {
+  size_t rss = 0;
+  int rc = uv_resident_set_memory(&rss);
+  if (rc < 0) return ml_lua_fail(L, rc);
+  lua_pushinteger(L, (lua_Integer)rss);
+  return 1;
+}
+
+static const luaL_Reg sys_funcs[] = {
+    {"mkdir", lsys_mkdir},       {"chmod", lsys_chmod},
+    {"stat", lsys_stat},         {"listdir", lsys_listdir},
+    {"write_file", lsys_write_file}, {"unlink", lsys_unlink},
+    {"random_hex", lsys_random_hex}, {"getuid", lsys_getuid},
+    {"getpid", lsys_getpid},     {"hostname", lsys_hostname},
+    {"homedir", lsys_homedir},   {"realpath", lsys_realpath},
+    {"uname", lsys_uname},       {"rss", lsys_rss},
+    {NULL, NULL}};
+
+int luaopen_moonlet_core_sys(lua_State *L) {
+  luaL_newlib(L, sys_funcs);
+  return 1;
+}

@@ -1,0 +1,145 @@
+/* HTTP/1.1 server on the moonlet loop: listeners on unix sockets and TCP,
+ * keep-alive connections that handle one request at a time, and responses
+ * written in an end-of-turn hook (after the store committed the turn).
+ * Complete requests are posted as ML_EV_HTTPD_REQUEST events; the answer
+ * comes back by request id (ml_httpd_respond / ml_httpd_stream_*). The core
+ * never calls Lua.
+ *
+ *   read ─► parser ─► event(REQUEST) ··· Lua ··· respond(id) ─► out buffer
+ *                                                   end of turn ─► write
+ */
+#ifndef ML_HTTP_SERVER_H
+#define ML_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http_parse.h"
+#include "loop.h"
+
+typedef struct ml_httpd_s ml_httpd_t;
+typedef struct ml_httpd_listener_s ml_httpd_listener_t;
+
+typedef struct {
+  size_t max_header_bytes;    /* 0: 1 MiB (431 above) */
+  size_t max_body_bytes;      /* 0: 3 MiB (413 above) */
+  uint64_t idle_timeout_ms;   /* 0: 5 minutes; never applies to streams */
+  uint64_t shutdown_grace_ms; /* 0: 30 s to finish after a listener closes */
+} ml_httpd_opts_t;
+
+/**
+ * The payload of ML_EV_HTTPD_REQUEST (ev.id = the listener's event id). One
+ * allocation holds the struct, the field array and every string; all
+ * strings are NUL-terminated. Freed by the loop after delivery.
+ */
+typedef struct {
+  ml_event_t ev;
+  uint64_t req_id;       /* answer with ml_httpd_respond(srv, req_id, ...) */
+  const char *transport; /* "unix" or "tcp" */
+  const char *method;
+  int http_major, http_minor;
+  bool keep_alive;
+  const char *url, *path, *query; /* raw; query "" when absent */
+  size_t url_len, path_len, query_len;
+  bool has_query;
+  const ml_http_field_t *fields; /* lower-case names, arrival order */
+  size_t nfields;
+  const char *body;
+  size_t body_len;
+} ml_httpd_request_t;
+
+/**
+ * The payload of ML_EV_HTTPD_CLOSED (ev.id = the listener's event id): the
+ * peer of an unanswered or streaming request went away, or its listener is
+ * shutting down. Answers for it are dropped from now on.
+ */
+typedef struct {
+  ml_event_t ev;
+  uint64_t req_id;
+} ml_httpd_closed_t;
+
+typedef struct {
+  size_t listeners;   /* open listeners */
+  size_t connections; /* open connections (any listener) */
+  size_t requests;    /* requests delivered and not yet answered */
+  size_t streams;     /* streaming responses in progress */
+  uint64_t served;    /* responses completed since start */
+} ml_httpd_stats_t;
+
+/**
+ * Creates a server on `loop`; the response-flush hook is added to the loop
+ * when the first listener starts (after the store's commit hook).
+ * @param opts NULL for defaults
+ * @return 0, or ML_ENOMEM
+ */
+int ml_httpd_new(ml_loop_t *loop, const ml_httpd_opts_t *opts,
+                 ml_httpd_t **out);
+
+/**
+ * Closes everything now: listeners, connections (posting CLOSED for open
+ * requests). Memory is released in close callbacks, so run the uv loop
+ * afterwards until it is empty. The flush hook stays registered on the loop
+ * but does nothing once the server is gone.
+ */
+void ml_httpd_free(ml_httpd_t *srv);
+
+/**
+ * Starts listening.
+ * @param url "unix:PATH" (a stale socket file is removed; the socket gets
+ *   `mode` before listen()) or "tcp://HOST:PORT" (PORT 0 picks one)
+ * @param mode permission bits of a unix socket (0: 0600)
+ * @param ev_id id that this listener's REQUEST and CLOSED events carry
+ * @return 0, ML_EINVALID for a bad url, or a libuv error
+ */
+int ml_httpd_listen(ml_httpd_t *srv, const char *url, int mode,
+                    uint64_t ev_id, ml_httpd_listener_t **out);
+
+/** @return the bound TCP port, 0 for a unix socket. */
+int ml_httpd_listener_port(const ml_httpd_listener_t *l);
+
+/** @return the listener's url with the bound port filled in. */
+const char *ml_httpd_listener_url(const ml_httpd_listener_t *l);
+
+/**
+ * Graceful stop of one listener: no new connections; unanswered requests
+ * may still be answered, streams get a CLOSED event, idle connections close
+ * now and busy ones after their response (or after shutdown_grace_ms). The
+ * listener record is released once its last connection is gone; `l` must
+ * not be used after this call.
+ */
+void ml_httpd_listener_close(ml_httpd_listener_t *l);
+
+/**
+ * Answers request `id` with a complete response; Content-Length, Date and
+ * (when closing) Connection: close are added by the server.
+ * @param headers extra header fields (names as given)
+ * @return 0, ML_ENOTFOUND for an unknown or finished id, ML_EINVALID if a
+ *   response was already started, ML_ENOMEM
+ */
+int ml_httpd_respond(ml_httpd_t *srv, uint64_t id, int status,
+                     const ml_http_field_t *headers, size_t nheaders,
+                     const char *body, size_t body_len);
+
+/** Starts a chunked response. @return as ml_httpd_respond. */
+int ml_httpd_stream_begin(ml_httpd_t *srv, uint64_t id, int status,
+                          const ml_http_field_t *headers, size_t nheaders);
+
+/**
+ * Queues one chunk (empty data is ignored, it would end the stream).
+ * @return bytes queued on the connection and not yet written (>= 0), or
+ *   ML_ENOTFOUND / ML_EINVALID / ML_ENOMEM
+ */
+long ml_httpd_stream_write(ml_httpd_t *srv, uint64_t id, const char *data,
+                           size_t len);
+
+/** Ends a chunked response. @return 0, ML_ENOTFOUND or ML_EINVALID. */
+int ml_httpd_stream_end(ml_httpd_t *srv, uint64_t id);
+
+/** Writes every queued response now (the end-of-turn hook calls this). */
+void ml_httpd_flush(ml_httpd_t *srv);
+
+/** @return counters for tests and metrics. */
+ml_httpd_stats_t ml_httpd_stats(const ml_httpd_t *srv);
+
+#endif

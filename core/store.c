@@ -1,0 +1,1106 @@
+/* Object store operations (see store.h): the apiserver's metadata rules for
+ * create, update, delete, plus get, list with selectors and continue
+ * tokens, open/close and the per-turn commit. The index lives in
+ * store_index.c, the watch window and watchers in store_watch.c, and
+ * persistence behind the backend vtable (store_backend.h). */
+#include "store.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "err.h"
+#include "field_selector.h"
+#include "log.h"
+#include "selector.h"
+#include "store_internal.h"
+
+#define DEFAULT_WINDOW 10000
+#define DEFAULT_WINDOW_SECONDS 300
+/* generateName: 63 - 5 random characters, as names.SimpleNameGenerator. */
+#define MAX_GENERATED_BASE 58
+#define GENERATE_ATTEMPTS 8
+#define CONTINUE_VERSION "meta.k8s.io/v1"
+
+/* {====== texts, errors, clock, randomness */
+
+ml_store_text_t *ml_store_text_ref(ml_store_text_t *t) {
+  t->refs++;
+  return t;
+}
+
+void ml_store_text_unref(ml_store_text_t *t) {
+  if (t && --t->refs == 0) free(t);
+}
+
+const char *ml_store_event_name(int type) {
+  switch (type) {
+    case ML_STORE_ADDED: return "ADDED";
+    case ML_STORE_MODIFIED: return "MODIFIED";
+    case ML_STORE_DELETED: return "DELETED";
+  }
+  return "CLOSED";
+}
+
+void ml_store_result_clear(ml_store_result_t *r) {
+  json_decref(r->obj);
+  ml_store_text_unref(r->text);
+  memset(r, 0, sizeof *r);
+}
+
+int ml__store_fail(ml_store_t *s, int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = NULL;
+  if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+  va_end(ap);
+  free(s->err);
+  s->err = msg;
+  return err;
+}
+
+const char *ml_store_last_error(const ml_store_t *s) {
+  return s->err ? s->err : "";
+}
+
+typedef struct {
+  ml_store_text_t *t;
+  size_t cap;
+} textbuf_t;
+
+static int text_append(const char *buf, size_t size, void *data) {
+  textbuf_t *b = data;
+  if (b->t->len + size + 1 > b->cap) {
+    size_t cap = b->cap * 2;
+    while (cap < b->t->len + size + 1) cap *= 2;
+    ml_store_text_t *t = realloc(b->t, sizeof *t + cap);
+    if (!t) return -1;
+    b->t = t;
+    b->cap = cap;
+  }
+  memcpy(b->t->data + b->t->len, buf, size);
+  b->t->len += size;
+  return 0;
+}
+
+ml_store_text_t *ml__store_serialize(const json_t *doc) {
+  textbuf_t b = {malloc(sizeof(ml_store_text_t) + 512), 512};
+  if (!b.t) return NULL;
+  b.t->refs = 1;
+  b.t->len = 0;
+  if (json_dump_callback(doc, text_append, &b, JSON_COMPACT) != 0) {
+    free(b.t);
+    return NULL;
+  }
+  b.t->data[b.t->len] = '\0';
+  /* One serialized copy per object is most of the store's memory: keep
+   * exactly what it needs. */
+  ml_store_text_t *t = realloc(b.t, sizeof *t + b.t->len + 1);
+  return t ? t : b.t;
+}
+
+int64_t ml__store_now_ms(const ml_store_t *s) {
+  if (s->fixed_time) return s->fixed_time * 1000;
+  uv_timeval64_t tv;
+  uv_gettimeofday(&tv);
+  return tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int64_t now_seconds(const ml_store_t *s) {
+  return ml__store_now_ms(s) / 1000;
+}
+
+void ml_store_set_time(ml_store_t *s, int64_t unix_seconds) {
+  s->fixed_time = unix_seconds;
+}
+
+void ml_store_set_seed(ml_store_t *s, uint64_t seed) { s->seed = seed; }
+
+static void format_time(int64_t t, char out[32]) {
+  time_t tt = (time_t)t;
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Parses the RFC 3339 form format_time writes (fractions are ignored). */
+static bool parse_time(const char *s, int64_t *out) {
+  struct tm tm = {0};
+  if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+    return false;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  *out = (int64_t)timegm(&tm);
+  return true;
+}
+
+static uint64_t splitmix64(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static void random_bytes(ml_store_t *s, unsigned char *buf, size_t n) {
+  if (s->seed) {
+    for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)splitmix64(&s->seed);
+    return;
+  }
+  /* One getrandom call per 256 bytes, not one per uid. */
+  if (s->pool_left < n) {
+    if (uv_random(NULL, NULL, s->pool, sizeof s->pool, 0, NULL) != 0) {
+      /* Never expected on Linux; fall back to a time-seeded PRNG. */
+      uint64_t st = uv_hrtime() ^ (uint64_t)(uintptr_t)s;
+      for (size_t i = 0; i < sizeof s->pool; i++)
+        s->pool[i] = (unsigned char)splitmix64(&st);
+    }
+    s->pool_left = sizeof s->pool;
+  }
+  s->pool_left -= n;
+  memcpy(buf, s->pool + s->pool_left, n);
+}
+
+static void new_uid(ml_store_t *s, char out[37]) {
+  unsigned char b[16];
+  random_bytes(s, b, sizeof b);
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+  static const char hex[] = "0123456789abcdef";
+  char *p = out;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+    *p++ = hex[b[i] >> 4];
+    *p++ = hex[b[i] & 15];
+  }
+  *p = '\0';
+}
+
+/* }====== */
+
+/* {====== selectors */
+
+int ml__store_selectors(ml_store_t *s, const char *label, const char *field,
+                        void **lsel, void **fsel) {
+  *lsel = *fsel = NULL;
+  char *msg = NULL;
+  if (label && *label) {
+    ml_selector_t *sel = NULL;
+    int rc = ml_selector_parse(label, &sel, &msg);
+    if (rc < 0) {
+      ml__store_fail(s, ML_EINVALID, "%s",
+                     msg ? msg : "invalid label selector");
+      free(msg);
+      return ML_EINVALID;
+    }
+    *lsel = sel;
+  }
+  if (field && *field) {
+    ml_fieldsel_t *fs = NULL;
+    int rc = ml_fieldsel_parse(field, &fs, &msg);
+    if (rc < 0) {
+      ml__store_fail(s, ML_EINVALID, "%s",
+                     msg ? msg : "invalid field selector");
+      free(msg);
+      ml_selector_free(*lsel);
+      *lsel = NULL;
+      return ML_EINVALID;
+    }
+    *fsel = fs;
+  }
+  return 0;
+}
+
+bool ml__store_matches(void *lsel, void *fsel, const json_t *doc) {
+  if (lsel) {
+    const json_t *labels =
+        json_object_get(json_object_get(doc, "metadata"), "labels");
+    if (!ml_selector_matches_json(lsel, labels)) return false;
+  }
+  return !fsel || ml_fieldsel_matches_json(fsel, doc);
+}
+
+void ml__store_selectors_free(void *lsel, void *fsel) {
+  if (lsel) ml_selector_free(lsel);
+  if (fsel) ml_fieldsel_free(fsel);
+}
+
+/* }====== */
+
+/* {====== metadata helpers */
+
+static const char *meta_str(const json_t *meta, const char *key) {
+  return json_string_value(json_object_get(meta, key));
+}
+
+static bool has_finalizers(const json_t *meta) {
+  return json_array_size(json_object_get(meta, "finalizers")) > 0;
+}
+
+static void set_rv(json_t *meta, uint64_t rv) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "%" PRIu64, rv);
+  json_object_set_new(meta, "resourceVersion", json_string(buf));
+}
+
+/* Copies `key` of `from` into `to`, or removes it from `to` if absent. */
+static void keep_field(json_t *to, const json_t *from, const char *key) {
+  json_t *v = json_object_get(from, key);
+  if (v)
+    json_object_set(to, key, v);
+  else
+    json_object_del(to, key);
+}
+
+/* A shallow copy of a stored document with its own metadata object, so the
+ * copy's metadata can change while everything else stays shared. */
+static json_t *copy_for_meta(const json_t *doc) {
+  json_t *c = json_copy((json_t *)doc);
+  if (!c) return NULL;
+  json_t *meta = json_copy(json_object_get(doc, "metadata"));
+  if (!meta) meta = json_object();
+  json_object_set_new(c, "metadata", meta);
+  return c;
+}
+
+/* True if anything besides metadata and status differs: the spec changed
+ * and generation moves (the rule of the apiserver's strategies). */
+static bool spec_changed(const json_t *a, const json_t *b) {
+  json_t *x = json_copy((json_t *)a), *y = json_copy((json_t *)b);
+  json_object_del(x, "metadata");
+  json_object_del(x, "status");
+  json_object_del(y, "metadata");
+  json_object_del(y, "status");
+  bool changed = !json_equal(x, y);
+  json_decref(x);
+  json_decref(y);
+  return changed;
+}
+
+static int not_found(ml_store_t *s, const char *qualified, const char *name) {
+  return ml__store_fail(s, ML_ENOTFOUND, "%s \"%s\" not found", qualified,
+                        name);
+}
+
+static int conflict(ml_store_t *s, const ml__store_res_t *r, const char *name,
+                    const char *why) {
+  return ml__store_fail(s, ML_ECONFLICT,
+                        "Operation cannot be fulfilled on %s \"%s\": %s",
+                        r->qualified, name, why);
+}
+
+/* }====== */
+
+/* {====== writes */
+
+static int check_writable(ml_store_t *s) {
+  if (s->failed)
+    return ml__store_fail(s, ML_EIO,
+                          "the store failed to commit earlier and is "
+                          "read-only: %s",
+                          s->be->errmsg(s->db));
+  if (!s->in_txn) {
+    if (s->be->begin(s->db) != 0)
+      return ml__store_fail(s, ML_EIO, "begin: %s", s->be->errmsg(s->db));
+    s->in_txn = true;
+  }
+  return 0;
+}
+
+static int backend_put(ml_store_t *s, ml__store_res_t *r, const char *ns,
+                       const char *name, uint64_t rv,
+                       const ml_store_text_t *t) {
+  int rc = check_writable(s);
+  if (rc < 0) return rc;
+  if (s->be->put(s->db, r->name, ns, name, rv, t->data, t->len) != 0)
+    return ml__store_fail(s, ML_EIO, "write: %s", s->be->errmsg(s->db));
+  return 0;
+}
+
+static int backend_remove(ml_store_t *s, ml__store_res_t *r, const char *ns,
+                          const char *name) {
+  int rc = check_writable(s);
+  if (rc < 0) return rc;
+  if (s->be->remove(s->db, r->name, ns, name) != 0)
+    return ml__store_fail(s, ML_EIO, "delete: %s", s->be->errmsg(s->db));
+  return 0;
+}
+
+static void fill_result(ml_store_result_t *out, json_t *doc,
+                        ml_store_text_t *text, bool removed) {
+  out->obj = json_incref(doc);
+  out->text = ml_store_text_ref(text);
+  out->removed = removed;
+}
+
+/* Stores `doc` (a new reference, consumed) as the new state of `e`, with
+ * resourceVersion rv already set in it. */
+static int replace(ml_store_t *s, ml__store_res_t *r, ml__store_entry_t *e,
+                   json_t *doc, uint64_t rv, ml_store_result_t *out) {
+  ml_store_text_t *text = ml__store_serialize(doc);
+  if (!text) {
+    json_decref(doc);
+    return ml__store_fail(s, ML_ENOMEM, "cannot serialize the object");
+  }
+  int rc = backend_put(s, r, e->ns, e->name, rv, text);
+  if (rc < 0) {
+    json_decref(doc);
+    ml_store_text_unref(text);
+    return rc;
+  }
+  s->rv = rv;
+  json_t *old = e->doc;
+  ml_store_text_t *old_text = e->text;
+  e->doc = doc;
+  e->text = text;
+  e->rv = rv;
+  ml__store_emit(s, r, ML_STORE_MODIFIED, rv, doc, text, old, old_text);
+  json_decref(old);
+  ml_store_text_unref(old_text);
+  fill_result(out, doc, text, false);
+  return 0;
+}
+
+/* Removes `e` for good; `doc` (consumed) is its last state, whose
+ * resourceVersion this sets to the deletion's. */
+static int remove_entry(ml_store_t *s, ml__store_res_t *r, ml__store_entry_t *e,
+                        json_t *doc, ml_store_result_t *out) {
+  uint64_t rv = s->rv + 1;
+  set_rv(json_object_get(doc, "metadata"), rv);
+  ml_store_text_t *text = ml__store_serialize(doc);
+  if (!text) {
+    json_decref(doc);
+    return ml__store_fail(s, ML_ENOMEM, "cannot serialize the object");
+  }
+  int rc = backend_remove(s, r, e->ns, e->name);
+  if (rc < 0) {
+    json_decref(doc);
+    ml_store_text_unref(text);
+    return rc;
+  }
+  s->rv = rv;
+  ml__store_unlink(r, e->ns, e->name);
+  ml__store_emit(s, r, ML_STORE_DELETED, rv, doc, text, e->doc, e->text);
+  fill_result(out, doc, text, true);
+  json_decref(doc);
+  ml_store_text_unref(text);
+  ml__store_entry_free(e);
+  return 0;
+}
+
+static const char name_alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+
+static void generate_name(ml_store_t *s, const char *base, char *out) {
+  size_t n = strlen(base);
+  if (n > MAX_GENERATED_BASE) n = MAX_GENERATED_BASE;
+  memcpy(out, base, n);
+  unsigned char b[5];
+  random_bytes(s, b, sizeof b);
+  for (int i = 0; i < 5; i++)
+    out[n + (size_t)i] = name_alphabet[b[i] % (sizeof name_alphabet - 1)];
+  out[n + 5] = '\0';
+}
+
+int ml_store_create(ml_store_t *s, const char *resource, const char *ns,
+                    const json_t *obj, unsigned flags, ml_store_result_t *out) {
+  memset(out, 0, sizeof *out);
+  if (!ns) ns = "";
+  if (!json_is_object(obj))
+    return ml__store_fail(s, ML_EINVALID, "the object must be a JSON object");
+  json_t *meta_in = json_object_get(obj, "metadata");
+  if (meta_in && !json_is_object(meta_in))
+    return ml__store_fail(s, ML_EINVALID, "metadata: must be an object");
+  const char *rvs = meta_str(meta_in, "resourceVersion");
+  if (rvs && *rvs)
+    return ml__store_fail(s, ML_EINVALID,
+                          "resourceVersion should not be set on objects to "
+                          "be created");
+  const char *mns = meta_str(meta_in, "namespace");
+  if (*ns && mns && *mns && strcmp(mns, ns) != 0)
+    return ml__store_fail(s, ML_EINVALID,
+                          "the namespace of the provided object does not "
+                          "match the namespace sent on the request");
+  const char *name = meta_str(meta_in, "name");
+  const char *gen = meta_str(meta_in, "generateName");
+  bool generated = !name || !*name;
+  if (generated && (!gen || !*gen))
+    return ml__store_fail(s, ML_EINVALID,
+                          "metadata.name: Required value: name or "
+                          "generateName is required");
+  ml__store_res_t *r = ml__store_res(s, resource, true);
+  if (!r) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+
+  char genbuf[MAX_GENERATED_BASE + 6];
+  if (generated) {
+    /* Retry on collision, as the apiserver does for generated names. */
+    int i;
+    for (i = 0; i < GENERATE_ATTEMPTS; i++) {
+      generate_name(s, gen, genbuf);
+      if (!ml__store_find(r, ns, genbuf)) break;
+    }
+    if (i == GENERATE_ATTEMPTS)
+      return ml__store_fail(s, ML_EEXISTS, "%s \"%s\" already exists",
+                            r->qualified, genbuf);
+    name = genbuf;
+  } else if (ml__store_find(r, ns, name)) {
+    return ml__store_fail(s, ML_EEXISTS, "%s \"%s\" already exists",
+                          r->qualified, name);
+  }
+
+  json_t *doc = json_deep_copy(obj);
+  if (!doc) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  json_t *meta = json_object_get(doc, "metadata");
+  if (!meta) {
+    meta = json_object();
+    json_object_set_new(doc, "metadata", meta);
+  }
+  json_object_set_new(meta, "name", json_string(name));
+  if (*ns)
+    json_object_set_new(meta, "namespace", json_string(ns));
+  else
+    json_object_del(meta, "namespace");
+  char uid[37], ts[32];
+  new_uid(s, uid);
+  json_object_set_new(meta, "uid", json_string(uid));
+  uint64_t rv = s->rv + 1;
+  set_rv(meta, rv);
+  if (flags & ML_STORE_GENERATION)
+    json_object_set_new(meta, "generation", json_integer(1));
+  format_time(now_seconds(s), ts);
+  json_object_set_new(meta, "creationTimestamp", json_string(ts));
+  json_object_del(meta, "deletionTimestamp");
+  json_object_del(meta, "deletionGracePeriodSeconds");
+
+  ml__store_entry_t *e = ml__store_entry_new(ns, name);
+  ml_store_text_t *text = e ? ml__store_serialize(doc) : NULL;
+  if (!text) {
+    ml__store_entry_free(e);
+    json_decref(doc);
+    return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  }
+  int rc = backend_put(s, r, ns, name, rv, text);
+  if (rc < 0) {
+    ml__store_entry_free(e);
+    json_decref(doc);
+    ml_store_text_unref(text);
+    return rc;
+  }
+  s->rv = rv;
+  e->doc = doc;
+  e->text = text;
+  e->rv = rv;
+  ml__store_insert(r, e);
+  ml__store_emit(s, r, ML_STORE_ADDED, rv, doc, text, NULL, NULL);
+  fill_result(out, doc, text, false);
+  return 0;
+}
+
+/* The apiserver removes an object during an update only when the update
+ * took away its last finalizer and its deletion is due now (grace 0): an
+ * object in graceful termination stays until its final delete. */
+static bool delete_during_update(const json_t *old_meta, const json_t *meta) {
+  if (has_finalizers(meta) || !has_finalizers(old_meta)) return false;
+  json_t *grace = json_object_get(meta, "deletionGracePeriodSeconds");
+  return json_object_get(meta, "deletionTimestamp") && grace &&
+         json_integer_value(grace) == 0;
+}
+
+int ml_store_update(ml_store_t *s, const char *resource, const json_t *obj,
+                    unsigned flags, ml_store_result_t *out) {
+  memset(out, 0, sizeof *out);
+  json_t *meta_in = json_object_get(obj, "metadata");
+  if (!json_is_object(obj) || !json_is_object(meta_in))
+    return ml__store_fail(s, ML_EINVALID,
+                          "the object must be a JSON object with metadata");
+  const char *name = meta_str(meta_in, "name");
+  const char *ns = meta_str(meta_in, "namespace");
+  if (!ns) ns = "";
+  if (!name || !*name)
+    return ml__store_fail(s, ML_EINVALID,
+                          "metadata.name: Required value: name is required");
+  /* Created if unknown: messages need its qualified name. */
+  ml__store_res_t *r = ml__store_res(s, resource, true);
+  if (!r) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  ml__store_entry_t *e = ml__store_find(r, ns, name);
+  if (!e) return not_found(s, r->qualified, name);
+  const json_t *old = e->doc, *old_meta = json_object_get(old, "metadata");
+  const char *rv_in = meta_str(meta_in, "resourceVersion");
+  const char *old_rv = meta_str(old_meta, "resourceVersion");
+  if (rv_in && *rv_in && strcmp(rv_in, old_rv ? old_rv : "") != 0)
+    return conflict(s, r, name,
+                    "the object has been modified; please apply your "
+                    "changes to the latest version and try again");
+  const char *uid_in = meta_str(meta_in, "uid");
+  const char *old_uid = meta_str(old_meta, "uid");
+  if (uid_in && *uid_in && strcmp(uid_in, old_uid ? old_uid : "") != 0) {
+    char why[256];
+    snprintf(why, sizeof why,
+             "Precondition failed: UID in precondition: %s, UID in object "
+             "meta: %s",
+             uid_in, old_uid ? old_uid : "");
+    return conflict(s, r, name, why);
+  }
+
+  json_t *doc, *meta;
+  if (flags & ML_STORE_WRITE_STATUS) {
+    doc = copy_for_meta(old);
+    if (!doc) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+    meta = json_object_get(doc, "metadata");
+    /* The caller keeps its object: the stored status is a copy. */
+    json_t *status = json_object_get(obj, "status");
+    if (status)
+      json_object_set_new(doc, "status", json_deep_copy(status));
+    else
+      json_object_del(doc, "status");
+  } else {
+    doc = json_deep_copy(obj);
+    if (!doc) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+    meta = json_object_get(doc, "metadata");
+    static const char *const owned[] = {"uid",
+                                        "creationTimestamp",
+                                        "name",
+                                        "namespace",
+                                        "deletionTimestamp",
+                                        "deletionGracePeriodSeconds",
+                                        "generation",
+                                        NULL};
+    for (const char *const *k = owned; *k; k++) keep_field(meta, old_meta, *k);
+    if (flags & ML_STORE_STATUS_SUBRESOURCE) keep_field(doc, old, "status");
+    if ((flags & ML_STORE_GENERATION) && spec_changed(old, doc)) {
+      json_int_t g =
+          json_integer_value(json_object_get(old_meta, "generation"));
+      json_object_set_new(meta, "generation", json_integer(g + 1));
+    }
+  }
+  /* Same resourceVersion for the comparison: a no-op writes nothing. */
+  json_object_set(meta, "resourceVersion",
+                  json_object_get(old_meta, "resourceVersion"));
+  if (json_equal(doc, (json_t *)old)) {
+    json_decref(doc);
+    fill_result(out, e->doc, e->text, false);
+    return 0;
+  }
+  if (delete_during_update(old_meta, meta))
+    return remove_entry(s, r, e, doc, out);
+  uint64_t rv = s->rv + 1;
+  set_rv(meta, rv);
+  return replace(s, r, e, doc, rv, out);
+}
+
+int ml_store_delete(ml_store_t *s, const char *resource, const char *ns,
+                    const char *name, const ml_store_delete_opts_t *opts,
+                    ml_store_result_t *out) {
+  memset(out, 0, sizeof *out);
+  static const ml_store_delete_opts_t defaults = {NULL, NULL, -1};
+  if (!opts) opts = &defaults;
+  if (!ns) ns = "";
+  /* Created if unknown: messages need its qualified name. */
+  ml__store_res_t *r = ml__store_res(s, resource, true);
+  if (!r) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  ml__store_entry_t *e = ml__store_find(r, ns, name);
+  if (!e) return not_found(s, r->qualified, name);
+  const json_t *old_meta = json_object_get(e->doc, "metadata");
+  const char *old_uid = meta_str(old_meta, "uid");
+  const char *old_rv = meta_str(old_meta, "resourceVersion");
+  char why[256];
+  if (opts->uid && *opts->uid && strcmp(opts->uid, old_uid ? old_uid : "")) {
+    snprintf(why, sizeof why,
+             "Precondition failed: UID in precondition: %s, UID in object "
+             "meta: %s",
+             opts->uid, old_uid ? old_uid : "");
+    return conflict(s, r, name, why);
+  }
+  if (opts->resource_version && *opts->resource_version &&
+      strcmp(opts->resource_version, old_rv ? old_rv : "")) {
+    snprintf(why, sizeof why,
+             "Precondition failed: ResourceVersion in precondition: %s, "
+             "ResourceVersion in object meta: %s",
+             opts->resource_version, old_rv ? old_rv : "");
+    return conflict(s, r, name, why);
+  }
+
+  /* Decide as rest.BeforeDelete and the generic registry do. */
+  enum { KEEP, MARK, REMOVE } action;
+  bool fin = has_finalizers(old_meta);
+  const char *dts = meta_str(old_meta, "deletionTimestamp");
+  json_t *old_grace = json_object_get(old_meta, "deletionGracePeriodSeconds");
+  int64_t g = opts->grace_seconds;
+  int64_t new_ts = 0, new_grace = 0;
+  bool mark = false, bump = false;
+  if (dts) {
+    int64_t t0, og = json_integer_value(old_grace);
+    if (!old_grace || og == 0) {
+      action = fin ? KEEP : REMOVE;
+    } else if (g >= 0 && g < og && parse_time(dts, &t0)) {
+      /* Only a shorter grace period is accepted, counted from the time
+       * the first delete asked for. */
+      new_ts = t0 - og + g;
+      new_grace = g;
+      mark = true;
+      action = (g == 0 && !fin) ? REMOVE : MARK;
+    } else {
+      action = KEEP; /* graceful deletion already pending */
+    }
+  } else if (g >= 0) {
+    new_ts = now_seconds(s) + g;
+    new_grace = g;
+    mark = bump = true;
+    action = (g == 0 && !fin) ? REMOVE : MARK;
+  } else if (fin) {
+    new_ts = now_seconds(s);
+    mark = bump = true;
+    action = MARK;
+  } else {
+    action = REMOVE;
+  }
+
+  if (action == KEEP) {
+    fill_result(out, e->doc, e->text, false);
+    return 0;
+  }
+  json_t *doc = copy_for_meta(e->doc);
+  if (!doc) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  json_t *meta = json_object_get(doc, "metadata");
+  if (mark) {
+    char ts[32];
+    format_time(new_ts, ts);
+    json_object_set_new(meta, "deletionTimestamp", json_string(ts));
+    json_object_set_new(meta, "deletionGracePeriodSeconds",
+                        json_integer(new_grace));
+    json_int_t gen = json_integer_value(json_object_get(meta, "generation"));
+    if (bump && gen > 0)
+      json_object_set_new(meta, "generation", json_integer(gen + 1));
+  }
+  if (action == REMOVE) return remove_entry(s, r, e, doc, out);
+  uint64_t rv = s->rv + 1;
+  set_rv(meta, rv);
+  return replace(s, r, e, doc, rv, out);
+}
+
+/* }====== */
+
+/* {====== reads */
+
+int ml_store_get(ml_store_t *s, const char *resource, const char *ns,
+                 const char *name, json_t **obj, ml_store_text_t **text) {
+  if (obj) *obj = NULL;
+  if (text) *text = NULL;
+  ml__store_entry_t *e =
+      ml__store_find(ml__store_res(s, resource, false), ns ? ns : "", name);
+  if (!e) return ML_ENOTFOUND;
+  if (obj) *obj = json_incref(e->doc);
+  if (text) *text = ml_store_text_ref(e->text);
+  return 0;
+}
+
+uint64_t ml_store_resource_version(const ml_store_t *s) { return s->rv; }
+
+static const char b64url[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Unpadded base64url, as Kubernetes encodes continue tokens. */
+static char *b64_encode(const char *in, size_t n) {
+  char *out = malloc(n / 3 * 4 + 5), *p = out;
+  if (!out) return NULL;
+  const unsigned char *u = (const unsigned char *)in;
+  size_t i = 0;
+  for (; i + 2 < n; i += 3) {
+    uint32_t v = (uint32_t)u[i] << 16 | (uint32_t)u[i + 1] << 8 | u[i + 2];
+    *p++ = b64url[v >> 18];
+    *p++ = b64url[(v >> 12) & 63];
+    *p++ = b64url[(v >> 6) & 63];
+    *p++ = b64url[v & 63];
+  }
+  if (n - i == 1) {
+    uint32_t v = (uint32_t)u[i] << 16;
+    *p++ = b64url[v >> 18];
+    *p++ = b64url[(v >> 12) & 63];
+  } else if (n - i == 2) {
+    uint32_t v = (uint32_t)u[i] << 16 | (uint32_t)u[i + 1] << 8;
+    *p++ = b64url[v >> 18];
+    *p++ = b64url[(v >> 12) & 63];
+    *p++ = b64url[(v >> 6) & 63];
+  }
+  *p = '\0';
+  return out;
+}
+
+/* Accepts both alphabets, with or without padding. */
+static char *b64_decode(const char *in, size_t *outlen) {
+  size_t n = strlen(in);
+  char *out = malloc(n / 4 * 3 + 4);
+  if (!out) return NULL;
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = in[i];
+    int v;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '-' || c == '+')
+      v = 62;
+    else if (c == '_' || c == '/')
+      v = 63;
+    else if (c == '=')
+      break;
+    else {
+      free(out);
+      return NULL;
+    }
+    acc = acc << 6 | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (char)((acc >> bits) & 0xff);
+    }
+  }
+  out[o] = '\0';
+  *outlen = o;
+  return out;
+}
+
+static char *make_continue(uint64_t rv, const ml__store_entry_t *last) {
+  json_t *j = json_object();
+  json_object_set_new(j, "v", json_string(CONTINUE_VERSION));
+  json_object_set_new(j, "rv", json_integer((json_int_t)rv));
+  char *key = NULL;
+  if (asprintf(&key, "%s/%s", last->ns, last->name) < 0) key = NULL;
+  json_object_set_new(j, "start", json_string(key ? key : ""));
+  free(key);
+  char *text = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (!text) return NULL;
+  char *tok = b64_encode(text, strlen(text));
+  free(text);
+  return tok;
+}
+
+/* Decodes a continue token into the last key served and the list's rv. */
+static int parse_continue(ml_store_t *s, const char *tok, char **ns,
+                          char **name, uint64_t *rv) {
+  size_t len;
+  char *raw = b64_decode(tok, &len);
+  json_t *j = raw ? json_loadb(raw, len, 0, NULL) : NULL;
+  free(raw);
+  const char *v = json_string_value(json_object_get(j, "v"));
+  json_t *jrv = json_object_get(j, "rv");
+  const char *start = json_string_value(json_object_get(j, "start"));
+  const char *slash = start ? strchr(start, '/') : NULL;
+  const char *why = NULL;
+  if (!j)
+    why = "not a valid continue token";
+  else if (!v || strcmp(v, CONTINUE_VERSION) != 0)
+    why = "incorrect encoded version (version " CONTINUE_VERSION ")";
+  else if (!json_is_integer(jrv) || json_integer_value(jrv) <= 0)
+    why = "incorrect encoded start resourceVersion (version " CONTINUE_VERSION
+          ")";
+  else if (!slash)
+    why = "incorrect encoded start key";
+  if (why) {
+    json_decref(j);
+    return ml__store_fail(s, ML_EBADREQ, "continue key is not valid: %s", why);
+  }
+  *ns = strndup(start, (size_t)(slash - start));
+  *name = strdup(slash + 1);
+  *rv = (uint64_t)json_integer_value(jrv);
+  json_decref(j);
+  return 0;
+}
+
+typedef struct {
+  const char *ns;
+  void *lsel, *fsel;
+  size_t limit, n;
+  bool more;
+  const ml__store_entry_t *last;
+  void (*add)(void *ud, const ml__store_entry_t *e);
+  void *ud;
+} listing_t;
+
+static bool list_visit(ml__store_entry_t *e, void *ud) {
+  listing_t *l = ud;
+  if (l->ns && strcmp(e->ns, l->ns) != 0) return false;
+  if (!ml__store_matches(l->lsel, l->fsel, e->doc)) return true;
+  if (l->limit && l->n == l->limit) {
+    l->more = true;
+    return false;
+  }
+  l->add(l->ud, e);
+  l->n++;
+  l->last = e;
+  return true;
+}
+
+/* The walk shared by list and list_json: calls add() for each item. */
+static int list_walk(ml_store_t *s, const char *resource,
+                     const ml_store_list_opts_t *o,
+                     void (*add)(void *, const ml__store_entry_t *), void *ud,
+                     uint64_t *rv, char **cont) {
+  static const ml_store_list_opts_t none = {0};
+  if (!o) o = &none;
+  *cont = NULL;
+  *rv = s->rv;
+  listing_t l = {.ns = o->ns && *o->ns ? o->ns : NULL,
+                 .limit = o->limit,
+                 .add = add,
+                 .ud = ud};
+  char *cns = NULL, *cname = NULL;
+  if (o->continue_token && *o->continue_token) {
+    int rc = parse_continue(s, o->continue_token, &cns, &cname, rv);
+    if (rc < 0) return rc;
+  }
+  int rc = ml__store_selectors(s, o->label_selector, o->field_selector, &l.lsel,
+                               &l.fsel);
+  if (rc < 0) goto done;
+  ml__store_res_t *r = ml__store_res(s, resource, false);
+  if (cns && (!l.ns || strcmp(cns, l.ns) >= 0))
+    ml__store_walk(r, cns, cname, false, list_visit, &l);
+  else if (l.ns)
+    ml__store_walk(r, l.ns, "", true, list_visit, &l);
+  else
+    ml__store_walk(r, NULL, NULL, true, list_visit, &l);
+  if (l.more && l.last) {
+    *cont = make_continue(*rv, l.last);
+    if (!*cont) rc = ml__store_fail(s, ML_ENOMEM, "out of memory");
+  }
+done:
+  ml__store_selectors_free(l.lsel, l.fsel);
+  free(cns);
+  free(cname);
+  return rc;
+}
+
+typedef struct {
+  ml_store_list_t *out;
+  size_t cap;
+  bool oom;
+} itembuf_t;
+
+static void add_item(void *ud, const ml__store_entry_t *e) {
+  itembuf_t *b = ud;
+  ml_store_list_t *out = b->out;
+  if (out->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    json_t **items = realloc(out->items, sizeof *items * cap);
+    if (!items) {
+      b->oom = true;
+      return;
+    }
+    out->items = items;
+    b->cap = cap;
+  }
+  out->items[out->n++] = json_incref(e->doc);
+}
+
+int ml_store_list(ml_store_t *s, const char *resource,
+                  const ml_store_list_opts_t *opts, ml_store_list_t *out) {
+  memset(out, 0, sizeof *out);
+  itembuf_t b = {out, 0, false};
+  int rc = list_walk(s, resource, opts, add_item, &b, &out->resource_version,
+                     &out->continue_token);
+  if (rc == 0 && b.oom) rc = ml__store_fail(s, ML_ENOMEM, "out of memory");
+  if (rc < 0) ml_store_list_clear(out);
+  return rc;
+}
+
+void ml_store_list_clear(ml_store_list_t *l) {
+  for (size_t i = 0; i < l->n; i++) json_decref(l->items[i]);
+  free(l->items);
+  free(l->continue_token);
+  memset(l, 0, sizeof *l);
+}
+
+typedef struct {
+  char *buf;
+  size_t len, cap;
+  bool oom;
+} jsonbuf_t;
+
+static void add_text(void *ud, const ml__store_entry_t *e) {
+  jsonbuf_t *b = ud;
+  size_t need = b->len + e->text->len + 3;
+  if (need > b->cap) {
+    size_t cap = b->cap * 2;
+    while (cap < need) cap *= 2;
+    char *p = realloc(b->buf, cap);
+    if (!p) {
+      b->oom = true;
+      return;
+    }
+    b->buf = p;
+    b->cap = cap;
+  }
+  if (b->len > 1) b->buf[b->len++] = ',';
+  memcpy(b->buf + b->len, e->text->data, e->text->len);
+  b->len += e->text->len;
+}
+
+int ml_store_list_json(ml_store_t *s, const char *resource,
+                       const ml_store_list_opts_t *opts, char **json,
+                       size_t *len, uint64_t *rv, char **cont) {
+  *json = NULL;
+  *len = 0;
+  jsonbuf_t b = {malloc(4096), 1, 4096, false};
+  if (!b.buf) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  b.buf[0] = '[';
+  int rc = list_walk(s, resource, opts, add_text, &b, rv, cont);
+  if (rc == 0 && b.oom) rc = ml__store_fail(s, ML_ENOMEM, "out of memory");
+  if (rc < 0) {
+    free(b.buf);
+    free(*cont);
+    *cont = NULL;
+    return rc;
+  }
+  b.buf[b.len++] = ']';
+  b.buf[b.len] = '\0';
+  *json = b.buf;
+  *len = b.len;
+  return 0;
+}
+
+/* }====== */
+
+/* {====== open, commit, close */
+
+typedef struct {
+  ml_store_t *s;
+  uint64_t max_rv;
+  int err;
+} loading_t;
+
+static int load_meta(void *ud, const char *key, const char *value) {
+  loading_t *l = ud;
+  if (strcmp(key, "resourceVersion") == 0) {
+    uint64_t v = strtoull(value, NULL, 10);
+    if (v > l->max_rv) l->max_rv = v;
+  }
+  return 0;
+}
+
+static int load_object(void *ud, const char *resource, const char *ns,
+                       const char *name, const char *data, size_t len) {
+  loading_t *l = ud;
+  json_error_t jerr;
+  json_t *doc = json_loadb(data, len, 0, &jerr);
+  if (!json_is_object(doc)) {
+    /* One unreadable row must not hide the rest of the cluster. */
+    ML_ERROR("store: skipping unreadable %s %s/%s: %s", resource, ns, name,
+             jerr.text);
+    json_decref(doc);
+    return 0;
+  }
+  ml__store_res_t *r = ml__store_res(l->s, resource, true);
+  ml__store_entry_t *e = r ? ml__store_entry_new(ns, name) : NULL;
+  ml_store_text_t *t = e ? malloc(sizeof *t + len + 1) : NULL;
+  if (!t) {
+    ml__store_entry_free(e);
+    json_decref(doc);
+    return ML_ENOMEM;
+  }
+  /* The stored text is the serialization we wrote: reuse it verbatim. */
+  t->refs = 1;
+  t->len = len;
+  memcpy(t->data, data, len);
+  t->data[len] = '\0';
+  e->doc = doc;
+  e->text = t;
+  const char *rvs =
+      meta_str(json_object_get(doc, "metadata"), "resourceVersion");
+  e->rv = rvs ? strtoull(rvs, NULL, 10) : 0;
+  if (e->rv > l->max_rv) l->max_rv = e->rv;
+  if (ml__store_find(r, ns, name)) {
+    ml__store_entry_free(e);
+    return 0;
+  }
+  ml__store_insert(r, e);
+  return 0;
+}
+
+int ml_store_open(const ml_store_options_t *opts, ml_store_t **out,
+                  char **errmsg) {
+  *out = NULL;
+  *errmsg = NULL;
+  static const ml_store_options_t none = {0};
+  if (!opts) opts = &none;
+  const ml_store_backend_t *be;
+  if (!opts->backend || !*opts->backend || !strcmp(opts->backend, "sqlite"))
+    be = &ml_store_backend_sqlite;
+  else if (!strcmp(opts->backend, "memory"))
+    be = &ml_store_backend_memory;
+  else {
+    if (asprintf(errmsg, "unknown store backend \"%s\"", opts->backend) < 0)
+      *errmsg = NULL;
+    return ML_EINVALID;
+  }
+  ml_store_t *s = calloc(1, sizeof *s);
+  if (!s) return ML_ENOMEM;
+  s->be = be;
+  s->window_seconds = opts->watch_window_seconds ? opts->watch_window_seconds
+                                                 : DEFAULT_WINDOW_SECONDS;
+  int rc = ml__store_window_init(
+      s, opts->watch_window ? opts->watch_window : DEFAULT_WINDOW);
+  if (rc < 0) {
+    free(s);
+    return rc;
+  }
+  ml_store_backend_config_t cfg = {opts->path, opts->sync};
+  rc = be->open(&cfg, &s->db, errmsg);
+  if (rc < 0) {
+    ml__store_window_free(s);
+    free(s);
+    return rc;
+  }
+  loading_t l = {s, 0, 0};
+  ml_store_loader_t loader = {&l, load_object, load_meta};
+  rc = be->load_all(s->db, &loader);
+  if (rc < 0) {
+    if (asprintf(errmsg, "load: %s", be->errmsg(s->db)) < 0) *errmsg = NULL;
+    ml_store_close(s);
+    return rc;
+  }
+  s->rv = l.max_rv;
+  /* Events before this point are not in the window. */
+  s->floor = s->rv;
+  *out = s;
+  return 0;
+}
+
+int ml_store_commit(ml_store_t *s) {
+  if (!s->in_txn) return 0;
+  s->in_txn = false;
+  char buf[24];
+  snprintf(buf, sizeof buf, "%" PRIu64, s->rv);
+  /* The counter survives deletes of the newest objects. */
+  if (s->be->set_meta(s->db, "resourceVersion", buf) != 0 ||
+      s->be->commit(s->db) != 0) {
+    s->failed = true;
+    ML_ERROR("store: commit failed: %s", s->be->errmsg(s->db));
+    return ml__store_fail(s, ML_EIO, "commit: %s", s->be->errmsg(s->db));
+  }
+  return 0;
+}
+
+void ml_store_close(ml_store_t *s) {
+  if (!s) return;
+  if (s->db) {
+    ml_store_commit(s);
+    s->be->close(s->db);
+    s->db = NULL;
+  }
+  ml__store_watchers_close_all(s);
+  ml__store_window_free(s);
+  ml__store_res_free_all(s);
+  free(s->err);
+  free(s);
+}
+
+/* }====== */

@@ -1,0 +1,225 @@
+/* The moonlet object store: Kubernetes objects (jansson documents) addressed
+ * by (resource, namespace, name), one global resourceVersion counter, the
+ * metadata rules of the apiserver's generic registry (uid, generation,
+ * status subresource, finalizers, graceful deletion), list with selectors
+ * and continue tokens, and watch from a resourceVersion. Persistence goes
+ * through a backend vtable (store_backend.h): sqlite by default, memory.
+ *
+ *   write ─► backend put (open txn) ─► index ─► watch window ─► watchers
+ *   end of loop turn: ml_store_commit() ─► one COMMIT for the whole turn
+ *
+ * Stored documents are immutable and shared: every document or text this
+ * API hands out is a new reference the caller releases and must not modify.
+ */
+#ifndef ML_STORE_H
+#define ML_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ml_store_s ml_store_t;
+typedef struct ml_store_watch_s ml_store_watch_t;
+
+/** A serialized object (compact JSON, NUL-terminated), shared by refcount
+ * between the index, the watch window and queued watch events. */
+typedef struct ml_store_text_s {
+  uint32_t refs;
+  size_t len;
+  char data[];
+} ml_store_text_t;
+
+/** @return `t` with one more reference. */
+ml_store_text_t *ml_store_text_ref(ml_store_text_t *t);
+/** Drops one reference (NULL is ignored). */
+void ml_store_text_unref(ml_store_text_t *t);
+
+/** Watch event types; ML_STORE_CLOSED tells a watcher its store closed. */
+enum {
+  ML_STORE_CLOSED = 0,
+  ML_STORE_ADDED,
+  ML_STORE_MODIFIED,
+  ML_STORE_DELETED
+};
+/** @return "ADDED", "MODIFIED", "DELETED" (or "CLOSED"). */
+const char *ml_store_event_name(int type);
+
+/* Write flags. */
+enum {
+  /** Track metadata.generation (1 on create, +1 on spec changes). */
+  ML_STORE_GENERATION = 1 << 0,
+  /** The kind has a status subresource: main writes keep stored status. */
+  ML_STORE_STATUS_SUBRESOURCE = 1 << 1,
+  /** This update targets the status subresource: only status changes. */
+  ML_STORE_WRITE_STATUS = 1 << 2
+};
+
+typedef struct {
+  const char *backend; /* "sqlite" (default) or "memory" */
+  const char *path;    /* sqlite database file */
+  /** sqlite durability: "full" (default: fsync per commit, survives power
+   * loss), "normal" (survives kill -9, not power loss; no fsync per
+   * commit), "off". */
+  const char *sync;
+  size_t watch_window;           /* events kept for resumption; 0: 10000 */
+  uint32_t watch_window_seconds; /* and at most this old; 0: 300 */
+} ml_store_options_t;
+
+/** What a write returns. Both members are new references (or NULL). */
+typedef struct {
+  json_t *obj;           /* the object as stored (or as deleted) */
+  ml_store_text_t *text; /* its serialized form */
+  bool removed;          /* delete/update: the object is gone now */
+} ml_store_result_t;
+
+/** Releases the references in `r` and zeroes it. */
+void ml_store_result_clear(ml_store_result_t *r);
+
+/**
+ * Opens a store and loads every stored object into memory; the
+ * resourceVersion counter continues from the highest value ever used.
+ * @param errmsg on failure receives a malloc'd message (caller frees).
+ * @return 0, ML_EINVALID (unknown backend) or ML_EIO.
+ */
+int ml_store_open(const ml_store_options_t *opts, ml_store_t **out,
+                  char **errmsg);
+
+/**
+ * Commits pending writes and frees the store. Remaining watchers get one
+ * ML_STORE_CLOSED callback and are freed: their handles become invalid.
+ */
+void ml_store_close(ml_store_t *s);
+
+/**
+ * Commits the writes made since the last commit in one transaction. Meant
+ * as an end-of-turn hook (ml_loop_add_hook), registered before the HTTP
+ * server's flush hook so nothing is acknowledged before it is durable.
+ * @return 0 or ML_EIO (the store then refuses further writes).
+ */
+int ml_store_commit(ml_store_t *s);
+
+/** @return the message of the last failed call on `s` ("" if none). */
+const char *ml_store_last_error(const ml_store_t *s);
+
+/** @return the current (highest used) resourceVersion. */
+uint64_t ml_store_resource_version(const ml_store_t *s);
+
+/** Fixes the wall clock (unix seconds) for timestamps and the watch
+ * window's time bound; 0 returns to the real clock. For tests. */
+void ml_store_set_time(ml_store_t *s, int64_t unix_seconds);
+
+/** Makes uids and generated names deterministic (a PRNG seeded with
+ * `seed`) so tests can force generateName collisions; 0 returns to the
+ * system's random source. */
+void ml_store_set_seed(ml_store_t *s, uint64_t seed);
+
+/**
+ * Creates `obj` (borrowed; the store keeps a copy) in `ns` ("" for
+ * cluster-scoped). Sets uid, resourceVersion, creationTimestamp, name from
+ * generateName, generation (with ML_STORE_GENERATION).
+ * @return 0, ML_EEXISTS, ML_EINVALID, ML_EIO. Messages: ml_store_last_error.
+ */
+int ml_store_create(ml_store_t *s, const char *resource, const char *ns,
+                    const json_t *obj, unsigned flags, ml_store_result_t *out);
+
+/**
+ * Replaces the object named by obj.metadata.{namespace,name}. A non-empty
+ * resourceVersion must match; uid/creationTimestamp/deletion fields are
+ * kept. A no-op update returns the stored object and writes nothing. With
+ * finalizers gone on an object being deleted with grace 0, it is removed.
+ * @param flags ML_STORE_GENERATION | ML_STORE_STATUS_SUBRESOURCE |
+ *        ML_STORE_WRITE_STATUS.
+ * @return 0, ML_ENOTFOUND, ML_ECONFLICT, ML_EINVALID, ML_EIO.
+ */
+int ml_store_update(ml_store_t *s, const char *resource, const json_t *obj,
+                    unsigned flags, ml_store_result_t *out);
+
+typedef struct {
+  const char *uid;              /* precondition or NULL */
+  const char *resource_version; /* precondition or NULL */
+  /** Graceful deletion period; < 0 when the kind has none (not a pod). */
+  int64_t grace_seconds;
+} ml_store_delete_opts_t;
+
+/**
+ * Deletes an object, or marks it (deletionTimestamp + grace period) when it
+ * has finalizers or a grace period > 0 applies: out->removed tells which.
+ * A second delete may only shorten a pending grace period.
+ * @return 0, ML_ENOTFOUND, ML_ECONFLICT, ML_EIO.
+ */
+int ml_store_delete(ml_store_t *s, const char *resource, const char *ns,
+                    const char *name, const ml_store_delete_opts_t *opts,
+                    ml_store_result_t *out);
+
+/**
+ * Reads one object. obj and text may be NULL when not wanted.
+ * @return 0 or ML_ENOTFOUND.
+ */
+int ml_store_get(ml_store_t *s, const char *resource, const char *ns,
+                 const char *name, json_t **obj, ml_store_text_t **text);
+
+typedef struct {
+  const char *ns;             /* NULL or "": all namespaces */
+  const char *label_selector; /* NULL or "": everything */
+  const char *field_selector;
+  size_t limit;               /* 0: no limit */
+  const char *continue_token; /* from a previous page, or NULL */
+} ml_store_list_opts_t;
+
+typedef struct {
+  json_t **items; /* new references, ordered by namespace then name */
+  size_t n;
+  uint64_t resource_version;
+  char *continue_token; /* malloc'd when more items remain, else NULL */
+} ml_store_list_t;
+
+/**
+ * Lists objects of a resource.
+ * @return 0, ML_EINVALID (bad selector: message from its parser) or
+ *         ML_EBADREQ (bad continue token).
+ */
+int ml_store_list(ml_store_t *s, const char *resource,
+                  const ml_store_list_opts_t *opts, ml_store_list_t *out);
+void ml_store_list_clear(ml_store_list_t *l);
+
+/**
+ * Like ml_store_list but builds the JSON text of the items array from each
+ * object's cached serialization.
+ * @param json receives a malloc'd NUL-terminated "[...]"; len its length.
+ * @param cont receives a malloc'd continue token or NULL.
+ */
+int ml_store_list_json(ml_store_t *s, const char *resource,
+                       const ml_store_list_opts_t *opts, char **json,
+                       size_t *len, uint64_t *rv, char **cont);
+
+typedef struct {
+  const char *ns; /* NULL or "": all namespaces */
+  const char *label_selector;
+  const char *field_selector;
+  /** NULL, "" or "0": ADDED for every current object, then changes. */
+  const char *resource_version;
+} ml_store_watch_opts_t;
+
+/**
+ * Called for each event a watcher receives, in commit order. `text` is
+ * borrowed (ml_store_text_ref it to keep it). Must not write to the store.
+ */
+typedef void (*ml_store_watch_fn)(void *ud, int type, ml_store_text_t *text);
+
+/**
+ * Starts a watch. Events older than the window give ML_EGONE ("too old
+ * resource version: N (M)"); a version above the current one gives
+ * ML_ETIMEDOUT ("Too large resource version: N, current: M"). Initial and
+ * replayed events are delivered before this returns; *out is set before
+ * they are, so a callback may close the watcher (*out is then NULL).
+ * @return 0, ML_EGONE, ML_ETIMEDOUT, ML_EINVALID.
+ */
+int ml_store_watch(ml_store_t *s, const char *resource,
+                   const ml_store_watch_opts_t *opts, ml_store_watch_fn fn,
+                   void *ud, ml_store_watch_t **out);
+
+/** Stops and frees a watcher (safe inside its own callback). */
+void ml_store_watch_close(ml_store_watch_t *w);
+
+#endif

@@ -1,0 +1,217 @@
+/* The sqlite backend of the object store: one table of serialized objects
+ * keyed by (resource, namespace, name) and a small meta table (the
+ * resourceVersion counter). WAL with synchronous=FULL by default, so a
+ * committed turn survives kill -9 and power loss ("normal": kill -9 only,
+ * no fsync per commit); exclusive locking, so two servers never share one
+ * data file. Statements are prepared once. */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "store_backend.h"
+
+typedef struct {
+  sqlite3 *db;
+  sqlite3_stmt *put, *del, *meta, *begin, *commit, *rollback;
+} sq_t;
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS objects ("
+    " resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,"
+    " rv INTEGER NOT NULL, data TEXT NOT NULL,"
+    " PRIMARY KEY (resource, namespace, name)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS meta ("
+    " key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;";
+
+static char *dup_msg(const char *prefix, sqlite3 *db) {
+  const char *m = db ? sqlite3_errmsg(db) : "out of memory";
+  size_t n = strlen(prefix) + strlen(m) + 3;
+  char *s = malloc(n);
+  if (s) {
+    strcpy(s, prefix);
+    strcat(s, ": ");
+    strcat(s, m);
+  }
+  return s;
+}
+
+static void sq_close(void *p) {
+  sq_t *q = p;
+  if (!q) return;
+  sqlite3_finalize(q->put);
+  sqlite3_finalize(q->del);
+  sqlite3_finalize(q->meta);
+  sqlite3_finalize(q->begin);
+  sqlite3_finalize(q->commit);
+  sqlite3_finalize(q->rollback);
+  sqlite3_close(q->db);
+  free(q);
+}
+
+static int prepare(sq_t *q, const char *sql, sqlite3_stmt **st) {
+  return sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+                            NULL);
+}
+
+static int sq_open(const ml_store_backend_config_t *cfg, void **out,
+                   char **errmsg) {
+  const char *path = cfg->path, *sync = cfg->sync ? cfg->sync : "full";
+  if (!path || !*path) {
+    *errmsg = strdup("sqlite backend: a path is required");
+    return ML_EINVALID;
+  }
+  const char *pragma = !strcmp(sync, "full")     ? "PRAGMA synchronous=FULL;"
+                       : !strcmp(sync, "normal") ? "PRAGMA synchronous=NORMAL;"
+                       : !strcmp(sync, "off")    ? "PRAGMA synchronous=OFF;"
+                                                 : NULL;
+  if (!pragma) {
+    *errmsg = strdup("sqlite backend: sync must be full, normal or off");
+    return ML_EINVALID;
+  }
+  sq_t *q = calloc(1, sizeof *q);
+  if (!q) return ML_ENOMEM;
+  const char *step = "open";
+  int rc = sqlite3_open_v2(
+      path, &q->db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) goto error;
+  step = "configure";
+  /* Exclusive locking also lets WAL work without the shared-memory file. */
+  rc = sqlite3_exec(q->db,
+                    "PRAGMA locking_mode=EXCLUSIVE;"
+                    "PRAGMA journal_mode=WAL;",
+                    NULL, NULL, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(q->db, pragma, NULL, NULL, NULL);
+  if (rc != SQLITE_OK) goto error;
+  step = "create schema";
+  /* Taking the write lock now makes a second server fail at open time. */
+  rc = sqlite3_exec(q->db, "BEGIN EXCLUSIVE;", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) goto error;
+  rc = sqlite3_exec(q->db, schema, NULL, NULL, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(q->db, "COMMIT;", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) goto error;
+  step = "prepare";
+  if ((rc = prepare(q,
+                    "INSERT OR REPLACE INTO objects"
+                    " (resource, namespace, name, rv, data)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5)",
+                    &q->put)) != SQLITE_OK ||
+      (rc = prepare(q,
+                    "DELETE FROM objects WHERE resource = ?1"
+                    " AND namespace = ?2 AND name = ?3",
+                    &q->del)) != SQLITE_OK ||
+      (rc = prepare(q,
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                    &q->meta)) != SQLITE_OK ||
+      (rc = prepare(q, "BEGIN", &q->begin)) != SQLITE_OK ||
+      (rc = prepare(q, "COMMIT", &q->commit)) != SQLITE_OK ||
+      (rc = prepare(q, "ROLLBACK", &q->rollback)) != SQLITE_OK)
+    goto error;
+  *out = q;
+  return 0;
+
+error:
+  *errmsg = dup_msg(step, q->db);
+  sq_close(q);
+  return ML_EIO;
+}
+
+static int sq_load_all(void *p, const ml_store_loader_t *ld) {
+  sq_t *q = p;
+  sqlite3_stmt *st = NULL;
+  int rc =
+      sqlite3_prepare_v2(q->db, "SELECT key, value FROM meta", -1, &st, NULL);
+  if (rc != SQLITE_OK) return ML_EIO;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *k = (const char *)sqlite3_column_text(st, 0);
+    const char *v = (const char *)sqlite3_column_text(st, 1);
+    if (ld->meta(ld->ud, k ? k : "", v ? v : "") != 0) {
+      sqlite3_finalize(st);
+      return ML_EIO;
+    }
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return ML_EIO;
+  rc = sqlite3_prepare_v2(q->db,
+                          "SELECT resource, namespace, name, data FROM objects",
+                          -1, &st, NULL);
+  if (rc != SQLITE_OK) return ML_EIO;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *data = (const char *)sqlite3_column_text(st, 3);
+    size_t len = (size_t)sqlite3_column_bytes(st, 3);
+    int urc = ld->object(ld->ud, (const char *)sqlite3_column_text(st, 0),
+                         (const char *)sqlite3_column_text(st, 1),
+                         (const char *)sqlite3_column_text(st, 2),
+                         data ? data : "", len);
+    if (urc != 0) {
+      sqlite3_finalize(st);
+      return urc;
+    }
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : ML_EIO;
+}
+
+/* Runs a bound statement to completion and resets it for the next use. */
+static int run(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc == SQLITE_DONE ? 0 : ML_EIO;
+}
+
+static int sq_begin(void *p) { return run(((sq_t *)p)->begin); }
+
+static int sq_commit(void *p) {
+  sq_t *q = p;
+  int rc = run(q->commit);
+  /* A failed COMMIT may leave the transaction open: end it, so the next
+   * turn starts clean (the store stops accepting writes anyway). */
+  if (rc != 0 && !sqlite3_get_autocommit(q->db)) run(q->rollback);
+  return rc;
+}
+
+static int sq_put(void *p, const char *resource, const char *ns,
+                  const char *name, uint64_t rv, const char *data, size_t len) {
+  sqlite3_stmt *st = ((sq_t *)p)->put;
+  sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)rv);
+  sqlite3_bind_text64(st, 5, data, len, SQLITE_STATIC, SQLITE_UTF8);
+  return run(st);
+}
+
+static int sq_remove(void *p, const char *resource, const char *ns,
+                     const char *name) {
+  sqlite3_stmt *st = ((sq_t *)p)->del;
+  sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+  return run(st);
+}
+
+static int sq_set_meta(void *p, const char *key, const char *value) {
+  sqlite3_stmt *st = ((sq_t *)p)->meta;
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+  return run(st);
+}
+
+static const char *sq_errmsg(void *p) {
+  return sqlite3_errmsg(((sq_t *)p)->db);
+}
+
+const ml_store_backend_t ml_store_backend_sqlite = {
+    .name = "sqlite",
+    .open = sq_open,
+    .load_all = sq_load_all,
+    .begin = sq_begin,
+    .put = sq_put,
+    .remove = sq_remove,
+    .set_meta = sq_set_meta,
+    .commit = sq_commit,
+    .errmsg = sq_errmsg,
+    .close = sq_close,
+};

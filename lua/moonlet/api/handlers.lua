@@ -1,0 +1,467 @@
+-- The REST verbs over the store: get, list, watch, create, update, patch,
+-- delete, deletecollection. Each handler gets a request context from the
+-- router (kind definition, namespace, name, query, body) and answers
+-- through ctx:reply(code, obj_or_json_text) or ctx:fail(status).
+local json = require("moonlet.json")
+local yaml = require("moonlet.yaml")
+local status = require("moonlet.api.status")
+local schema = require("moonlet.api.schema")
+local request = require("moonlet.api.request")
+local tables = require("moonlet.api.table")
+local validation = require("moonlet.validation")
+local sched = require("moonlet.sched")
+local loop = require("moonlet.loop")
+
+local M = {}
+
+local param = request.param
+
+-- Store errors come back as nil, "ENAME: message", "ENAME".
+local function strip(msg) return (tostring(msg):gsub("^E%u+: ", "")) end
+
+local function store_failure(ctx, name, msg, code)
+  local def = ctx.def
+  if code == "ENOTFOUND" then return status.not_found(def, name) end
+  if code == "EEXISTS" then return status.already_exists(def, name) end
+  if code == "ECONFLICT" then return status.conflict(def, name, strip(msg)) end
+  if code == "EGONE" then return status.expired(strip(msg)) end
+  if code == "EINVALID" then return status.bad_request(strip(msg)) end
+  return status.internal(strip(msg))
+end
+
+--- Decodes a request body: JSON, or YAML when the client sent YAML.
+local function decode_body(ctx)
+  local body = ctx.body or ""
+  if body == "" then return nil, status.bad_request("the request body is empty") end
+  local ct = ctx.headers["content-type"] or "application/json"
+  local v, err
+  if ct:find("yaml", 1, true) then v, err = yaml.decode(body)
+  else v, err = json.decode(body) end
+  if v == nil or type(v) ~= "table" or json.is_array(v) then
+    return nil, status.bad_request("couldn't get version/kind; json parse error: " .. tostring(err or "not an object"))
+  end
+  return v
+end
+
+local function field_validation(ctx)
+  local fv = param(ctx.query, "fieldValidation") or "Warn"
+  if fv ~= "Strict" and fv ~= "Warn" and fv ~= "Ignore" then
+    return nil, status.bad_request(string.format(
+      'fieldValidation parameter unsupported: %s. Valid values are Strict, Warn, Ignore', fv))
+  end
+  return fv
+end
+
+-- apiVersion/kind in the body must name the kind of the path; schema check
+-- for wrong types and unknown fields per fieldValidation.
+local function admit_shape(ctx, obj)
+  local def = ctx.def
+  if obj.apiVersion == nil and obj.kind == nil then
+    obj.apiVersion, obj.kind = def.api_version, def.kind
+  end
+  if obj.kind ~= def.kind or obj.apiVersion ~= def.api_version then
+    return status.bad_request(string.format(
+      "the API version in the data (%s) does not match the expected API version (%s)",
+      tostring(obj.apiVersion), def.api_version))
+  end
+  local fv, err = field_validation(ctx)
+  if not fv then return err end
+  local res = schema.check(obj, def.schema)
+  if res.type_error then
+    return status.bad_request(string.format('%s in version "%s" cannot be handled as a %s: %s',
+      def.kind, def.version, def.kind, res.type_error))
+  end
+  if #res.unknown > 0 then
+    if fv == "Strict" then return status.bad_request(schema.unknown_message(res.unknown)) end
+    if fv == "Warn" then
+      for _, p in ipairs(res.unknown) do ctx.warnings[#ctx.warnings + 1] = string.format('unknown field "%s"', p) end
+    end
+    schema.drop_unknown(res)
+  end
+  if type(obj.metadata) ~= "table" then obj.metadata = {} end
+  return nil
+end
+
+local function dry_run(ctx)
+  local dr = ctx.query.dryRun
+  if ctx.options and ctx.options.dryRun then dr = ctx.options.dryRun end
+  if not dr then return false end
+  for _, v in ipairs(dr) do
+    if v == "All" then return true end
+  end
+  return false
+end
+
+-- Runs defaults and validation; returns a 422 Status or nil.
+local function validate(ctx, obj, old)
+  local def = ctx.def
+  if def.defaults then def.defaults(obj, old) end
+  local errs = validation.errors()
+  validation.validate_object_meta(obj.metadata, def.namespaced, def.name_validator, "metadata", errs)
+  if old then
+    if def.validate_update then def.validate_update(obj, old, errs) end
+  end
+  if def.validate then def.validate(obj, errs, old) end
+  if #errs > 0 then
+    return status.invalid(def, obj.metadata.name or obj.metadata.generateName, errs:list())
+  end
+end
+
+local function namespace_admits(ctx)
+  if not ctx.def.namespaced then return nil end
+  local ns = ctx.store:get("namespaces", "", ctx.namespace)
+  if not ns then
+    return status.not_found(require("moonlet.api.kinds").by_kind("v1/Namespace"), ctx.namespace)
+  end
+  if ns.metadata.deletionTimestamp or (ns.status and ns.status.phase == "Terminating") then
+    local def = ctx.def
+    return status.forbidden(string.format(
+      '%s "%s" is forbidden: unable to create new content in namespace %s because it is being terminated',
+      def.qualified, ctx.name or "", ctx.namespace), def, ctx.name)
+  end
+end
+
+local function store_opts(def, sub)
+  return { generation = def.generation == true, status_subresource = def.status_subresource == true,
+    subresource = sub }
+end
+
+-- {======================================================= reads
+
+function M.get(ctx)
+  local def = ctx.def
+  if ctx.table then
+    local obj = ctx.store:get(def.store_resource, ctx.namespace or "", ctx.name)
+    if not obj then return ctx:fail(status.not_found(def, ctx.name)) end
+    return ctx:reply(200, tables.build(def, { obj }, { include = param(ctx.query, "includeObject") }))
+  end
+  local text = ctx.store:get_json(def.store_resource, ctx.namespace or "", ctx.name)
+  if not text then return ctx:fail(status.not_found(def, ctx.name)) end
+  return ctx:reply(200, text)
+end
+
+-- Field selectors name fields a kind supports; aliases map to JSON paths
+-- (Events' `source` is source.component).
+local function field_selector(ctx)
+  local fs = param(ctx.query, "fieldSelector")
+  if not fs or fs == "" then return nil end
+  local paths = ctx.def.field_paths
+  local out = {}
+  for term in (fs .. ","):gmatch("(.-[^\\]),") do
+    local key, op, val = term:match("^%s*([^!=]+)%s*([!=]=?)%s*(.*)$")
+    if not key then return nil, status.bad_request("invalid selector: '" .. fs .. "'; can't understand '" .. term .. "'") end
+    key = key:gsub("%s+$", "")
+    local path = paths[key]
+    if not path then return nil, status.bad_request(string.format('field label not supported: %s', key)) end
+    out[#out + 1] = path .. op .. val
+  end
+  return table.concat(out, ",")
+end
+
+local function list_opts(ctx)
+  local fs, err = field_selector(ctx)
+  if err then return nil, err end
+  local limit = tonumber(param(ctx.query, "limit") or "")
+  return {
+    namespace = ctx.namespace, label_selector = param(ctx.query, "labelSelector"),
+    field_selector = fs, limit = limit and limit > 0 and math.floor(limit) or nil,
+    continue = param(ctx.query, "continue"), resource_version = param(ctx.query, "resourceVersion"),
+  }
+end
+
+function M.list(ctx)
+  local def = ctx.def
+  local opts, err = list_opts(ctx)
+  if not opts then return ctx:fail(err) end
+  if ctx.table then
+    local res, msg, code = ctx.store:list(def.store_resource, opts)
+    if not res then return ctx:fail(store_failure(ctx, "", msg, code)) end
+    return ctx:reply(200, tables.build(def, res.items, { include = param(ctx.query, "includeObject"),
+      resource_version = res.resource_version, continue = res.continue }))
+  end
+  local items, rv, cont = ctx.store:list_json(def.store_resource, opts)
+  if not items then return ctx:fail(store_failure(ctx, "", rv, cont)) end
+  local meta = { resourceVersion = rv, continue = cont }
+  local text = string.format('{"kind":"%sList","apiVersion":"%s","metadata":%s,"items":%s}',
+    def.kind, def.api_version, json.encode(meta), items)
+  return ctx:reply(200, text)
+end
+
+-- Watch: newline-delimited JSON events on a chunked response until the
+-- client goes away, timeoutSeconds passes, or the server stops.
+function M.watch(ctx)
+  local def = ctx.def
+  local opts, err = list_opts(ctx)
+  if not opts then return ctx:fail(err) end
+  if ctx.name then opts.field_selector = "metadata.name=" .. ctx.name .. (opts.field_selector and ("," .. opts.field_selector) or "") end
+  local id = loop.next_id()
+  local w, msg, code = ctx.store:watch(id, def.store_resource, opts)
+  local out = ctx:stream(200, { ["Content-Type"] = "application/json" })
+  if not w then
+    local st = code == "EGONE" and status.expired(strip(msg)) or store_failure(ctx, "", msg, code)
+    out:write('{"type":"ERROR","object":' .. json.encode(st) .. '}\n')
+    return out:finish()
+  end
+  local done = false
+  local function stop()
+    if done then return end
+    done = true
+    sched.wake(id, nil)
+  end
+  ctx:on_close(stop)
+  M.active_watches[id] = stop
+  local timeout = tonumber(param(ctx.query, "timeoutSeconds") or "")
+  local timer = timeout and timeout > 0 and loop.timer(timeout * 1000, stop)
+  local include = param(ctx.query, "includeObject")
+  local first = true
+  while not done do
+    local typ, text = sched.wait(id)
+    if typ == nil or done then break end
+    local obj_text = text
+    if ctx.table then
+      local obj = json.decode(text)
+      local t = tables.build(def, { obj }, { include = include, no_headers = not first,
+        resource_version = obj.metadata.resourceVersion })
+      first = false
+      obj_text = json.encode(t)
+    end
+    out:write('{"type":"' .. typ .. '","object":' .. obj_text .. '}\n')
+  end
+  M.active_watches[id] = nil
+  if timer then timer.stop() end
+  w:close()
+  sched.forget(id)
+  out:finish()
+end
+M.active_watches = {}
+
+--- Ends every open watch (server shutdown).
+function M.stop_watches()
+  for _, stop in pairs(M.active_watches) do stop() end
+end
+
+-- }=======================================================
+
+-- {======================================================= writes
+
+function M.create(ctx)
+  local def = ctx.def
+  if ctx.name then return ctx:fail(status.method_not_allowed()) end
+  local obj, err = decode_body(ctx)
+  if not obj then return ctx:fail(err) end
+  err = admit_shape(ctx, obj)
+  if err then return ctx:fail(err) end
+  local meta = obj.metadata
+  if def.namespaced then
+    if meta.namespace and meta.namespace ~= "" and meta.namespace ~= ctx.namespace then
+      return ctx:fail(status.bad_request("the namespace of the provided object does not match the namespace sent on the request"))
+    end
+    meta.namespace = ctx.namespace
+  else
+    meta.namespace = nil
+  end
+  -- Fields the server owns are never taken from a create.
+  meta.uid, meta.resourceVersion, meta.creationTimestamp, meta.deletionTimestamp = nil, nil, nil, nil
+  meta.deletionGracePeriodSeconds, meta.generation, meta.selfLink = nil, nil, nil
+  if (meta.name == nil or meta.name == "") and (meta.generateName == nil or meta.generateName == "") then
+    local e = validation.required("metadata.name", "name or generateName is required")
+    return ctx:fail(status.invalid(def, "", { e }))
+  end
+  err = namespace_admits(ctx)
+  if err then return ctx:fail(err) end
+  if def.prepare_create then def.prepare_create(obj) end
+  err = validate(ctx, obj, nil)
+  if err then return ctx:fail(err) end
+  if dry_run(ctx) then return ctx:reply(201, obj) end
+  if def.aggregate then
+    -- Kinds like Event fold a repeat into the stored object.
+    local existing = def.aggregate(obj, ctx.store)
+    if existing then
+      local res, msg, code = ctx.store:update(def.store_resource, existing, store_opts(def))
+      if not res then return ctx:fail(store_failure(ctx, existing.metadata.name, msg, code)) end
+      return ctx:reply(201, res)
+    end
+  end
+  local res, msg, code = ctx.store:create(def.store_resource, meta.namespace or "", obj, store_opts(def))
+  if not res then return ctx:fail(store_failure(ctx, meta.name, msg, code)) end
+  if def.after_create then def.after_create(res, ctx.store) end
+  return ctx:reply(201, res)
+end
+
+-- Shared by PUT and PATCH: `obj` is the full new object.
+local function write_update(ctx, obj, old)
+  local def = ctx.def
+  local meta = obj.metadata
+  if meta.name ~= ctx.name then
+    return ctx:fail(status.bad_request(string.format(
+      "the name of the object (%s) does not match the name on the URL (%s)", tostring(meta.name), ctx.name)))
+  end
+  if def.namespaced then
+    if meta.namespace and meta.namespace ~= "" and meta.namespace ~= ctx.namespace then
+      return ctx:fail(status.bad_request("the namespace of the provided object does not match the namespace sent on the request"))
+    end
+    meta.namespace = ctx.namespace
+  end
+  local sub = ctx.subresource
+  if sub == "status" then
+    if not def.status_subresource then return ctx:fail(status.not_found(def, ctx.name)) end
+  elseif sub then
+    return ctx:fail(status.not_found(def, ctx.name))
+  end
+  if sub ~= "status" and def.prepare_update then def.prepare_update(obj, old) end
+  local err = validate(ctx, obj, old)
+  if err then return ctx:fail(err) end
+  if dry_run(ctx) then return ctx:reply(200, obj) end
+  local res, msg, code = ctx.store:update(def.store_resource, obj, store_opts(def, sub))
+  if not res then return ctx:fail(store_failure(ctx, ctx.name, msg, code)) end
+  return ctx:reply(200, res)
+end
+
+function M.update(ctx)
+  local def = ctx.def
+  local obj, err = decode_body(ctx)
+  if not obj then return ctx:fail(err) end
+  err = admit_shape(ctx, obj)
+  if err then return ctx:fail(err) end
+  local old = ctx.store:get(def.store_resource, ctx.namespace or "", ctx.name)
+  if not old then return ctx:fail(status.not_found(def, ctx.name)) end
+  return write_update(ctx, obj, old)
+end
+
+local PATCH_TYPES = {
+  ["application/merge-patch+json"] = "merge",
+  ["application/json-patch+json"] = "json",
+  ["application/strategic-merge-patch+json"] = "strategic",
+}
+
+function M.patch(ctx)
+  local def = ctx.def
+  local ct = (ctx.headers["content-type"] or ""):match("^[^;%s]+") or ""
+  local kind = PATCH_TYPES[ct]
+  local patchmod = require("moonlet.api.patch")
+  local merge_keys = require("moonlet.api.merge_keys")
+  if not kind or (kind == "strategic" and not merge_keys.supports_strategic(def.group, def.kind)) then
+    return ctx:fail(status.unsupported_media_type(
+      "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"))
+  end
+  local p, perr = json.decode(ctx.body or "")
+  if p == nil then return ctx:fail(status.bad_request("error decoding patch: " .. tostring(perr))) end
+  local old = ctx.store:get(def.store_resource, ctx.namespace or "", ctx.name)
+  if not old then return ctx:fail(status.not_found(def, ctx.name)) end
+  if p == json.null and kind ~= "json" then
+    return ctx:fail(status.bad_request("Invalid JSON Patch"))
+  end
+  local new, err, code
+  if kind == "merge" then new = patchmod.merge(old, p)
+  elseif kind == "json" then new, err, code = patchmod.json(old, p)
+  else new, err, code = patchmod.strategic(old, p, merge_keys.for_kind(def.group, def.kind)) end
+  if not new then
+    if code == 400 then return ctx:fail(status.bad_request(tostring(err))) end
+    if code == 413 then return ctx:fail(status.new(413, "RequestEntityTooLarge", tostring(err))) end
+    if code == 500 then return ctx:fail(status.internal(err)) end
+    return ctx:fail(status.new(422, "Invalid", tostring(err)))
+  end
+  if type(new) ~= "table" or json.is_array(new) then
+    return ctx:fail(status.bad_request("the patch did not produce an object"))
+  end
+  local serr = admit_shape(ctx, new)
+  if serr then return ctx:fail(serr) end
+  -- A patch applies to the object as read; only an explicit resourceVersion
+  -- in the patch makes it conditional.
+  local prv = type(p) == "table" and type(p.metadata) == "table" and p.metadata.resourceVersion
+  if not prv then new.metadata.resourceVersion = old.metadata.resourceVersion end
+  return write_update(ctx, new, old)
+end
+
+-- DeleteOptions from the body and/or query parameters.
+local function delete_options(ctx)
+  local o = {}
+  if ctx.body and ctx.body ~= "" then
+    local v = json.decode(ctx.body)
+    if type(v) == "table" then o = v end
+  end
+  local q = ctx.query
+  o.propagationPolicy = param(q, "propagationPolicy") or o.propagationPolicy
+  local g = param(q, "gracePeriodSeconds")
+  if g then o.gracePeriodSeconds = tonumber(g) end
+  local orphan = param(q, "orphanDependents")
+  if orphan ~= nil then o.orphanDependents = orphan == "true" end
+  if q.dryRun then o.dryRun = q.dryRun end
+  if o.propagationPolicy == nil and o.orphanDependents ~= nil then
+    o.propagationPolicy = o.orphanDependents and "Orphan" or "Background"
+  end
+  return o
+end
+
+local FINALIZER = { Orphan = "orphan", Foreground = "foregroundDeletion" }
+
+-- Deletes one object with DeleteOptions; returns res, removed | nil, status.
+function M.delete_object(ctx, name, opts)
+  local def = ctx.def
+  local ns = ctx.namespace or ""
+  local obj = ctx.store:get(def.store_resource, ns, name)
+  if not obj then return nil, status.not_found(def, name) end
+  local policy = opts.propagationPolicy or def.default_propagation or "Background"
+  if policy ~= "Orphan" and policy ~= "Foreground" and policy ~= "Background" then
+    return nil, status.invalid(def, name, { validation.not_supported("propagationPolicy", policy,
+      { "Foreground", "Background", "Orphan" }) })
+  end
+  if ctx.options and ctx.options.dryRun or dry_run(ctx) then return obj, false end
+  if def.before_delete then
+    local st = def.before_delete(obj, ctx.store, opts)
+    if st then return nil, st end
+  end
+  local fin = FINALIZER[policy]
+  if fin then
+    local fins = obj.metadata.finalizers or json.array()
+    local has = false
+    for _, f in ipairs(fins) do if f == fin then has = true end end
+    if not has then
+      fins[#fins + 1] = fin
+      obj.metadata.finalizers = fins
+      local upd, msg, code = ctx.store:update(def.store_resource, obj, store_opts(def))
+      if not upd then return nil, store_failure(ctx, name, msg, code) end
+    end
+  end
+  local pre = opts.preconditions or {}
+  local grace = opts.gracePeriodSeconds
+  if def.graceful and grace == nil then grace = def.graceful(obj) end
+  local res, removed_or_msg, code = ctx.store:delete(def.store_resource, ns, name,
+    { uid = pre.uid, resource_version = pre.resourceVersion, grace_seconds = def.graceful and grace or nil })
+  if not res then return nil, store_failure(ctx, name, removed_or_msg, code) end
+  require("moonlet.api.gc").collect(ctx.store, def, res, removed_or_msg)
+  return res, removed_or_msg
+end
+
+function M.delete(ctx)
+  local opts = delete_options(ctx)
+  ctx.options = opts
+  local res, removed = M.delete_object(ctx, ctx.name, opts)
+  if not res then return ctx:fail(removed) end
+  if removed and ctx.def.delete_returns_status then
+    return ctx:reply(200, status.success(ctx.def, ctx.name, res.metadata.uid))
+  end
+  return ctx:reply(removed and 200 or 202, res)
+end
+
+function M.deletecollection(ctx)
+  local def = ctx.def
+  local opts = delete_options(ctx)
+  ctx.options = opts
+  local lopts, err = list_opts(ctx)
+  if not lopts then return ctx:fail(err) end
+  local res, msg, code = ctx.store:list(def.store_resource, lopts)
+  if not res then return ctx:fail(store_failure(ctx, "", msg, code)) end
+  local items = json.array()
+  for _, o in ipairs(res.items) do
+    local sub = setmetatable({ namespace = o.metadata.namespace }, { __index = ctx })
+    local d = M.delete_object(sub, o.metadata.name, opts)
+    if d then items[#items + 1] = d end
+  end
+  return ctx:reply(200, { kind = def.kind .. "List", apiVersion = def.api_version,
+    metadata = { resourceVersion = tostring(ctx.store:resource_version()) }, items = items })
+end
+
+-- }=======================================================
+
+return M

@@ -1,0 +1,87 @@
+-- In-process transport: the server's own controllers talk to the API
+-- through the same router the HTTP server uses (same admission, validation
+-- and watch semantics), without a socket. A transport takes a request
+-- {method, path (with query), headers, body} and returns
+-- {status, headers, body} or, for watches, {status, headers, stream} where
+-- stream:read() yields the next chunk (nil at the end) and stream:close().
+local sched = require("moonlet.sched")
+local loop = require("moonlet.loop")
+local json = require("moonlet.json")
+
+local M = {}
+
+local function stream_sink(res, ready_id)
+  local chunks, reader_id, closed, on_close = {}, loop.next_id(), false, nil
+  local st = {}
+  function st.read()
+    while #chunks == 0 do
+      if closed then return nil end
+      sched.wait(reader_id)
+    end
+    return table.remove(chunks, 1)
+  end
+  function st.close()
+    if on_close and not closed then on_close() end
+    closed = true
+    sched.wake(reader_id)
+  end
+  local writer = {}
+  function writer.write(_, data)
+    chunks[#chunks + 1] = data
+    sched.wake(reader_id)
+  end
+  function writer.finish()
+    closed = true
+    sched.wake(reader_id)
+  end
+  res.stream = st
+  return writer, function(fn) on_close = fn end
+end
+
+--- A transport function bound to `router`.
+function M.transport(router)
+  return function(req)
+    local path, query = req.path:match("^([^?]*)%??(.*)$")
+    local res, ready_id, done = {}, loop.next_id(), false
+    local set_close
+    local sink = {}
+    function sink.respond(_, code, headers, body)
+      res.status, res.headers, res.body = code, headers, body
+      done = true
+      sched.wake(ready_id)
+    end
+    function sink.stream(_, code, headers)
+      res.status, res.headers = code, headers
+      local w
+      w, set_close = stream_sink(res, ready_id)
+      done = true
+      sched.wake(ready_id)
+      return w
+    end
+    function sink.on_close(_, fn) if set_close then set_close(fn) end end
+    local headers = {}
+    for k, v in pairs(req.headers or {}) do headers[k:lower()] = v end
+    sched.spawn("api", function()
+      router:handle({ method = req.method, path = path, query = query, headers = headers,
+        body = req.body, transport = "inproc" }, sink)
+    end)
+    if not done then sched.wait(ready_id) end
+    return res
+  end
+end
+
+--- Creates an object through the router (used at start-up); returns the
+--- stored object or nil, Status.
+function M.create(router, gvk, obj)
+  local kinds = require("moonlet.api.kinds")
+  local def = kinds.by_kind(gvk)
+  local base = def.group == "" and "/api/" .. def.version or ("/apis/" .. def.group .. "/" .. def.version)
+  local ns = def.namespaced and ("/namespaces/" .. (obj.metadata.namespace or "default")) or ""
+  local res = M.transport(router)({ method = "POST", path = base .. ns .. "/" .. def.plural,
+    headers = { ["Content-Type"] = "application/json" }, body = json.encode(obj) })
+  local v = json.decode(res.body or "")
+  if res.status >= 300 then return nil, v end
+  return v
+end
+
+return M

@@ -1,0 +1,87 @@
+-- Parsing of API request paths and query parameters into what the handlers
+-- need: which kind, namespace, name, subresource, verb; plus content
+-- negotiation (JSON vs Table).
+local kinds = require("moonlet.api.kinds")
+
+local M = {}
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+M.unescape = unescape
+
+--- Query string -> { name = {values...} }, "+" as space, %XX decoded.
+function M.parse_query(q)
+  local out = {}
+  if not q or q == "" then return out end
+  for pair in q:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k = unescape((k:gsub("%+", " ")))
+    v = unescape((v:gsub("%+", " ")))
+    local list = out[k]
+    if not list then list = {}; out[k] = list end
+    list[#list + 1] = v
+  end
+  return out
+end
+
+--- First value of a query parameter, or nil.
+function M.param(query, name)
+  local l = query[name]
+  return l and l[1]
+end
+
+local function split(path)
+  local segs = {}
+  for s in path:gmatch("[^/]+") do segs[#segs + 1] = unescape(s) end
+  return segs
+end
+
+--- Resolves a resource path. Returns a route table or nil:
+--- { group, version, def, namespace, name, subresource, watch_prefix }
+--- `def` is nil when the group/version exists but the resource does not.
+function M.route(path)
+  local segs = split(path)
+  local i, group, version
+  if segs[1] == "api" and segs[2] then
+    group, version, i = "", segs[2], 3
+  elseif segs[1] == "apis" and segs[2] and segs[3] then
+    group, version, i = segs[2], segs[3], 4
+  else
+    return nil
+  end
+  local r = { group = group, version = version }
+  if segs[i] == "watch" then r.watch_prefix = true; i = i + 1 end
+  local rest = {}
+  for j = i, #segs do rest[#rest + 1] = segs[j] end
+  if #rest == 0 then return nil end
+  -- /namespaces/{ns}/{plural}... is namespaced unless {plural} is a
+  -- subresource of the namespace itself (status, finalize).
+  if rest[1] == "namespaces" and #rest >= 3 then
+    local def = kinds.by_resource(group, version, rest[3])
+    if def and def.namespaced then
+      r.namespace, r.def, r.name, r.subresource = rest[2], def, rest[4], rest[5]
+      r.extra = rest[6]
+      return r
+    end
+    if rest[3] ~= "status" and rest[3] ~= "finalize" then
+      r.namespace, r.plural = rest[2], rest[3]
+      return r
+    end
+  end
+  r.def = kinds.by_resource(group, version, rest[1])
+  r.plural, r.name, r.subresource, r.extra = rest[1], rest[2], rest[3], rest[4]
+  return r
+end
+
+--- True when the client asked for a meta.k8s.io Table.
+function M.wants_table(accept)
+  if not accept then return false end
+  for part in accept:gmatch("[^,]+") do
+    if part:find("as=Table", 1, true) then return true end
+    if part:match("^%s*application/json%s*$") or part:match("^%s*%*/%*") then return false end
+  end
+  return false
+end
+
+return M

@@ -1,0 +1,127 @@
+-- The API router: authenticates a request, serves discovery, resolves the
+-- resource path and hands the request to the verb's handler. Transport-free:
+-- the HTTP server and the in-process client both call router:handle(req,
+-- sink) where sink answers (respond / stream / on_close).
+local json = require("moonlet.json")
+local status = require("moonlet.api.status")
+local request = require("moonlet.api.request")
+local discovery = require("moonlet.api.discovery")
+local handlers = require("moonlet.api.handlers")
+
+local M = {}
+M.__index = M
+
+--- opts: store (moonlet store), token (bearer token for TCP, or nil),
+--- version (moonlet version string).
+function M.new(opts)
+  return setmetatable({ store = opts.store, token = opts.token,
+    version = opts.version or "0", log = opts.log }, M)
+end
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+local JSON_CT = "application/json"
+
+function Ctx:headers_out()
+  local h = { ["Content-Type"] = JSON_CT }
+  if #self.warnings > 0 then
+    local parts = {}
+    for i, w in ipairs(self.warnings) do
+      parts[i] = string.format('299 - "%s"', (w:gsub('[\\"]', "\\%0")))
+    end
+    h["Warning"] = table.concat(parts, ", ")
+  end
+  return h
+end
+
+function Ctx:reply(code, body)
+  if type(body) ~= "string" then body = json.encode(body) end
+  self.replied = true
+  self.sink:respond(code, self:headers_out(), body)
+end
+
+function Ctx:fail(st)
+  self:reply(st.code or 500, st)
+end
+
+function Ctx:stream(code, headers)
+  self.replied = true
+  local h = self:headers_out()
+  for k, v in pairs(headers or {}) do h[k] = v end
+  return self.sink:stream(code, h)
+end
+
+function Ctx:on_close(fn) self.sink:on_close(fn) end
+
+local function nonresource(self, method, path)
+  if method ~= "GET" then return nil end
+  if path == "/version" or path == "/version/" then return discovery.version(self.version) end
+  if path == "/api" or path == "/api/" then return discovery.core_versions() end
+  if path == "/apis" or path == "/apis/" then return discovery.groups() end
+  if path == "/api/v1" or path == "/api/v1/" then return discovery.resources("", "v1") end
+  local g, v = path:match("^/apis/([^/]+)/([^/]+)/?$")
+  if g then return discovery.resources(g, v) end
+  g = path:match("^/apis/([^/]+)/?$")
+  if g then return discovery.group(g) end
+  if path == "/healthz" or path == "/livez" or path == "/readyz" then return "ok" end
+end
+
+local VERB = {
+  GET = function(r, q)
+    if r.watch_prefix or request.param(q, "watch") == "true" or request.param(q, "watch") == "1" then
+      return "watch"
+    end
+    return r.name and "get" or "list"
+  end,
+  POST = function(r) return (r.name == nil) and "create" or nil end,
+  PUT = function(r) return r.name and "update" or nil end,
+  PATCH = function(r) return r.name and "patch" or nil end,
+  DELETE = function(r) return r.name and "delete" or "deletecollection" end,
+}
+
+--- Handles one request. req: {method, path, query (raw), headers (lower-case
+--- names), body, transport ("unix"|"tcp"|"inproc")}.
+function M:handle(req, sink)
+  local ctx = setmetatable({ sink = sink, warnings = {}, headers = req.headers or {},
+    body = req.body, store = self.store, method = req.method }, Ctx)
+  if req.transport == "tcp" and self.token then
+    local auth = ctx.headers["authorization"] or ""
+    if auth ~= "Bearer " .. self.token then return ctx:fail(status.unauthorized()) end
+  end
+  local path = req.path
+  local nr = nonresource(self, req.method, path)
+  if nr then
+    if type(nr) == "string" then
+      ctx.replied = true
+      return sink:respond(200, { ["Content-Type"] = "text/plain" }, nr)
+    end
+    return ctx:reply(200, nr)
+  end
+  local r = request.route(path)
+  if not r or not r.def then return ctx:fail(status.path_not_found(path)) end
+  local q = request.parse_query(req.query)
+  local verb = VERB[req.method] and VERB[req.method](r, q)
+  local def = r.def
+  if r.extra or (r.subresource and verb ~= "get" and verb ~= "update" and verb ~= "patch"
+      and not (def.subresource_handlers and def.subresource_handlers[r.subresource])) then
+    return ctx:fail(status.path_not_found(path))
+  end
+  if def.namespaced and r.name and not r.namespace then return ctx:fail(status.path_not_found(path)) end
+  if not def.namespaced and r.namespace then return ctx:fail(status.path_not_found(path)) end
+  ctx.def, ctx.namespace, ctx.name, ctx.subresource, ctx.query = def, r.namespace, r.name, r.subresource, q
+  ctx.table = request.wants_table(ctx.headers["accept"])
+  local custom = r.subresource and def.subresource_handlers and def.subresource_handlers[r.subresource]
+  if custom then return custom(ctx, req.method) end
+  if not verb then return ctx:fail(status.method_not_allowed()) end
+  if verb == "create" and def.namespaced and not r.namespace then
+    return ctx:fail(status.method_not_allowed())
+  end
+  local ok, err = xpcall(handlers[verb], debug.traceback, ctx)
+  if not ok then
+    if self.log then self.log("error", "api: " .. tostring(err)) end
+    if not ctx.replied then return ctx:fail(status.internal(err:match("^[^\n]*"))) end
+  end
+end
+
+return M

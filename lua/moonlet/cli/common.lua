@@ -1,0 +1,179 @@
+-- What every CLI verb shares: the invocation context (output streams,
+-- namespace, client), kubectl's error messages, object names and encodings
+-- (`configmap/x`, JSON with 4-space indent, YAML), and the default server.
+local json = require("moonlet.json")
+local client = require("moonlet.client")
+
+local M = {}
+
+--- Flags every verb accepts.
+M.GLOBAL_FLAGS = {
+  { name = "server", short = "s", type = "string", metavar = "URL",
+    help = "The address of the moonlet API server (unix:PATH or http://HOST:PORT)." },
+  { name = "token", type = "string", help = "Bearer token for authentication to the API server." },
+  { name = "namespace", short = "n", type = "string", help = "If present, the namespace scope for this CLI request." },
+  { name = "request-timeout", type = "string", default = "0",
+    help = "The length of time to wait before giving up on a single server request (0: no timeout)." },
+  { name = "log-level", type = "string", help = "Log level (accepted for compatibility)." },
+  { name = "v", short = "v", type = "string", help = "Log verbosity (accepted for compatibility)." },
+  { name = "help", short = "h", type = "bool", help = "Help for this command." },
+}
+
+--- Joins verb specs with the global flags.
+function M.flags(specs)
+  local out = {}
+  for _, s in ipairs(specs) do out[#out + 1] = s end
+  for _, s in ipairs(M.GLOBAL_FLAGS) do out[#out + 1] = s end
+  return out
+end
+
+--- The default data dir's socket: $XDG_DATA_HOME/moonlet,
+--- /var/lib/moonlet for root, else ~/.local/share/moonlet.
+function M.default_server(getenv)
+  getenv = getenv or os.getenv
+  local xdg = getenv("XDG_DATA_HOME")
+  local dir
+  if xdg and xdg ~= "" then
+    dir = xdg .. "/moonlet"
+  else
+    local ok, sys = pcall(require, "moonlet.core.sys")
+    if ok and sys.getuid and sys.getuid() == 0 then
+      dir = "/var/lib/moonlet"
+    else
+      local home = getenv("HOME")
+      if (not home or home == "") and ok and sys.homedir then home = sys.homedir() end
+      dir = (home or "") .. "/.local/share/moonlet"
+    end
+  end
+  return "unix:" .. dir .. "/moonlet.sock"
+end
+
+--- Go time.ParseDuration subset for --request-timeout ("0", "5s", "1m", "30").
+function M.parse_timeout(s)
+  if not s or s == "" or s == "0" then return nil end
+  local n = tonumber(s)
+  if n then return math.floor(n * 1000) end
+  local total, rest = 0, s
+  local units = { ms = 1, s = 1000, m = 60000, h = 3600000 }
+  while rest ~= "" do
+    local num, unit, tail = rest:match("^(%d+%.?%d*)(%a+)(.*)$")
+    if not num or not units[unit] then return nil end
+    total = total + tonumber(num) * units[unit]
+    rest = tail
+  end
+  return math.floor(total)
+end
+
+--- The client for this invocation (ctx.client if the caller supplied one).
+function M.client(ctx)
+  if ctx.client then return ctx.client end
+  local f = ctx.flags
+  local server = f.server or ctx.getenv("MOONLET_SERVER")
+  if not server or server == "" then server = M.default_server(ctx.getenv) end
+  ctx.server = server
+  local ok, c = pcall(client.new, { server = server, token = f.token or ctx.getenv("MOONLET_TOKEN"),
+    timeout_ms = M.parse_timeout(f["request-timeout"]),
+    on_warning = function(text) ctx.err("Warning: " .. text .. "\n") end })
+  if not ok then error({ cli = tostring(c):gsub("^.-:%d+: ", "") }, 0) end
+  ctx.client = c
+  return c
+end
+
+--- The Status -> message rules of kubectl's StandardErrorMessage.
+function M.status_message(st, server)
+  if type(st) ~= "table" then return "error: " .. tostring(st) end
+  if st.transport then
+    local msg = tostring(st.message or "")
+    if msg:find("refused", 1, true) or msg:find("ECONNREFUSED", 1, true)
+        or msg:find("ENOENT", 1, true) or msg:find("No such file", 1, true)
+        or msg:find("Couldn't connect", 1, true) or msg:find("connect", 1, true) then
+      return (string.format("The connection to the server %s was refused - did you specify the right host or port?",
+        tostring(server or "")))
+    end
+    return "Unable to connect to the server: " .. msg
+  end
+  if st.reason == "Unauthorized" then
+    return string.format("error: You must be logged in to the server (%s)", st.message or "Unauthorized")
+  end
+  if st.reason and st.reason ~= "" then
+    return string.format("Error from server (%s): %s", st.reason, st.message or "")
+  end
+  return "Error from server: " .. tostring(st.message or "")
+end
+
+--- A CLI failure: raised with error({cli = message}) and printed by main.
+function M.fail(msg) error({ cli = msg }, 0) end
+
+--- Raises the kubectl message for a Status.
+function M.fail_status(ctx, st)
+  error({ cli = M.status_message(st, ctx.server), raw = true }, 0)
+end
+
+--- Prints an error line (kubectl form) without stopping; marks failure.
+function M.report(ctx, st)
+  ctx.failed = true
+  local msg = type(st) == "string" and st or M.status_message(st, ctx.server)
+  ctx.err(msg .. "\n")
+end
+
+--- Resolves a resource word or raises kubectl's unknown-type error.
+function M.resolve(ctx, word)
+  local c = M.client(ctx)
+  local r, st = c:resolve(word)
+  if not r then
+    if st and st.code == 404 and not st.transport then M.fail(st.message) end
+    M.fail_status(ctx, st)
+  end
+  return r
+end
+
+--- `configmap`, `deployment.apps`: kubectl's lower-case kind[.group].
+function M.kind_word(r)
+  local k = string.lower(r.kind)
+  if r.group ~= "" then k = k .. "." .. r.group end
+  return k
+end
+
+--- `configmap/x`, `deployment.apps/web`.
+function M.object_name(r, name)
+  return M.kind_word(r) .. "/" .. name
+end
+
+--- `configmaps "x"` as API errors name a resource.
+function M.quoted(r, name)
+  local res = r.group ~= "" and (r.name .. "." .. r.group) or r.name
+  return string.format('%s "%s"', res, name)
+end
+
+--- kubectl's JSON printer: 4-space indent, sorted keys, trailing newline.
+function M.to_json(v)
+  return (json.encode(v, { indent = 4, sort_keys = true })) .. "\n"
+end
+
+--- kubectl-style YAML.
+function M.to_yaml(v)
+  local yaml = require("moonlet.yaml")
+  return yaml.encode(v)
+end
+
+--- The namespace for namespaced objects of this invocation.
+function M.namespace(ctx)
+  return ctx.flags.namespace or ctx.namespace or "default"
+end
+
+--- Items of a list come without apiVersion/kind; kubectl prints them with.
+function M.fill_kind(r, obj)
+  if type(obj) == "table" then
+    if obj.apiVersion == nil then obj.apiVersion = r.api_version end
+    if obj.kind == nil then obj.kind = r.kind end
+  end
+  return obj
+end
+
+--- kubectl's List wrapper for several objects.
+function M.list_of(items)
+  return { apiVersion = "v1", kind = "List", items = json.array(items),
+    metadata = { resourceVersion = "" } }
+end
+
+return M

@@ -1,0 +1,352 @@
+-- moonlet.controller.manager: runs controller plugins. One shared informer
+-- per kind feeds every controller's work queue: changes to the primary
+-- kind enqueue the object's key, changes to owned kinds enqueue their
+-- controlling owner (ownerReference controller=true of the primary kind),
+-- `watches` entries map through the plugin's function. Workers pull keys
+-- and call reconcile(ctx, key, obj) in protected mode: an error is logged
+-- with the controller's name and requeued with back-off; the rest goes on.
+local loop = require("moonlet.loop")
+local sched = require("moonlet.sched")
+local util = require("moonlet.controller.util")
+local informer = require("moonlet.controller.informer")
+local workqueue = require("moonlet.controller.workqueue")
+local ratelimit = require("moonlet.controller.ratelimit")
+local events = require("moonlet.controller.events")
+
+local M = {}
+local Manager = {}
+Manager.__index = Manager
+
+local function default_log(level, msg)
+  require("moonlet.core.runtime").log(level, msg)
+end
+
+--- Creates a manager. opts: client (API client), clock() -> unix seconds
+--- (ctx.now and event timestamps; default loop.time), log(level, msg),
+--- rate_limiter() -> a fresh limiter per controller (default
+--- ratelimit.default), informer_backoff ({initial=, max=} seconds),
+--- host (source.host of events).
+function M.new(opts)
+  assert(opts and opts.client, "manager: client required")
+  return setmetatable({
+    client = opts.client,
+    clock = opts.clock or loop.time,
+    log = opts.log or default_log,
+    new_limiter = opts.rate_limiter or ratelimit.default,
+    informer_backoff = opts.informer_backoff,
+    host = opts.host,
+    informers = {},   -- kind -> shared informer
+    controllers = {}, -- in add() order
+    by_name = {},
+    started = false,
+    stopped = false,
+  }, Manager)
+end
+
+--- The shared informer for kind (created, and started when the manager
+--- runs, on first use).
+function Manager:informer(kind)
+  local inf = self.informers[kind]
+  if not inf then
+    inf = informer.new({ client = self.client, kind = kind, log = self.log,
+                         backoff = self.informer_backoff })
+    self.informers[kind] = inf
+    if self.started then inf:start() end
+  end
+  return inf
+end
+
+-- {====== ctx: what reconcile sees
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+--- Snapshot of kind/ns/name from the informer cache when the controller
+--- watches that kind, else read through the API client. nil when absent.
+function Ctx:get(kind, namespace, name)
+  local inf = self._mgr.informers[kind]
+  if inf then return inf:get(namespace, name) end
+  local obj = self.client:get(kind, namespace, name)
+  return obj
+end
+
+--- Snapshots of kind from the cache (or the API when not watched), sorted
+--- by key. opts: namespace, selector (compiled or LabelSelector table).
+function Ctx:list(kind, opts)
+  opts = opts or {}
+  local inf = self._mgr.informers[kind]
+  if inf then return inf:list(opts) end
+  local res, st = self.client:list(kind, { namespace = opts.namespace })
+  if not res then
+    error(string.format("list %s: %s", kind, type(st) == "table" and st.message or tostring(st)), 2)
+  end
+  local sel = util.selector(opts.selector)
+  local out = {}
+  for _, obj in ipairs(res.items or {}) do
+    if not sel or sel:matches((obj.metadata or {}).labels or {}) then out[#out + 1] = obj end
+  end
+  return out
+end
+
+--- Records a v1 Event about obj (source.component = controller name).
+--- @return the Event | nil, status (failures are not raised)
+function Ctx:event(obj, type_, reason, message)
+  return self._recorder:event(obj, type_, reason, message)
+end
+
+local function new_ctx(mgr, ctl)
+  local ctx = setmetatable({
+    _mgr = mgr,
+    _recorder = events.new({ client = mgr.client, component = ctl.name,
+                             host = mgr.host, clock = mgr.clock }),
+    client = mgr.client,
+    name = ctl.name,
+    now = mgr.clock,
+  }, Ctx)
+  ctx.log = function(level, fmt, ...)
+    local msg = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
+    mgr.log(level, "controller " .. ctl.name .. ": " .. msg)
+  end
+  return ctx
+end
+
+-- }======
+
+-- {====== event handlers: objects in, keys out
+
+-- Key of the controlling owner of obj when that owner is of `owner` kind
+-- (group and Kind compared: versions are views of the same objects).
+local function owner_key(obj, owner, owner_inf)
+  local md = obj.metadata or {}
+  for _, ref in ipairs(md.ownerReferences or {}) do
+    if ref.controller == true then
+      if ref.kind ~= owner.kind or util.api_group(ref.apiVersion) ~= owner.group then
+        return nil
+      end
+      -- The uid index finds cluster-scoped owners too; an owner not seen
+      -- yet is assumed to live in the dependent's namespace.
+      local key = ref.uid and owner_inf:key_for_uid(ref.uid)
+      if key then return key end
+      if md.namespace and md.namespace ~= "" then return md.namespace .. "/" .. ref.name end
+      return ref.name
+    end
+  end
+  return nil
+end
+
+local function primary_handler(ctl)
+  local q = ctl.queue
+  local function enqueue(obj) q:add(util.key(obj)) end
+  return { add = enqueue, update = function(_, new) enqueue(new) end, delete = enqueue }
+end
+
+local function owned_handler(ctl, owner_inf)
+  local q, owner = ctl.queue, ctl.gvk
+  local function enqueue(obj)
+    local key = owner_key(obj, owner, owner_inf)
+    if key then q:add(key) end
+  end
+  return {
+    add = enqueue,
+    update = function(old, new)
+      -- Same resourceVersion: a resync; the owner's own resync covers it.
+      local orv, nrv = old.metadata.resourceVersion, new.metadata.resourceVersion
+      if orv ~= nil and orv == nrv then return end
+      enqueue(new)
+      -- A changed controller reference wakes the previous owner as well.
+      if owner_key(old, owner, owner_inf) ~= owner_key(new, owner, owner_inf) then enqueue(old) end
+    end,
+    delete = enqueue,
+  }
+end
+
+local function mapped_handler(ctl, w)
+  local q = ctl.queue
+  local function enqueue(obj)
+    local ok, keys = xpcall(w.map, debug.traceback, util.copy(obj))
+    if not ok then
+      ctl.mgr.log("error", string.format("controller %s: map for %s failed: %s", ctl.name, w.kind, keys))
+      return
+    end
+    if type(keys) == "string" then q:add(keys)
+    elseif type(keys) == "table" then
+      for _, k in ipairs(keys) do q:add(k) end
+    end
+  end
+  return {
+    add = enqueue,
+    update = function(old, new)
+      if old.metadata.resourceVersion ~= nil
+        and old.metadata.resourceVersion == new.metadata.resourceVersion then return end
+      enqueue(new)
+    end,
+    delete = enqueue,
+  }
+end
+
+-- }======
+
+-- {====== workers
+
+local function first_line(s)
+  return (tostring(s):match("^[^\n]*"))
+end
+
+local function process(ctl, key)
+  local inf = ctl.mgr.informers[ctl.kind]
+  local obj = inf:get_by_key(key)
+  ctl.stats.reconciles = ctl.stats.reconciles + 1
+  local ok, res = xpcall(ctl.plugin.reconcile, debug.traceback, ctl.ctx, key, obj)
+  local q = ctl.queue
+  if not ok then
+    ctl.stats.errors = ctl.stats.errors + 1
+    ctl.mgr.log("error", string.format("controller %s: reconcile %s failed (requeue %d): %s",
+      ctl.name, key, q:num_requeues(key) + 1, tostring(res)))
+    -- Rule 14: the failure is visible on the object, not only in the log.
+    if obj then
+      local msg = first_line(res):gsub("^[^:]*:%d+: ", "")
+      ctl.ctx:event(obj, "Warning", "ReconcileError", msg)
+    end
+    q:add_rate_limited(key)
+  elseif type(res) == "table" and res.requeue_after then
+    q:forget(key)
+    q:add_after(key, res.requeue_after)
+  elseif type(res) == "table" and res.requeue then
+    q:add_rate_limited(key)
+  else
+    q:forget(key)
+  end
+end
+
+local function worker(ctl)
+  while true do
+    local key = ctl.queue:get()
+    if key == nil then break end
+    process(ctl, key)
+    ctl.queue:done(key)
+  end
+  ctl.running = ctl.running - 1
+end
+
+-- Workers start once every informer the controller reads has listed, so a
+-- first reconcile never mistakes an unfilled cache for "nothing exists".
+local function start_controller(mgr, ctl)
+  sched.spawn("controller " .. ctl.name, function()
+    util.wait_for(function()
+      if mgr.stopped then return true end
+      for _, inf in ipairs(ctl.informers) do
+        if not inf:has_synced() then return false end
+      end
+      return true
+    end, math.huge, 5)
+    if mgr.stopped then return end
+    ctl.workers_started = true
+    for i = 1, ctl.workers do
+      ctl.running = ctl.running + 1
+      sched.spawn(string.format("controller %s worker %d", ctl.name, i), worker, ctl)
+    end
+  end)
+end
+
+-- }======
+
+--- Adds a controller plugin: { name, kind, owns = {kinds}, watches =
+--- {{kind=, map=fn(obj) -> key | {keys}}}, workers = 1, resync_seconds,
+--- reconcile = fn(ctx, key, obj) -> nil | {requeue_after=s} | {requeue=true} }.
+--- @return the controller record (queue, stats, ctx)
+function Manager:add(plugin)
+  assert(type(plugin) == "table", "manager: plugin must be a table")
+  local name = plugin.name
+  assert(type(name) == "string" and name ~= "", "manager: plugin needs a name")
+  assert(type(plugin.reconcile) == "function", "controller " .. name .. ": reconcile must be a function")
+  assert(type(plugin.kind) == "string", "controller " .. name .. ": kind required")
+  if self.by_name[name] then error("manager: controller '" .. name .. "' added twice", 2) end
+  local ctl = {
+    mgr = self, plugin = plugin, name = name, kind = plugin.kind,
+    gvk = util.parse_kind(plugin.kind),
+    workers = plugin.workers or 1,
+    queue = workqueue.new({ name = name, rate_limiter = self.new_limiter() }),
+    informers = {},
+    running = 0,
+    stats = { reconciles = 0, errors = 0 },
+  }
+  ctl.ctx = new_ctx(self, ctl)
+  local primary = self:informer(plugin.kind)
+  ctl.informers[1] = primary
+  primary:add_handler(primary_handler(ctl), plugin.resync_seconds)
+  for _, kind in ipairs(plugin.owns or {}) do
+    local inf = self:informer(kind)
+    ctl.informers[#ctl.informers + 1] = inf
+    inf:add_handler(owned_handler(ctl, primary))
+  end
+  for _, w in ipairs(plugin.watches or {}) do
+    assert(type(w.kind) == "string" and type(w.map) == "function",
+      "controller " .. name .. ": watches entries need kind and map")
+    local inf = self:informer(w.kind)
+    ctl.informers[#ctl.informers + 1] = inf
+    inf:add_handler(mapped_handler(ctl, w))
+  end
+  self.controllers[#self.controllers + 1] = ctl
+  self.by_name[name] = ctl
+  if self.started then start_controller(self, ctl) end
+  return ctl
+end
+
+--- The controller record by name (queue, stats = {reconciles, errors}).
+function Manager:controller(name) return self.by_name[name] end
+
+--- Starts the informers, then each controller's workers once its caches
+--- have synced. Does not wait.
+function Manager:start()
+  if self.started then return self end
+  self.started = true
+  for _, inf in pairs(self.informers) do inf:start() end
+  for _, ctl in ipairs(self.controllers) do start_controller(self, ctl) end
+  return self
+end
+
+--- Stops intake everywhere and lets every worker finish the key in hand.
+--- Called from a coroutine it waits for that (up to `timeout` s, default 30).
+--- @return true | nil, "timeout"
+function Manager:stop(timeout)
+  if self.stopped then return true end
+  self.stopped = true
+  for _, ctl in ipairs(self.controllers) do ctl.queue:shutdown() end
+  for _, inf in pairs(self.informers) do inf:stop() end
+  if not sched.in_coroutine() then return true end
+  return util.wait_for(function()
+    for _, ctl in ipairs(self.controllers) do
+      if ctl.running > 0 then return false end
+    end
+    return true
+  end, timeout or 30, 1)
+end
+
+local function idle_now(self)
+  for _, inf in pairs(self.informers) do
+    if not inf:has_synced() then return false end
+  end
+  for _, ctl in ipairs(self.controllers) do
+    if not ctl.workers_started or not ctl.queue:idle() then return false end
+  end
+  return true
+end
+
+--- Yields until every cache has synced and every queue has been empty
+--- (nothing queued, in hand or delayed) for `settle_ms` (default 20: watch
+--- events of the last writes are still in flight when the queue drains).
+--- @return true | nil, "timeout"
+function Manager:wait_idle(timeout, settle_ms)
+  settle_ms = settle_ms or 20
+  local since
+  return util.wait_for(function()
+    if not idle_now(self) then
+      since = nil
+      return false
+    end
+    since = since or loop.now()
+    return loop.now() - since >= settle_ms
+  end, timeout or 10, 2)
+end
+
+return M

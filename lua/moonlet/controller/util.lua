@@ -1,0 +1,158 @@
+-- moonlet.controller.util: small helpers shared by the controller runtime:
+-- object keys, kind names, snapshots (deep copies), label-selector
+-- matching, and waits that never block the loop.
+local loop = require("moonlet.loop")
+local sched = require("moonlet.sched")
+
+local M = {}
+
+--- "namespace/name" for namespaced objects, "name" for cluster-scoped ones
+--- (client-go MetaNamespaceKeyFunc).
+function M.key(obj)
+  local md = obj.metadata or {}
+  local ns = md.namespace
+  if ns and ns ~= "" then return ns .. "/" .. (md.name or "") end
+  return md.name or ""
+end
+
+--- Splits a key back into namespace (nil when cluster-scoped) and name.
+function M.split_key(key)
+  local ns, name = key:match("^([^/]*)/(.*)$")
+  if ns then return ns, name end
+  return nil, key
+end
+
+--- "apps/v1/ReplicaSet" -> group "apps", version "v1", kind "ReplicaSet",
+--- apiVersion "apps/v1"; "v1/Pod" -> group "", version "v1", kind "Pod".
+function M.parse_kind(kind)
+  local g, v, k = kind:match("^(.+)/([^/]+)/([^/]+)$")
+  if not g then
+    g = ""
+    v, k = kind:match("^([^/]+)/([^/]+)$")
+  end
+  if not v then error("moonlet: bad kind '" .. tostring(kind) .. "' (want group/version/Kind)", 3) end
+  return { group = g, version = v, kind = k, api_version = g == "" and v or g .. "/" .. v }
+end
+
+--- The group part of an apiVersion ("apps/v1" -> "apps", "v1" -> "").
+function M.api_group(api_version)
+  return (api_version or ""):match("^(.*)/[^/]*$") or ""
+end
+
+--- Deep copy of a JSON-like value; metatables (array/object markers set by
+--- the codec) are kept so the copy encodes the same way.
+function M.copy(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = M.copy(x) end
+  return setmetatable(out, getmetatable(v))
+end
+
+--- Deep equality of JSON-like values (ignores metatables).
+function M.equal(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, x in pairs(a) do
+    if not M.equal(x, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
+-- Label selector semantics of metav1.LabelSelectorAsSelector, used until
+-- (or when) moonlet.selector is not loadable: matchLabels and the four
+-- matchExpressions operators; an empty selector matches everything.
+local function table_selector(t)
+  local ml = t.matchLabels or t.match_labels or {}
+  local exprs = t.matchExpressions or t.match_expressions or {}
+  for _, e in ipairs(exprs) do
+    local op = e.operator
+    if op ~= "In" and op ~= "NotIn" and op ~= "Exists" and op ~= "DoesNotExist" then
+      error("moonlet: invalid label selector operator '" .. tostring(op) .. "'", 3)
+    end
+  end
+  local sel = {}
+  function sel:matches(labels)
+    labels = labels or {}
+    for k, v in pairs(ml) do
+      if labels[k] ~= v then return false end
+    end
+    for _, e in ipairs(exprs) do
+      local have = labels[e.key]
+      local inset = false
+      for _, v in ipairs(e.values or {}) do
+        if v == have then inset = true end
+      end
+      if e.operator == "In" and not inset then return false end
+      if e.operator == "NotIn" and have ~= nil and inset then return false end
+      if e.operator == "Exists" and have == nil then return false end
+      if e.operator == "DoesNotExist" and have ~= nil then return false end
+    end
+    return true
+  end
+  return sel
+end
+
+--- Turns a selector argument into an object with :matches(labels): a
+--- compiled selector passes through; a LabelSelector table (or a selector
+--- string) goes through moonlet.selector when it is loadable, else through
+--- the table matcher above. nil stays nil (no filtering).
+function M.selector(s)
+  if s == nil then return nil end
+  if type(s) == "table" and type(s.matches) == "function" then return s end
+  local ok, mod = pcall(require, "moonlet.selector")
+  if not ok then mod = nil end
+  local sel, err
+  if type(s) == "string" then
+    if not mod then error("moonlet: selector strings need moonlet.selector", 2) end
+    sel, err = mod.parse(s)
+  elseif type(s) == "table" then
+    if not mod then return table_selector(s) end
+    sel, err = mod.from_table(s)
+  else
+    error("moonlet: selector must be a table or a string", 2)
+  end
+  if not sel then
+    local msg = type(err) == "table" and err.aggregate and err:aggregate() or tostring(err)
+    error("moonlet: bad label selector: " .. msg, 2)
+  end
+  return sel
+end
+
+--- Polls pred() every `interval_ms` (default 2) until it holds or
+--- `timeout` seconds pass. @return true | nil, "timeout"
+function M.wait_for(pred, timeout, interval_ms)
+  local deadline = loop.hrtime() + (timeout or 5) * 1e9
+  while not pred() do
+    if loop.hrtime() >= deadline then return nil, "timeout" end
+    loop.sleep(interval_ms or 2)
+  end
+  return true
+end
+
+--- A sleep that another coroutine can cut short (stop paths must not wait
+--- out a 30 s back-off). s:sleep(seconds) yields; s:cancel() wakes it.
+function M.sleeper()
+  local s = {}
+  function s:sleep(seconds)
+    local id = loop.next_id()
+    self.id = id
+    self.timer = loop.timer(math.max(0, math.ceil(seconds * 1000)), function()
+      sched.dispatch(id)
+    end)
+    sched.wait(id)
+    self.id, self.timer = nil, nil
+  end
+  function s:cancel()
+    local id, timer = self.id, self.timer
+    if not id then return end
+    self.id, self.timer = nil, nil
+    timer.stop()
+    sched.wake(id)
+  end
+  return s
+end
+
+return M

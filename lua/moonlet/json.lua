@@ -1,0 +1,26 @@
+-- moonlet.json: JSON for scripts, over the C codec (jansson).
+--   json.encode(v [, {indent=N, sort_keys=true}]) -> text | nil, err
+--   json.decode(text) -> value | nil, "line L, column C: message"
+-- JSON null is json.null; decoded arrays carry a mark (json.array) so an
+-- empty list stays `[]`; json.object forces `{}` for list-like tables.
+local core = require("moonlet.core.json")
+
+local M = {
+  null = core.null,         -- the JSON null sentinel (a light userdata)
+  encode = core.encode,
+  decode = core.decode,
+  array = core.array,       -- array([t]) -> t marked as a JSON array
+  object = core.object,     -- object([t]) -> t marked as a JSON object
+  is_array = core.is_array, -- would v encode as a JSON array?
+  is_null = core.is_null,
+  copy = core.copy,         -- deep copy keeping array/object marks
+  array_mt = core.array_mt,
+  object_mt = core.object_mt,
+}
+
+--- Encodes with two-space indentation, as `kubectl get -o json` reads.
+function M.pretty(v)
+  return core.encode(v, { indent = 2 })
+end
+
+return M

@@ -1,0 +1,288 @@
+-- `moonlet server`: opens the store, loads kinds and controllers, serves the
+-- Kubernetes API on the data dir's unix socket (and TCP with a bearer
+-- token), and stops cleanly on SIGINT/SIGTERM. SIGHUP reloads scripts.
+local runtime = require("moonlet.core.runtime")
+local sys = require("moonlet.core.sys")
+local sched = require("moonlet.sched")
+local loop = require("moonlet.loop")
+local json = require("moonlet.json")
+local yaml = require("moonlet.yaml")
+local plugins = require("moonlet.plugins")
+local kinds = require("moonlet.api.kinds")
+
+local M = {}
+
+local USAGE = [[
+Usage: moonlet server [flags]
+
+Flags:
+  --data-dir DIR       where the store, socket, token and logs live
+                       (default $XDG_DATA_HOME/moonlet, ~/.local/share/moonlet,
+                       /var/lib/moonlet for root)
+  --scripts DIR        load kinds/, controllers/, policies/, probes/ scripts
+                       from DIR (repeatable; later dirs override earlier ones)
+  --listen URL         also serve on tcp://HOST:PORT (bearer token required)
+  --store KIND         sqlite (default, durable) or memory
+  --log-level L        debug, info, warn or error (default info)
+  --check-scripts DIR  validate the scripts in DIR (repeatable) and exit
+  -h, --help           show this help
+]]
+
+--- Parses flags into a table; returns opts or nil, message.
+function M.parse_flags(argv, first)
+  local o = { scripts = {}, listen = {}, check = {}, store = "sqlite", log_level = "info" }
+  local i = first or 2
+  local function value(flag)
+    local v = argv[i + 1]
+    if v == nil then return nil end
+    i = i + 1
+    return v
+  end
+  while argv[i] do
+    local a = argv[i]
+    local flag, inline = a:match("^(%-%-[%w-]+)=(.*)$")
+    if flag then a = flag end
+    local function val()
+      if inline then return inline end
+      return value(a)
+    end
+    local needs = { ["--data-dir"] = "data_dir", ["--store"] = "store", ["--log-level"] = "log_level" }
+    local lists = { ["--scripts"] = "scripts", ["--listen"] = "listen", ["--check-scripts"] = "check" }
+    if a == "-h" or a == "--help" then
+      o.help = true
+    elseif needs[a] or lists[a] then
+      local v = val()
+      if v == nil then return nil, "flag needs an argument: " .. a end
+      if needs[a] then o[needs[a]] = v else table.insert(o[lists[a]], v) end
+    elseif o.check[1] and not a:match("^%-") then
+      o.check[#o.check + 1] = a
+    else
+      return nil, "unknown flag: " .. a
+    end
+    i = i + 1
+  end
+  if o.store ~= "sqlite" and o.store ~= "memory" then
+    return nil, "--store must be sqlite or memory"
+  end
+  for _, l in ipairs(o.listen) do
+    if not l:match("^tcp://[^:]+:%d+$") then
+      return nil, "--listen must be tcp://HOST:PORT, got " .. tostring(l)
+    end
+  end
+  return o
+end
+
+--- The default data dir for this user.
+function M.default_data_dir()
+  local xdg = os.getenv("XDG_DATA_HOME")
+  if xdg and xdg ~= "" then return xdg .. "/moonlet" end
+  if sys.getuid() == 0 then return "/var/lib/moonlet" end
+  local home = os.getenv("HOME") or sys.homedir()
+  return home .. "/.local/share/moonlet"
+end
+
+local function mkdir_p(path)
+  local acc = path:sub(1, 1) == "/" and "" or "."
+  for part in path:gmatch("[^/]+") do
+    acc = acc .. "/" .. part
+    local ok, err = sys.mkdir(acc, 448) -- 0700
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- The bearer token for TCP clients: made once, kept in the data dir (0600).
+local function ensure_token(dir)
+  local path = dir .. "/token"
+  local tok = read_file(path)
+  if tok and tok:match("^%x+%s*$") then return (tok:gsub("%s+$", "")) end
+  tok = sys.random_hex(32)
+  assert(sys.write_file(path, tok .. "\n", 384))
+  return tok
+end
+
+local function write_kubeconfig(dir, url, token)
+  local cfg = {
+    apiVersion = "v1", kind = "Config", ["current-context"] = "moonlet",
+    clusters = json.array({ { name = "moonlet", cluster = { server = url } } }),
+    users = json.array({ { name = "moonlet", user = { token = token } } }),
+    contexts = json.array({ { name = "moonlet", context = { cluster = "moonlet", user = "moonlet",
+      namespace = "default" } } }),
+    preferences = {},
+  }
+  assert(sys.write_file(dir .. "/kubeconfig", yaml.encode(cfg), 384))
+end
+
+local CHECKS = {
+  kinds = kinds.check,
+  controllers = function(v)
+    if type(v) ~= "table" then return "a controller plugin must return a table" end
+    if type(v.name) ~= "string" then return 'field "name": must be a string' end
+    if type(v.kind) ~= "string" then return 'field "kind": must be a string like "apps/v1/ReplicaSet"' end
+    if type(v.reconcile) ~= "function" then return 'field "reconcile": must be a function' end
+  end,
+}
+
+--- `moonlet server --check-scripts DIR...`
+local function check_scripts(dirs)
+  local loaded, errors = plugins.load(dirs, { skip_builtin = true, check = CHECKS })
+  for _, e in ipairs(errors) do io.stderr:write(e, "\n") end
+  local n = 0
+  for _, t in ipairs(plugins.TYPES) do
+    for _ in pairs(loaded[t]) do n = n + 1 end
+  end
+  if #errors > 0 then
+    io.stderr:write(string.format("%d script(s) failed to load\n", #errors))
+    return 1
+  end
+  io.stdout:write(string.format("%d script(s) OK\n", n))
+  return 0
+end
+
+local Server = {}
+Server.__index = Server
+
+-- Registers kinds from loaded plugins (built-ins first, then overrides).
+function Server:load_scripts()
+  local loaded, errors = plugins.load(self.opts.scripts, { check = CHECKS })
+  for _, e in ipairs(errors) do runtime.log("error", "script failed to load: " .. e) end
+  kinds.reset()
+  for _, name in ipairs(plugins.names(loaded, "kinds")) do
+    local p = loaded.kinds[name]
+    local ok, err = pcall(kinds.register, p.value, p.display)
+    if not ok then runtime.log("error", p.display .. ": " .. tostring(err)) end
+  end
+  self.loaded = loaded
+  return #errors
+end
+
+function Server:ensure_namespaces()
+  for _, ns in ipairs({ "default", "kube-system", "kube-public", "kube-node-lease" }) do
+    if not self.store:get("namespaces", "", ns) then
+      local res = self.client_router_create("v1/Namespace", { apiVersion = "v1", kind = "Namespace",
+        metadata = { name = ns } })
+      if not res then runtime.log("error", "cannot create namespace " .. ns) end
+    end
+  end
+end
+
+function Server:start()
+  local o = self.opts
+  local ok, err = mkdir_p(o.data_dir)
+  if not ok then return nil, "cannot create data dir: " .. tostring(err) end
+  sys.chmod(o.data_dir, 448)
+  local storemod = require("moonlet.store")
+  local s, serr = storemod.open({ backend = o.store, path = o.data_dir .. "/store.db" })
+  if not s then return nil, "cannot open store: " .. tostring(serr) end
+  self.store = s
+  self:load_scripts()
+  local router = require("moonlet.api.router").new({ store = s, token = ensure_token(o.data_dir),
+    version = require("moonlet.main").VERSION, log = runtime.log })
+  self.router = router
+  local inproc = require("moonlet.api.inproc")
+  self.transport = inproc.transport(router)
+  self.client_router_create = function(kind, obj) return inproc.create(router, kind, obj) end
+  self:ensure_namespaces()
+  self:start_controllers()
+  local httpd = require("moonlet.httpd")
+  local function handler(req) router:handle(req, req) end
+  self.listeners = {}
+  local sock = o.data_dir .. "/moonlet.sock"
+  local srv, lerr = httpd.listen("unix:" .. sock, handler, { mode = 384 })
+  if not srv then return nil, "cannot listen on " .. sock .. ": " .. tostring(lerr) end
+  self.listeners[#self.listeners + 1] = srv
+  runtime.log("info", "serving the API on unix:" .. sock)
+  for _, url in ipairs(o.listen) do
+    local t, terr = httpd.listen(url, handler)
+    if not t then return nil, "cannot listen on " .. url .. ": " .. tostring(terr) end
+    self.listeners[#self.listeners + 1] = t
+    local host = url:match("^tcp://([^:]+):")
+    local public = string.format("http://%s:%d", host, t:port())
+    write_kubeconfig(o.data_dir, public, router.token)
+    runtime.log("info", "serving the API on " .. public .. " (bearer token in " .. o.data_dir .. "/token)")
+  end
+  return true
+end
+
+-- Controllers run in-process and talk to the API through the router, so
+-- their writes get the same admission as any client's.
+function Server:start_controllers()
+  local client = require("moonlet.client").new({ transport = self.transport })
+  local m = require("moonlet.controller").new({ client = client, log = runtime.log })
+  for _, name in ipairs(plugins.names(self.loaded, "controllers")) do
+    local p = self.loaded.controllers[name]
+    local ok, err = pcall(m.add, m, p.value)
+    if not ok then runtime.log("error", p.display .. ": " .. tostring(err)) end
+  end
+  m:start()
+  self.manager = m
+  self.client = client
+end
+
+function Server:stop()
+  for _, l in ipairs(self.listeners or {}) do l:close() end
+  require("moonlet.api.handlers").stop_watches()
+  if self.manager then self.manager:stop() end
+end
+
+function M.main(argv)
+  local o, err = M.parse_flags(argv)
+  if not o then
+    io.stderr:write("moonlet server: ", err, "\n", USAGE)
+    return 1
+  end
+  if o.help then
+    io.stdout:write(USAGE)
+    return 0
+  end
+  local ok_level = pcall(runtime.set_log_level, o.log_level)
+  if not ok_level then
+    io.stderr:write("moonlet server: --log-level must be debug, info, warn or error\n")
+    return 1
+  end
+  if #o.check > 0 then return check_scripts(o.check) end
+  o.data_dir = o.data_dir or M.default_data_dir()
+  local server = setmetatable({ opts = o }, Server)
+  local code = 0
+  sched.run(function()
+    local started, serr = server:start()
+    if not started then
+      runtime.log("error", serr)
+      code = 1
+      if server.store then server.store:close() end
+      return
+    end
+    local stop_id = loop.next_id()
+    local signals = {}
+    for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
+      signals[#signals + 1] = loop.on_signal(name, function()
+        runtime.log("info", "received " .. name .. ", shutting down")
+        sched.wake(stop_id, name)
+      end)
+    end
+    signals[#signals + 1] = loop.on_signal("SIGHUP", function()
+      local n = server:load_scripts()
+      -- Controllers restart on the new scripts; the store keeps all state.
+      if server.manager then server.manager:stop(5) end
+      server:start_controllers()
+      runtime.log("info", string.format("reloaded scripts (%d error(s))", n))
+    end)
+    sched.wait(stop_id)
+    server:stop()
+    -- One more turn lets in-flight responses and the last commit go out.
+    loop.sleep(10)
+    for _, s in ipairs(signals) do s.close() end
+    server.store:close()
+  end)
+  return code
+end
+
+return M
