@@ -84,9 +84,24 @@ static int lyaml_decode_all(lua_State *L) {
   return 1;
 }
 
+#define TEXT_MT "moonlet.yaml.text"
+
+/* Holds the emitted text until Lua has its copy; __gc frees it if pushing
+ * raises. */
+static int text_gc(lua_State *L) {
+  char **box = luaL_checkudata(L, 1, TEXT_MT);
+  free(*box);
+  *box = NULL;
+  return 0;
+}
+
 /* Lua: text = yaml.encode(value) -> text | nil, err (kubectl -o yaml) */
 static int lyaml_encode(lua_State *L) {
   luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  char **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, TEXT_MT); /* stack: value box */
   char err[256];
   json_t *j = ml_lua_to_json(L, 1, err, sizeof err);
   if (!j) {
@@ -95,19 +110,16 @@ static int lyaml_encode(lua_State *L) {
     return 2;
   }
   size_t len;
-  char *text = ml_json_to_yaml(j, &len, err, sizeof err);
+  *box = ml_json_to_yaml(j, &len, err, sizeof err);
   json_decref(j);
-  if (!text) {
+  if (!*box) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
   }
-  /* Copy into Lua from a protected spot: pushlstring may raise on memory. */
-  luaL_Buffer b;
-  char *dst = luaL_buffinitsize(L, &b, len);
-  for (size_t i = 0; i < len; i++) dst[i] = text[i];
-  free(text);
-  luaL_pushresultsize(&b, len);
+  lua_pushlstring(L, *box, len);
+  free(*box);
+  *box = NULL;
   return 1;
 }
 
@@ -119,6 +131,11 @@ static const luaL_Reg yaml_funcs[] = {{"decode", lyaml_decode},
 int luaopen_moonlet_core_yaml(lua_State *L) {
   if (luaL_newmetatable(L, DOCS_MT)) {
     lua_pushcfunction(L, docs_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, TEXT_MT)) {
+    lua_pushcfunction(L, text_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);

@@ -3,6 +3,7 @@
  * the embedded-module searcher, and the moonlet.core.runtime module. */
 #include "runtime.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -301,6 +302,9 @@ static const luaL_Reg c_modules[] = {
     {NULL, NULL}};
 
 int luaopen_moonlet_core(lua_State *L) {
+  /* A write to a peer that went away must fail with EPIPE, not kill the
+   * host process (the server, or lua5.4 running specs). */
+  signal(SIGPIPE, SIG_IGN);
   ml_runtime_get(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (const luaL_Reg *m = c_modules; m->name; m++) {

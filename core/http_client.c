@@ -175,9 +175,6 @@ static void ev_post(ml_http_client_t *c, ml_http_event_t *ev) {
     return;
   }
   ml_loop_post(c->loop, &ev->ev);
-  /* Posted from a timer callback, the event would otherwise wait behind
-   * the poll that UV_RUN_ONCE starts after running timers. */
-  uv_stop(c->loop->uv);
 }
 
 static int body_append(ml_http_event_t *ev, const char *p, size_t n) {

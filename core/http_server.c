@@ -29,6 +29,7 @@
 #define READ_CHUNK 65536
 #define PIPELINE_MAX (1024 * 1024) /* unparsed bytes kept while busy */
 #define LINGER_MS 2000             /* drain time after an error answer */
+#define STREAM_MAX_PENDING (16 * 1024 * 1024) /* a watcher this far behind is cut */
 #define SLOT_BITS 24
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)
 
@@ -402,8 +403,9 @@ static int put_head(conn_t *c, int status, const ml_http_field_t *h, size_t n,
 }
 
 static void request_done(conn_t *c) {
+  if (c->state == C_WAITING) c->srv->stats.requests--;
+  else c->srv->stats.streams--;
   c->state = C_READING;
-  c->srv->stats.requests--;
   c->srv->stats.served++;
   c->last_active = now_ms(c->srv);
   mark_dirty(c);
@@ -477,6 +479,7 @@ int ml_httpd_stream_begin(ml_httpd_t *srv, uint64_t id, int status,
     return rc;
   }
   c->state = C_STREAMING;
+  srv->stats.requests--;
   srv->stats.streams++;
   /* A stream whose listener is going away learns it at once. */
   if (c->lst->closing) post_closed(c);
@@ -489,6 +492,13 @@ long ml_httpd_stream_write(ml_httpd_t *srv, uint64_t id, const char *data,
   conn_t *c = lookup(srv, id);
   if (!c) return ML_ENOTFOUND;
   if (c->state != C_STREAMING) return ML_EINVALID;
+  /* A peer that stopped reading must not make us buffer without end. */
+  if (c->out.len + (c->writing ? c->wbuf.len : 0) + len > STREAM_MAX_PENDING) {
+    ML_WARN("httpd: closing a stream whose peer is %zu bytes behind",
+            c->out.len + (c->writing ? c->wbuf.len : 0));
+    conn_close(c);
+    return ML_ECLOSED;
+  }
   if (len > 0 && !c->is_head) {
     char line[24];
     int n = snprintf(line, sizeof line, "%zx\r\n", len);
@@ -511,7 +521,6 @@ int ml_httpd_stream_end(ml_httpd_t *srv, uint64_t id) {
     if (rc < 0) return rc;
     buf_put(&c->out, "0\r\n\r\n", 5);
   }
-  srv->stats.streams--;
   request_done(c);
   return 0;
 }

@@ -126,9 +126,10 @@ int ml_httpd_stream_begin(ml_httpd_t *srv, uint64_t id, int status,
                           const ml_http_field_t *headers, size_t nheaders);
 
 /**
- * Queues one chunk (empty data is ignored, it would end the stream).
+ * Queues one chunk (empty data is ignored, it would end the stream). A
+ * stream more than 16 MiB behind its peer is closed (CLOSED is posted).
  * @return bytes queued on the connection and not yet written (>= 0), or
- *   ML_ENOTFOUND / ML_EINVALID / ML_ENOMEM
+ *   ML_ENOTFOUND / ML_EINVALID / ML_ENOMEM / ML_ECLOSED (cut off)
  */
 long ml_httpd_stream_write(ml_httpd_t *srv, uint64_t id, const char *data,
                            size_t len);

@@ -229,8 +229,9 @@ end
 
 function Server:stop()
   for _, l in ipairs(self.listeners or {}) do l:close() end
+  -- Controllers finish the item in hand before their watches end.
+  if self.manager then self.manager:stop(5) end
   require("moonlet.api.handlers").stop_watches()
-  if self.manager then self.manager:stop() end
 end
 
 function M.main(argv)

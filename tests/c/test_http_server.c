@@ -55,6 +55,7 @@ typedef struct {
   atomic_ullong closed_id; /* last CLOSED event */
   atomic_int stream_hold_closed;
   atomic_ullong stream_hold_started;
+  atomic_ullong flood_done;
   atomic_int transport_unix;
   /* main-thread only */
   bool shut;
@@ -122,6 +123,16 @@ static void handle_request(ml_httpd_request_t *r) {
     ml_httpd_stream_write(S.srv, id, "open", 4);
     S.stream_hold_id = id;
     atomic_store(&S.stream_hold_started, id);
+  } else if (path_is(r, "/flood")) {
+    /* A peer that reads nothing: the stream is cut, not buffered forever. */
+    static char mb[1 << 20];
+    ml_httpd_stream_begin(S.srv, id, 200, NULL, 0);
+    long rc = 0;
+    int i;
+    for (i = 0; i < 64 && rc >= 0; i++)
+      rc = ml_httpd_stream_write(S.srv, id, mb, sizeof mb);
+    OK(rc == ML_ECLOSED && i <= 17, "stream cut at 16 MiB behind (%d MiB)", i);
+    atomic_store(&S.flood_done, 1);
   } else if (path_is(r, "/hold")) {
     atomic_store(&S.hold_id, id);
   } else if (path_is(r, "/hold-shutdown")) {
@@ -508,6 +519,16 @@ static void t_peer_close(void) {
   free(c);
 }
 
+static void t_flood(void) {
+  cli_t *c = calloc(1, sizeof *c);
+  cli_open(c, connect_tcp(S.port));
+  send_str(c, "GET /flood HTTP/1.1\r\n\r\n");
+  OK(wait_flag(&S.flood_done, 0, 3000), "flooding stream handled");
+  OK(peer_closed(c, 3000), "its connection closed");
+  close(c->fd);
+  free(c);
+}
+
 static void t_idle(void) {
   cli_t *c = calloc(1, sizeof *c);
   cli_open(c, connect_tcp(S.port));
@@ -614,6 +635,7 @@ static void *client_main(void *arg) {
   t_unix();
   t_stream();
   t_peer_close();
+  t_flood();
   t_idle();
   t_shutdown();
   atomic_store(&S.client_done, 1);

@@ -237,12 +237,33 @@ M.active_watches = {}
 
 --- Ends every open watch (server shutdown).
 function M.stop_watches()
-  for _, stop in pairs(M.active_watches) do stop() end
+  local stops = {}
+  for _, stop in pairs(M.active_watches) do stops[#stops + 1] = stop end
+  for _, stop in ipairs(stops) do stop() end
 end
 
 -- }=======================================================
 
 -- {======================================================= writes
+
+-- Kubernetes' name generator: the prefix (cut to 58 characters) and five
+-- characters from an alphabet without vowels or look-alikes.
+local ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+local seeded = false
+
+function M.generate_name(prefix)
+  if not seeded then
+    local hex = require("moonlet.core.sys").random_hex(8)
+    math.randomseed(tonumber(hex:sub(1, 8), 16), tonumber(hex:sub(9, 16), 16))
+    seeded = true
+  end
+  local out = {}
+  for i = 1, 5 do
+    local k = math.random(#ALPHABET)
+    out[i] = ALPHABET:sub(k, k)
+  end
+  return prefix:sub(1, 58) .. table.concat(out)
+end
 
 function M.create(ctx)
   local def = ctx.def
@@ -266,6 +287,10 @@ function M.create(ctx)
   if (meta.name == nil or meta.name == "") and (meta.generateName == nil or meta.generateName == "") then
     local e = validation.required("metadata.name", "name or generateName is required")
     return ctx:fail(status.invalid(def, "", { e }))
+  end
+  -- As the API server does, the name is generated before validation.
+  if (meta.name == nil or meta.name == "") and type(meta.generateName) == "string" then
+    meta.name = M.generate_name(meta.generateName)
   end
   err = namespace_admits(ctx)
   if err then return ctx:fail(err) end
