@@ -23,6 +23,9 @@ Flags:
                        from DIR (repeatable; later dirs override earlier ones)
   --listen URL         also serve on tcp://HOST:PORT (bearer token required)
   --store KIND         sqlite (default, durable) or memory
+  --store-sync MODE    sqlite fsync policy: full (default: every commit is
+                       on disk) or normal (survives a crash of moonlet, not
+                       of the machine; several times faster)
   --log-level L        debug, info, warn or error (default info)
   --check-scripts DIR  validate the scripts in DIR (repeatable) and exit
   -h, --help           show this help
@@ -30,7 +33,8 @@ Flags:
 
 --- Parses flags into a table; returns opts or nil, message.
 function M.parse_flags(argv, first)
-  local o = { scripts = {}, listen = {}, check = {}, store = "sqlite", log_level = "info" }
+  local o = { scripts = {}, listen = {}, check = {}, store = "sqlite", log_level = "info",
+    store_sync = "full" }
   local i = first or 2
   local function value(flag)
     local v = argv[i + 1]
@@ -46,7 +50,8 @@ function M.parse_flags(argv, first)
       if inline then return inline end
       return value(a)
     end
-    local needs = { ["--data-dir"] = "data_dir", ["--store"] = "store", ["--log-level"] = "log_level" }
+    local needs = { ["--data-dir"] = "data_dir", ["--store"] = "store", ["--log-level"] = "log_level",
+      ["--store-sync"] = "store_sync" }
     local lists = { ["--scripts"] = "scripts", ["--listen"] = "listen", ["--check-scripts"] = "check" }
     if a == "-h" or a == "--help" then
       o.help = true
@@ -63,6 +68,9 @@ function M.parse_flags(argv, first)
   end
   if o.store ~= "sqlite" and o.store ~= "memory" then
     return nil, "--store must be sqlite or memory"
+  end
+  if o.store_sync ~= "full" and o.store_sync ~= "normal" then
+    return nil, "--store-sync must be full or normal"
   end
   for _, l in ipairs(o.listen) do
     if not l:match("^tcp://[^:]+:%d+$") then
@@ -180,7 +188,8 @@ function Server:start()
   if not ok then return nil, "cannot create data dir: " .. tostring(err) end
   sys.chmod(o.data_dir, 448)
   local storemod = require("moonlet.store")
-  local s, serr = storemod.open({ backend = o.store, path = o.data_dir .. "/store.db" })
+  local s, serr = storemod.open({ backend = o.store, path = o.data_dir .. "/store.db",
+    sync = o.store_sync })
   if not s then return nil, "cannot open store: " .. tostring(serr) end
   self.store = s
   self:load_scripts()

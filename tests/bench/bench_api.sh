@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# API benchmarks of the foundation issue, with etcd measured in the same run
+# as the baseline (ratios, because these machines are noisy):
+#  - create N ConfigMaps one at a time and with 16 in flight (durable store)
+#    vs etcd's v3 JSON gateway at the same concurrency
+#  - list N objects as JSON and as Table
+#  - server RSS with N objects, idle CPU over 5 s
+#  - 100 watchers seeing an update (p50/p99 latency)
+# Usage: tests/bench/bench_api.sh [BUILD_DIR] [N]   (not part of ctest)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${1:-$here/../../build}"
+n="${2:-10000}"
+bin="$build/moonlet"
+tmp="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+wait_sock() { for _ in $(seq 1 200); do [ -S "$1" ] && return 0; sleep 0.05; done; echo "no socket $1" >&2; exit 1; }
+load() { "$bin" lua "$here/api_load.lua" "$@"; }
+field() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p"; }
+
+start_moonlet() { # start_moonlet DIR [flags]
+  local dir=$1; shift
+  "$bin" server --data-dir "$dir" "$@" >"$dir.log" 2>&1 &
+  mpid=$!; pids+=("$mpid")
+  wait_sock "$dir/moonlet.sock"
+}
+
+start_etcd() {
+  local port=$(( 23000 + RANDOM % 20000 ))
+  etcd --data-dir "$tmp/etcd" --listen-client-urls "http://127.0.0.1:$port" \
+    --advertise-client-urls "http://127.0.0.1:$port" --listen-peer-urls "http://127.0.0.1:$((port + 1))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((port + 1))" \
+    --initial-cluster "default=http://127.0.0.1:$((port + 1))" >"$tmp/etcd.log" 2>&1 &
+  epid=$!; pids+=("$epid")
+  etcd_url="http://127.0.0.1:$port"
+  for _ in $(seq 1 200); do curl -sf "$etcd_url/health" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "etcd did not start" >&2; exit 1
+}
+
+echo "# moonlet API benchmark: N=$n, $(nproc) cores"
+sync="${ML_STORE_SYNC:-full}"
+echo "# store: sqlite, --store-sync $sync"
+for conc in 1 16; do
+  start_moonlet "$tmp/m$conc" --store-sync "$sync"
+  m=$(load create-moonlet "$tmp/m$conc/moonlet.sock" "$n" "$conc")
+  if [ "$conc" = 1 ]; then
+    rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$mpid/status")
+    l=$(load list "$tmp/m$conc/moonlet.sock" 5)
+    t0=$(awk '{print $14 + $15}' "/proc/$mpid/stat"); sleep 5; t1=$(awk '{print $14 + $15}' "/proc/$mpid/stat")
+    idle=$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz / 5 * 100 }')
+  fi
+  kill "$mpid"; wait "$mpid" 2>/dev/null || true
+  start_etcd
+  e=$(load create-etcd "$etcd_url" "$n" "$conc")
+  kill "$epid"; wait "$epid" 2>/dev/null || true
+  rm -rf "$tmp/etcd"
+  mr=$(echo "$m" | field per_second); er=$(echo "$e" | field per_second)
+  printf 'create, %2d in flight: moonlet %8.0f/s   etcd %8.0f/s   ratio %.2fx   (target: %s/s and %sx etcd)\n' \
+    "$conc" "$mr" "$er" "$(awk -v a="$mr" -v b="$er" 'BEGIN{print a/b}')" \
+    "$([ "$conc" = 1 ] && echo 5000 || echo 12000)" "$([ "$conc" = 1 ] && echo 2 || echo 1.5)"
+done
+printf 'list %d objects: JSON %.1f ms (target 150), Table %.1f ms (target 250)\n' "$n" \
+  "$(echo "$l" | field json_ms)" "$(echo "$l" | field table_ms)"
+printf 'server RSS with %d ConfigMaps: %.1f MiB (target 60)\n' "$n" "$(awk -v k="$rss_kb" 'BEGIN{print k/1024}')"
+printf 'idle CPU: %s%% of a core (target 0.5)\n' "$idle"
+
+start_moonlet "$tmp/w" --store memory
+w=$(load watch-latency "$tmp/w/moonlet.sock" 100 20)
+printf '100 watchers, 20 updates: p50 %.2f ms, p99 %.2f ms (target p99 5), received %s\n' \
+  "$(echo "$w" | field p50_ms)" "$(echo "$w" | field p99_ms)" "$(echo "$w" | field received)"
