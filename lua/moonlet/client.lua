@@ -548,4 +548,25 @@ end
 
 -- }======
 
+-- {======================================================= default client
+
+local default_server, default_client
+
+--- Sets the server default() connects to (`moonlet lua --server URL`).
+function M.set_default_server(url)
+  default_server, default_client = url, nil
+end
+
+--- A client for --server, $MOONLET_SERVER or the default data dir's socket,
+--- made once and shared: what users' scripts run by `moonlet lua` use.
+function M.default()
+  if not default_client then
+    default_client = M.new({ server = default_server or require("moonlet.paths").server(),
+      token = os.getenv("MOONLET_TOKEN") })
+  end
+  return default_client
+end
+
+-- }=======================================================
+
 return M

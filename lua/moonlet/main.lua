@@ -20,8 +20,22 @@ Run 'moonlet VERB --help' for a verb's flags.
 end
 
 --- Runs FILE as a chunk in a coroutine on the loop; `arg` holds its args.
+--- Runs FILE as a chunk in a coroutine on the loop; `arg` holds its args.
+--- With --server URL, moonlet.client.default() talks to that server.
 local function run_lua(argv)
-  local file = argv[2]
+  local i = 2
+  local server
+  while argv[i] and argv[i]:match("^%-%-") do
+    local flag, inline = argv[i]:match("^(%-%-[%w-]+)=?(.*)$")
+    if flag == "--server" then
+      if inline ~= "" then server = inline else i = i + 1; server = argv[i] end
+    else
+      io.stderr:write("moonlet lua: unknown flag ", argv[i], "\n")
+      return 1
+    end
+    i = i + 1
+  end
+  local file = argv[i]
   if not file then
     io.stderr:write("usage: moonlet lua [--server URL] FILE [ARGS...]\n")
     return 1
@@ -31,8 +45,9 @@ local function run_lua(argv)
     io.stderr:write("moonlet lua: ", err, "\n")
     return 1
   end
+  if server then require("moonlet.client").set_default_server(server) end
   local args = { [0] = file }
-  for i = 3, #argv do args[#args + 1] = argv[i] end
+  for j = i + 1, #argv do args[#args + 1] = argv[j] end
   _G.arg = args
   local sched = require("moonlet.sched")
   local ok, res = pcall(sched.run, chunk, table.unpack(args))

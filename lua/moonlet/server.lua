@@ -80,14 +80,6 @@ function M.parse_flags(argv, first)
   return o
 end
 
---- The default data dir for this user.
-function M.default_data_dir()
-  local xdg = os.getenv("XDG_DATA_HOME")
-  if xdg and xdg ~= "" then return xdg .. "/moonlet" end
-  if sys.getuid() == 0 then return "/var/lib/moonlet" end
-  local home = os.getenv("HOME") or sys.homedir()
-  return home .. "/.local/share/moonlet"
-end
 
 local function mkdir_p(path)
   local acc = path:sub(1, 1) == "/" and "" or "."
@@ -259,7 +251,7 @@ function M.main(argv)
     return 1
   end
   if #o.check > 0 then return check_scripts(o.check) end
-  o.data_dir = o.data_dir or M.default_data_dir()
+  o.data_dir = o.data_dir or require("moonlet.paths").data_dir()
   local server = setmetatable({ opts = o }, Server)
   local code = 0
   sched.run(function()

@@ -21,11 +21,13 @@ local function slurp(path)
 end
 
 -- Starts curl in the background; wait() yields until it exits and returns
--- its output (headers with -i), exit code.
+-- its output (headers with -i), exit code. A sanitizer preloaded into the
+-- interpreter (LD_PRELOAD) is kept away from the client.
 local function curl(args)
   seq = seq + 1
   local out, done = tmp .. "/out" .. seq, tmp .. "/done" .. seq
-  os.execute(string.format("(curl -s %s > %s 2>&1; echo $? > %s) &", args, out, done))
+  os.execute(string.format("(env -u LD_PRELOAD curl -s %s > %s 2>&1; echo $? > %s) &",
+    args, out, done))
   return function(limit_ms)
     local waited = 0
     while not slurp(done) or slurp(done) == "" do
@@ -230,7 +232,7 @@ describe("moonlet.httpd", function()
         local t = loop.timer(10, function() w:write("tick\n") end, 10)
         sched.wait(wake)
         t.stop()
-        writes_after = w:write("after close")
+        writes_after = pcall(w.write, w, "after close")
         w:finish()
         finished = true
       end))
@@ -240,7 +242,7 @@ describe("moonlet.httpd", function()
       srv:close()
     end)
     assert.is_true(closed_seen)
-    assert.is_not_nil(writes_after) -- a number or nil+err; never raises
+    assert.is_true(writes_after) -- a number or nil+err, never an error
   end)
 
   it("stops gracefully: in-flight answers finish, streams are told", function()
@@ -309,7 +311,7 @@ describe("moonlet.httpd", function()
       cmd, client = bench_cmd(path, n)
       seq = seq + 1
       local out, done = tmp .. "/out" .. seq, tmp .. "/done" .. seq
-      os.execute(string.format("(%s > %s 2>&1; echo $? > %s) &", cmd, out, done))
+      os.execute(string.format("(env -u LD_PRELOAD %s > %s 2>&1; echo $? > %s) &", cmd, out, done))
       local t0 = loop.hrtime()
       while (slurp(done) or "") == "" do
         loop.sleep(5)

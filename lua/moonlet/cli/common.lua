@@ -30,22 +30,7 @@ end
 --- The default data dir's socket: $XDG_DATA_HOME/moonlet,
 --- /var/lib/moonlet for root, else ~/.local/share/moonlet.
 function M.default_server(getenv)
-  getenv = getenv or os.getenv
-  local xdg = getenv("XDG_DATA_HOME")
-  local dir
-  if xdg and xdg ~= "" then
-    dir = xdg .. "/moonlet"
-  else
-    local ok, sys = pcall(require, "moonlet.core.sys")
-    if ok and sys.getuid and sys.getuid() == 0 then
-      dir = "/var/lib/moonlet"
-    else
-      local home = getenv("HOME")
-      if (not home or home == "") and ok and sys.homedir then home = sys.homedir() end
-      dir = (home or "") .. "/.local/share/moonlet"
-    end
-  end
-  return "unix:" .. dir .. "/moonlet.sock"
+  return "unix:" .. require("moonlet.paths").data_dir(getenv) .. "/moonlet.sock"
 end
 
 --- Go time.ParseDuration subset for --request-timeout ("0", "5s", "1m", "30").
