@@ -460,6 +460,18 @@ static void t_errors(void) {
   close(c->fd);
 
   cli_open(c, connect_tcp(S.port));
+  size_t hn = 1100 * 1024;
+  char *huge = malloc(hn);
+  memset(huge, 'a', hn);
+  send_str(c, "GET / HTTP/1.1\r\nX-Huge: ");
+  send_all(c->fd, huge, hn); /* read and dropped while the server lingers */
+  free(huge);
+  OK(read_response(c, r) && r->status == 431 && r->close,
+     "header block over 1 MiB: 431 (%d)", r->status);
+  OK(peer_closed(c, 3000), "connection closed after 431");
+  close(c->fd);
+
+  cli_open(c, connect_tcp(S.port));
   send_str(c, "THIS IS NOT HTTP\r\n\r\n");
   OK(read_response(c, r) && r->status == 400 && r->close, "malformed: 400");
   OK(peer_closed(c, 3000), "connection closed after 400");
