@@ -69,6 +69,9 @@ function M.main(argv)
   elseif cmd == "lua" then
     return run_lua(argv)
   elseif cmd == "server" then
+    -- The server makes many short-lived tables per request; the generational
+    -- collector handles that with far less work than the incremental one.
+    collectgarbage("generational")
     return require("moonlet.server").main(argv)
   end
   return require("moonlet.cli").main(argv)

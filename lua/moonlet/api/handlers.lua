@@ -307,7 +307,11 @@ function M.create(ctx)
       return ctx:reply(201, res)
     end
   end
-  local res, msg, code = ctx.store:create(def.store_resource, meta.namespace or "", obj, store_opts(def))
+  local opts = store_opts(def)
+  -- The stored object's own JSON text goes back to the client: no second
+  -- conversion through Lua tables on the hot path.
+  opts.json = def.after_create == nil
+  local res, msg, code = ctx.store:create(def.store_resource, meta.namespace or "", obj, opts)
   if not res then return ctx:fail(store_failure(ctx, meta.name, msg, code)) end
   if def.after_create then def.after_create(res, ctx.store) end
   return ctx:reply(201, res)
@@ -337,7 +341,9 @@ local function write_update(ctx, obj, old)
   local err = validate(ctx, obj, old)
   if err then return ctx:fail(err) end
   if dry_run(ctx) then return ctx:reply(200, obj) end
-  local res, msg, code = ctx.store:update(def.store_resource, obj, store_opts(def, sub))
+  local opts = store_opts(def, sub)
+  opts.json = true
+  local res, msg, code = ctx.store:update(def.store_resource, obj, opts)
   if not res then return ctx:fail(store_failure(ctx, ctx.name, msg, code)) end
   return ctx:reply(200, res)
 end
