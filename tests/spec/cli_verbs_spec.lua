@@ -281,6 +281,15 @@ metadata:
     os.remove(f)
   end)
 
+  it("reports a malformed YAML document with kubectl's words and still applies the rest", function()
+    local f = tmpfile("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fine\n---\nmetadata: [\n")
+    local rc, out, err = fake.run(api, { "apply", "-f", f })
+    assert.are.equal(1, rc)
+    assert.are.equal("configmap/fine created\n", out)
+    assert.are.equal(string.format("error: error parsing %s: error converting YAML to JSON: yaml: line 1: did not find expected node content\n", f), err)
+    os.remove(f)
+  end)
+
   it("create reports AlreadyExists as kubectl does", function()
     local f = tmpfile(MANIFEST)
     fake.run(api, { "create", "-f", f })

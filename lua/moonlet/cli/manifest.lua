@@ -92,12 +92,14 @@ function M.decode(text, source, out)
   local yaml = require("moonlet.yaml")
   for _, d in ipairs(yaml.decode_all(text)) do
     if d.err then
+      -- The codec words its errors as kubectl does ("error converting YAML
+      -- to JSON: yaml: line N: ..."); only the file is added here.
       local msg = tostring(d.err)
-      if not msg:match("^yaml: ") then
-        msg = d.line and string.format("yaml: line %d: %s", d.line, msg) or ("yaml: " .. msg)
+      if not msg:match("^error converting YAML to JSON: ") then
+        msg = "error converting YAML to JSON: " .. msg
       end
       out[#out + 1] = { source = source,
-        err = string.format("error: error parsing %s: error converting YAML to JSON: %s", source, msg) }
+        err = string.format("error: error parsing %s: %s", source, msg) }
     else
       add_value(out, source, d.value)
     end
