@@ -1,7 +1,8 @@
 /* moonlet.core.httpd: the HTTP server (core/http_server.c) for Lua. One
  * server per runtime, created on the first listen(); listeners deliver
  * ("request", table) and ("closed", id) to their event id, and Lua answers
- * by request id. The Lua facade is lua/moonlet/httpd.lua. */
+ * by request id. TLS listeners and the serving certificate come from
+ * core/tls.c. The Lua facade is lua/moonlet/httpd.lua. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +89,8 @@ static int push_request(lua_State *L, ml_event_t *ev) {
   lua_setfield(L, -2, "body");
   lua_pushstring(L, r->transport);
   lua_setfield(L, -2, "transport");
+  lua_pushboolean(L, r->tls);
+  lua_setfield(L, -2, "tls");
   lua_pushfstring(L, "%d.%d", r->http_major, r->http_minor);
   lua_setfield(L, -2, "http_version");
   lua_pushboolean(L, r->keep_alive);
@@ -219,12 +222,32 @@ static listener_ud_t *check_listener(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, LISTENER_MT);
 }
 
-/* Lua: listener, err, name = httpd.listen(url, event_id [, mode]) */
+/* nil, "EIO: message", "EIO" with a message from core/tls.c (freed). */
+static int tls_fail(lua_State *L, int rc, char *msg) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", ml_err_name(rc), msg ? msg : ml_strerror(rc));
+  lua_pushstring(L, ml_err_name(rc));
+  free(msg);
+  return 3;
+}
+
+/* Lua: listener, err, name = httpd.listen(url, event_id [, mode [, tls]])
+ * tls: {cert_file=, key_file=} makes a TLS listener (url tcp:// or
+ * https://). */
 static int lhttpd_listen(lua_State *L) {
   const char *url = luaL_checkstring(L, 1);
   uint64_t ev_id = (uint64_t)luaL_checkinteger(L, 2);
   lua_Integer mode = luaL_optinteger(L, 3, 0600);
   luaL_argcheck(L, mode >= 0 && mode <= 0777, 3, "bad mode");
+  const char *cert = NULL, *key = NULL;
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_getfield(L, 4, "cert_file"); /* stays on the stack: keeps the text */
+    lua_getfield(L, 4, "key_file");
+    cert = lua_tostring(L, -2);
+    key = lua_tostring(L, -1);
+    luaL_argcheck(L, cert && key, 4, "tls needs cert_file and key_file");
+  }
   listener_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 0);
   memset(ud, 0, sizeof *ud);
   ud->self_ref = LUA_NOREF;
@@ -233,7 +256,16 @@ static int lhttpd_listen(lua_State *L) {
   ml_httpd_t *srv = get_server(L, &rc);
   if (!srv) return ml_lua_fail(L, rc);
   ml_httpd_listener_t *l;
-  rc = ml_httpd_listen(srv, url, (int)mode, ev_id, &l);
+  if (cert) {
+    ml_tls_ctx_t *ctx;
+    char *msg;
+    rc = ml_tls_ctx_new(cert, key, &ctx, &msg);
+    if (rc < 0) return tls_fail(L, rc, msg);
+    rc = ml_httpd_listen_tls(srv, url, ctx, ev_id, &l);
+    ml_tls_ctx_unref(ctx); /* the listener holds its own reference */
+  } else {
+    rc = ml_httpd_listen(srv, url, (int)mode, ev_id, &l);
+  }
   if (rc < 0) return ml_lua_fail(L, rc);
   ud->l = l;
   ud->port = ml_httpd_listener_port(l);
@@ -317,6 +349,39 @@ static int lhttpd_stats(lua_State *L) {
   return 1;
 }
 
+/* Copies the strings of the list at `idx` into `out` (NULL-terminated);
+ * the pointers stay valid while the table is on the stack. */
+static void check_names(lua_State *L, int idx, const char **out, int max) {
+  int n = 0;
+  if (!lua_isnoneornil(L, idx)) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    n = (int)luaL_len(L, idx);
+    luaL_argcheck(L, n < max, idx, "too many names");
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, i);
+      out[i - 1] = lua_tostring(L, -1);
+      luaL_argcheck(L, out[i - 1] != NULL, idx, "names must be strings");
+      lua_pop(L, 1); /* the table keeps the string alive */
+    }
+  }
+  out[n] = NULL;
+}
+
+/* Lua: created, err, name = httpd.tls_ensure_cert(dir [, hostnames [, ips]])
+ * created: true when a new certificate was written, false when the one in
+ * dir was kept. */
+static int lhttpd_tls_ensure_cert(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  const char *hosts[33], *ips[33];
+  check_names(L, 2, hosts, 33);
+  check_names(L, 3, ips, 33);
+  char *msg;
+  int rc = ml_tls_ensure_cert(dir, hosts, ips, &msg);
+  if (rc < 0) return tls_fail(L, rc, msg);
+  lua_pushboolean(L, rc == 1);
+  return 1;
+}
+
 /* Lua: httpd.unescape(str [, plus_as_space]) -> decoded */
 static int lhttpd_unescape(lua_State *L) {
   size_t len;
@@ -344,6 +409,7 @@ static const luaL_Reg httpd_funcs[] = {
     {"configure", lhttpd_configure},
     {"stats", lhttpd_stats},
     {"unescape", lhttpd_unescape},
+    {"tls_ensure_cert", lhttpd_tls_ensure_cert},
     {NULL, NULL}};
 
 int luaopen_moonlet_core_httpd(lua_State *L) {

@@ -87,6 +87,8 @@ static int handle_close(lua_State *L, const char *mt) {
   if (!rec) return 0;
   ud->rec = NULL;
   rec_unanchor(rec);
+  /* A tick that fired but was not delivered yet dies with the handle. */
+  ml_loop_cancel(rec->loop, rec->id);
   if (!uv_is_closing(&rec->h.handle)) uv_close(&rec->h.handle, rec_close_cb);
   return 0;
 }
@@ -129,6 +131,7 @@ static int lloop_timer(lua_State *L) {
 static int ltimer_stop(lua_State *L) {
   handle_rec_t *rec = check_open(L, 1, TIMER_MT);
   uv_timer_stop(&rec->h.timer);
+  ml_loop_cancel(rec->loop, rec->id);
   rec_unanchor(rec);
   return 0;
 }

@@ -11,6 +11,12 @@
  * current response has been handed to the kernel, so answers keep order.
  * Output is produced into `out` at any time and written by ml_httpd_flush(),
  * the loop's end-of-turn hook: uv_try_write first, uv_write for the rest.
+ *
+ * A TLS connection (core/tls.h) reads ciphertext into a shared scratch
+ * buffer and decrypts it into `in`, so the parser sees plaintext; at flush
+ * `out` is encrypted into `cout`, which is then written in place of `out`.
+ * Handshake records join `cout` as they appear and go out at the same flush.
+ * Plain connections never touch either path.
  */
 #include "http_server.h"
 
@@ -57,6 +63,7 @@ struct ml_httpd_listener_s {
   bool closing;
   bool handle_closed;
   bool created; /* the socket file is ours to remove */
+  ml_tls_ctx_t *tls; /* TLS listener: one reference held */
   int port;
   uint64_t ev_id;
   size_t nconns;
@@ -77,6 +84,10 @@ struct conn_s {
   size_t in_off, in_len, in_cap;
   buf_t out;  /* produced, not yet written */
   buf_t wbuf; /* handed to uv_write */
+  ml_tls_t *tls; /* TLS session, NULL for plain connections */
+  buf_t cout;    /* TLS: ciphertext not yet handed to libuv */
+  bool sniffed;  /* TLS: the first byte was looked at */
+  bool said_bye; /* TLS: close_notify queued */
   uv_write_t wreq;
   uv_shutdown_t sreq;
   bool writing;
@@ -113,11 +124,21 @@ struct ml_httpd_s {
   ml_httpd_stats_t stats;
   time_t date_at;
   char date[40];
+  char *tls_rbuf; /* ciphertext scratch: read callbacks never interleave */
 };
 
 static void conn_close(conn_t *c);
 static void conn_flush(conn_t *c);
 static void conn_resume(conn_t *c);
+static int in_reserve(conn_t *c);
+
+/* Output produced and not yet handed to libuv (plaintext or ciphertext). */
+static bool has_output(const conn_t *c) { return c->out.len || c->cout.len; }
+
+/* Bytes the peer has not taken yet, for stream backpressure. */
+static size_t unsent(const conn_t *c) {
+  return c->out.len + c->cout.len + (c->writing ? c->wbuf.len : 0);
+}
 
 /* {====== buffers */
 
@@ -144,8 +165,15 @@ static void buf_puts(buf_t *b, const char *s) { buf_put(b, s, strlen(s)); }
 
 /* {====== server lifetime */
 
+static void listener_free(ml_httpd_listener_t *l) {
+  ml_tls_ctx_unref(l->tls);
+  free(l->path);
+  free(l);
+}
+
 static void maybe_free_srv(ml_httpd_t *srv) {
   if (srv->freeing && srv->handles == 0) {
+    free(srv->tls_rbuf);
     free(srv->slots);
     free(srv->free_slots);
     free(srv);
@@ -293,6 +321,7 @@ static void deliver(conn_t *c, const ml_http_request_t *r) {
   ev->http_minor = r->http_minor;
   ev->keep_alive = r->keep_alive;
   ev->transport = c->lst->is_unix ? "unix" : "tcp";
+  ev->tls = c->tls != NULL;
   /* Ids never repeat: a late answer to a finished request finds nothing. */
   c->req_id = (++srv->seq << SLOT_BITS) | c->slot;
   ev->req_id = c->req_id;
@@ -493,9 +522,9 @@ long ml_httpd_stream_write(ml_httpd_t *srv, uint64_t id, const char *data,
   if (!c) return ML_ENOTFOUND;
   if (c->state != C_STREAMING) return ML_EINVALID;
   /* A peer that stopped reading must not make us buffer without end. */
-  if (c->out.len + (c->writing ? c->wbuf.len : 0) + len > STREAM_MAX_PENDING) {
+  if (unsent(c) + len > STREAM_MAX_PENDING) {
     ML_WARN("httpd: closing a stream whose peer is %zu bytes behind",
-            c->out.len + (c->writing ? c->wbuf.len : 0));
+            unsent(c));
     conn_close(c);
     return ML_ECLOSED;
   }
@@ -509,7 +538,7 @@ long ml_httpd_stream_write(ml_httpd_t *srv, uint64_t id, const char *data,
     buf_put(&c->out, "\r\n", 2);
     mark_dirty(c);
   }
-  return (long)(c->out.len + (c->writing ? c->wbuf.len : 0));
+  return (long)unsent(c);
 }
 
 int ml_httpd_stream_end(ml_httpd_t *srv, uint64_t id) {
@@ -523,6 +552,87 @@ int ml_httpd_stream_end(ml_httpd_t *srv, uint64_t id) {
   }
   request_done(c);
   return 0;
+}
+
+/* }====== */
+
+/* {====== TLS */
+
+/* Moves the engine's pending ciphertext to `cout`. */
+static int tls_drain(conn_t *c) {
+  size_t n = ml_tls_pending(c->tls);
+  if (n == 0) return 0;
+  int rc = buf_reserve(&c->cout, n);
+  if (rc < 0) return rc;
+  c->cout.len += ml_tls_take(c->tls, c->cout.data + c->cout.len, n);
+  return 0;
+}
+
+/* Encrypts everything produced so far (at flush time only: responses still
+ * wait for the end of the turn). */
+static int tls_seal(conn_t *c) {
+  if (c->out.len) {
+    int rc = ml_tls_write(c->tls, c->out.data, c->out.len);
+    if (rc < 0) {
+      ML_DEBUG("httpd: TLS write: %s", ml_tls_error(c->tls));
+      return rc;
+    }
+    c->out.len = 0;
+  }
+  return tls_drain(c);
+}
+
+/* A client that speaks plain HTTP to the TLS port gets Go's answer in
+ * plain text instead of a handshake failure it cannot read. */
+static void answer_plain_http(conn_t *c) {
+  static const char msg[] = "HTTP/1.0 400 Bad Request\r\n\r\n"
+                            "Client sent an HTTP request to an HTTPS server.\n";
+  if (buf_reserve(&c->cout, sizeof msg - 1) < 0) {
+    conn_close(c);
+    return;
+  }
+  buf_put(&c->cout, msg, sizeof msg - 1);
+  c->said_bye = true; /* no session to close; discard further input */
+  c->close_after = true;
+  c->keep_alive = false;
+  mark_dirty(c);
+}
+
+/* Feeds ciphertext to the session and decrypts all it can into `in`.
+ * @return 0, UV_EOF after the peer's close_notify, or an error (the alert,
+ *   if any, is sent on a best-effort basis: the connection closes next) */
+static ssize_t tls_input(conn_t *c, const char *data, size_t len) {
+  if (c->said_bye) return 0;
+  if (!c->sniffed) {
+    c->sniffed = true;
+    if ((unsigned char)data[0] != 0x16) { /* not a handshake record */
+      answer_plain_http(c);
+      return 0;
+    }
+  }
+  ssize_t rc = ml_tls_feed(c->tls, data, len);
+  while (rc == 0) {
+    rc = in_reserve(c);
+    if (rc < 0) break;
+    long n = ml_tls_read(c->tls, c->in + c->in_len, c->in_cap - c->in_len);
+    if (n == 0) break;
+    if (n == ML_TLS_EOF) rc = UV_EOF;
+    else if (n < 0) rc = n;
+    else c->in_len += (size_t)n;
+  }
+  /* Handshake records, alerts, key updates. */
+  if (tls_drain(c) < 0 && rc == 0) rc = ML_ENOMEM;
+  if (rc < 0 && rc != UV_EOF) {
+    ML_DEBUG("httpd: TLS: %s", ml_tls_error(c->tls));
+    if (c->cout.len) {
+      uv_buf_t b = uv_buf_init(c->cout.data, (unsigned)c->cout.len);
+      uv_try_write(&c->u.s, &b, 1);
+      c->cout.len = 0;
+    }
+    return rc;
+  }
+  if (c->cout.len) mark_dirty(c);
+  return rc;
 }
 
 /* }====== */
@@ -541,11 +651,10 @@ static void on_conn_closed(uv_handle_t *h) {
   free(c->in);
   free(c->out.data);
   free(c->wbuf.data);
+  free(c->cout.data);
+  ml_tls_free(c->tls);
   free(c);
-  if (--l->nconns == 0 && l->handle_closed) {
-    free(l->path);
-    free(l);
-  }
+  if (--l->nconns == 0 && l->handle_closed) listener_free(l);
   srv->handles--;
   maybe_free_srv(srv);
 }
@@ -579,6 +688,14 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 /* Everything produced so far is in the kernel. */
 static void written_all(conn_t *c) {
   if (c->closing) return;
+  if (c->close_after && c->state == C_READING && c->tls && !c->said_bye) {
+    /* A TLS peer learns the end from close_notify, not only from FIN. */
+    c->said_bye = true;
+    if (ml_tls_close_notify(c->tls) == 0 && tls_drain(c) == 0 && c->cout.len) {
+      conn_flush(c);
+      return;
+    }
+  }
   if (c->close_after && c->state == C_READING) {
     c->state = C_CLOSING;
     if (c->peer_eof) {
@@ -602,33 +719,38 @@ static void on_write(uv_write_t *req, int status) {
     return;
   }
   /* Bytes added meanwhile were produced in turns that already committed. */
-  if (c->out.len) conn_flush(c);
+  if (has_output(c)) conn_flush(c);
   else written_all(c);
 }
 
 static void conn_flush(conn_t *c) {
   if (c->closing || c->writing) return;
-  if (c->out.len == 0) {
+  if (c->tls && tls_seal(c) < 0) {
+    conn_close(c);
+    return;
+  }
+  buf_t *p = c->tls ? &c->cout : &c->out;
+  if (p->len == 0) {
     written_all(c);
     return;
   }
-  uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+  uv_buf_t b = uv_buf_init(p->data, (unsigned)p->len);
   int n = uv_try_write(&c->u.s, &b, 1);
   if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
   if (n < 0) {
     conn_close(c);
     return;
   }
-  if ((size_t)n == c->out.len) {
-    c->out.len = 0;
+  if ((size_t)n == p->len) {
+    p->len = 0;
     written_all(c);
     return;
   }
-  /* The rest goes to uv_write from wbuf; new output collects in out. */
+  /* The rest goes to uv_write from wbuf; new output collects in *p. */
   buf_t t = c->wbuf;
-  c->wbuf = c->out;
-  c->out = t;
-  c->out.len = 0;
+  c->wbuf = *p;
+  *p = t;
+  p->len = 0;
   b = uv_buf_init(c->wbuf.data + n, (unsigned)(c->wbuf.len - (size_t)n));
   c->wreq.data = c;
   int rc = uv_write(&c->wreq, &c->u.s, &b, 1, on_write);
@@ -648,7 +770,7 @@ static void send_continue(conn_t *c) {
 
 static bool conn_ready(const conn_t *c) {
   return !c->closing && c->state == C_READING && !c->close_after &&
-         !c->writing && c->out.len == 0;
+         !c->writing && !has_output(c);
 }
 
 /* Parses buffered input while the connection is free for a request. */
@@ -670,10 +792,8 @@ static void process_input(conn_t *c) {
   if (c->in_off == c->in_len) c->in_off = c->in_len = 0;
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  (void)hint;
-  conn_t *c = h->data;
-  if (c->state == C_CLOSING) c->in_off = c->in_len = 0; /* discarding */
+/* Makes room for READ_CHUNK more bytes at the end of `in`. */
+static int in_reserve(conn_t *c) {
   if (c->in_cap - c->in_len < READ_CHUNK && c->in_off > 0) {
     memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
     c->in_len -= c->in_off;
@@ -682,20 +802,38 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   if (c->in_cap - c->in_len < READ_CHUNK) {
     size_t cap = c->in_len + READ_CHUNK;
     char *ni = realloc(c->in, cap);
-    if (!ni) {
-      *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
-      return;
-    }
+    if (!ni) return ML_ENOMEM;
     c->in = ni;
     c->in_cap = cap;
+  }
+  return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  conn_t *c = h->data;
+  if (c->tls) {
+    /* Ciphertext only passes through: tls_input decrypts it into `in`. */
+    *buf = uv_buf_init(c->srv->tls_rbuf, READ_CHUNK);
+    return;
+  }
+  if (c->state == C_CLOSING) c->in_off = c->in_len = 0; /* discarding */
+  if (in_reserve(c) < 0) {
+    *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+    return;
   }
   *buf = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
   conn_t *c = s->data;
   if (c->closing) return;
+  if (c->tls && nread > 0) {
+    if (c->state == C_CLOSING) return; /* discarding */
+    /* Plaintext lands in `in` directly; what is left to add is nothing,
+     * or the end of the TLS stream, or an error. */
+    nread = tls_input(c, buf->base, (size_t)nread);
+  }
   if (nread == UV_EOF) {
     c->peer_eof = true;
     uv_read_stop(s);
@@ -708,7 +846,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (c->state == C_WAITING || c->state == C_STREAMING) {
       post_closed(c);
       c->close_after = true;
-    } else if (c->writing || c->out.len) {
+    } else if (c->writing || has_output(c)) {
       c->close_after = true;
     } else {
       conn_close(c);
@@ -754,9 +892,15 @@ static void on_connection(uv_stream_t *server, int status) {
   c->parser = ml_http_parser_new(srv->opts.max_header_bytes,
                                  srv->opts.max_body_bytes);
   int rc = c->parser ? 0 : ML_ENOMEM;
+  if (rc == 0 && l->tls) {
+    if (!srv->tls_rbuf) srv->tls_rbuf = malloc(READ_CHUNK);
+    c->tls = srv->tls_rbuf ? ml_tls_new(l->tls) : NULL;
+    if (!c->tls) rc = ML_ENOMEM;
+  }
   if (rc == 0) rc = slot_take(srv, c);
   if (rc < 0) {
     ml_http_parser_free(c->parser);
+    ml_tls_free(c->tls);
     free(c);
     ML_WARN("httpd: cannot accept a connection: %s", ml_strerror(rc));
     return;
@@ -800,7 +944,7 @@ static void on_sweep(uv_timer_t *t) {
   for (conn_t *c = srv->conns, *next; c; c = next) {
     next = c->next;
     if (c->closing) continue;
-    bool idle = c->state == C_READING && !c->writing && c->out.len == 0 &&
+    bool idle = c->state == C_READING && !c->writing && !has_output(c) &&
                 now - c->last_active >= srv->opts.idle_timeout_ms;
     bool lingered = c->state == C_CLOSING && c->linger_deadline &&
                     now >= c->linger_deadline;
@@ -823,10 +967,7 @@ static void on_listener_closed(uv_handle_t *h) {
   ml_httpd_listener_t *l = h->data;
   ml_httpd_t *srv = l->srv;
   l->handle_closed = true;
-  if (l->nconns == 0) {
-    free(l->path);
-    free(l);
-  }
+  if (l->nconns == 0) listener_free(l);
   srv->handles--;
   maybe_free_srv(srv);
 }
@@ -851,7 +992,7 @@ void ml_httpd_listener_close(ml_httpd_listener_t *l) {
   for (conn_t *c = srv->conns, *next; c; c = next) {
     next = c->next;
     if (c->lst != l || c->closing) continue;
-    if (c->state == C_READING && !c->writing && c->out.len == 0) {
+    if (c->state == C_READING && !c->writing && !has_output(c)) {
       conn_close(c); /* idle, or a request only partly received */
       continue;
     }
@@ -929,18 +1070,21 @@ static int tcp_finish(ml_httpd_listener_t *l) {
     struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
     uv_ip6_name(a, ip, sizeof ip);
     l->port = ntohs(a->sin6_port);
-    snprintf(l->url, sizeof l->url, "tcp://[%s]:%d", ip, l->port);
+    snprintf(l->url, sizeof l->url, "%s://[%s]:%d", l->tls ? "https" : "tcp",
+             ip, l->port);
   } else {
     struct sockaddr_in *a = (struct sockaddr_in *)&ss;
     uv_ip4_name(a, ip, sizeof ip);
     l->port = ntohs(a->sin_port);
-    snprintf(l->url, sizeof l->url, "tcp://%s:%d", ip, l->port);
+    snprintf(l->url, sizeof l->url, "%s://%s:%d", l->tls ? "https" : "tcp", ip,
+             l->port);
   }
   return 0;
 }
 
-int ml_httpd_listen(ml_httpd_t *srv, const char *url, int mode, uint64_t ev_id,
-                    ml_httpd_listener_t **out) {
+static int listen_any(ml_httpd_t *srv, const char *url, int mode,
+                      ml_tls_ctx_t *tls, uint64_t ev_id,
+                      ml_httpd_listener_t **out) {
   *out = NULL;
   if (srv->freeing) return ML_ECLOSED;
   ml_httpd_listener_t *l = calloc(1, sizeof *l);
@@ -948,7 +1092,12 @@ int ml_httpd_listen(ml_httpd_t *srv, const char *url, int mode, uint64_t ev_id,
   l->srv = srv;
   l->ev_id = ev_id;
   int rc;
-  if (strncmp(url, "unix:", 5) == 0 && url[5]) {
+  if (tls) {
+    l->tls = ml_tls_ctx_ref(tls);
+    if (strncmp(url, "https://", 8) == 0) rc = listen_tcp(l, url + 8);
+    else if (strncmp(url, "tcp://", 6) == 0) rc = listen_tcp(l, url + 6);
+    else rc = ML_EINVALID;
+  } else if (strncmp(url, "unix:", 5) == 0 && url[5]) {
     l->is_unix = true;
     rc = listen_unix(l, url + 5, mode);
   } else if (strncmp(url, "tcp://", 6) == 0) {
@@ -987,10 +1136,20 @@ error:
     if (l->created) unlink(l->path);
     uv_close(&l->u.h, on_listener_closed);
   } else {
-    free(l->path);
-    free(l);
+    listener_free(l);
   }
   return rc;
+}
+
+int ml_httpd_listen(ml_httpd_t *srv, const char *url, int mode, uint64_t ev_id,
+                    ml_httpd_listener_t **out) {
+  return listen_any(srv, url, mode, NULL, ev_id, out);
+}
+
+int ml_httpd_listen_tls(ml_httpd_t *srv, const char *url, ml_tls_ctx_t *tls,
+                        uint64_t ev_id, ml_httpd_listener_t **out) {
+  if (!tls) return ML_EINVALID;
+  return listen_any(srv, url, 0, tls, ev_id, out);
 }
 
 /* }====== */

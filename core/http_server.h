@@ -1,5 +1,7 @@
-/* HTTP/1.1 server on the moonlet loop: listeners on unix sockets and TCP,
- * keep-alive connections that handle one request at a time, and responses
+/* HTTP/1.1 server on the moonlet loop: listeners on unix sockets, TCP and
+ * TCP with TLS (core/tls.h, decrypted before the parser and encrypted at
+ * flush; unix sockets and plain TCP pay nothing for it), keep-alive
+ * connections that handle one request at a time, and responses
  * written in an end-of-turn hook (after the store committed the turn).
  * Complete requests are posted as ML_EV_HTTPD_REQUEST events; the answer
  * comes back by request id (ml_httpd_respond / ml_httpd_stream_*). The core
@@ -17,6 +19,7 @@
 
 #include "http_parse.h"
 #include "loop.h"
+#include "tls.h"
 
 typedef struct ml_httpd_s ml_httpd_t;
 typedef struct ml_httpd_listener_s ml_httpd_listener_t;
@@ -36,7 +39,8 @@ typedef struct {
 typedef struct {
   ml_event_t ev;
   uint64_t req_id;       /* answer with ml_httpd_respond(srv, req_id, ...) */
-  const char *transport; /* "unix" or "tcp" */
+  const char *transport; /* "unix" or "tcp" (with or without TLS) */
+  bool tls;              /* arrived over TLS */
   const char *method;
   int http_major, http_minor;
   bool keep_alive;
@@ -51,8 +55,11 @@ typedef struct {
 
 /**
  * The payload of ML_EV_HTTPD_CLOSED (ev.id = the listener's event id): the
- * peer of an unanswered or streaming request went away, or its listener is
- * shutting down. Answers for it are dropped from now on.
+ * peer of an unanswered or streaming request went away (EOF, reset, write
+ * error), or the listener is stopping and the request is a stream. The
+ * request must still be finished (respond / stream_end): after an EOF the
+ * answer is written if the socket takes it, after a reset the call returns
+ * ML_ENOTFOUND. Posted at most once per request.
  */
 typedef struct {
   ml_event_t ev;
@@ -94,6 +101,17 @@ void ml_httpd_free(ml_httpd_t *srv);
  */
 int ml_httpd_listen(ml_httpd_t *srv, const char *url, int mode,
                     uint64_t ev_id, ml_httpd_listener_t **out);
+
+/**
+ * Starts listening with TLS: every connection is a TLS server session of
+ * `tls` (the listener takes its own reference). A peer that speaks plain
+ * HTTP is answered "400 Bad Request" in plain text, as Go's server does.
+ * @param url "tcp://HOST:PORT" or "https://HOST:PORT"; the listener's url
+ *   reads "https://HOST:PORT"
+ * @return as ml_httpd_listen
+ */
+int ml_httpd_listen_tls(ml_httpd_t *srv, const char *url, ml_tls_ctx_t *tls,
+                        uint64_t ev_id, ml_httpd_listener_t **out);
 
 /** @return the bound TCP port, 0 for a unix socket. */
 int ml_httpd_listener_port(const ml_httpd_listener_t *l);

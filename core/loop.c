@@ -43,6 +43,25 @@ ml_event_t *ml_loop_pop(ml_loop_t *loop) {
   return ev;
 }
 
+size_t ml_loop_cancel(ml_loop_t *loop, uint64_t id) {
+  size_t dropped = 0;
+  ml_event_t **link = &loop->head, *prev = NULL;
+  while (*link) {
+    ml_event_t *ev = *link;
+    if (ev->id == id) {
+      *link = ev->next;
+      loop->queued--;
+      dropped++;
+      ml_event_free(ev);
+    } else {
+      prev = ev;
+      link = &ev->next;
+    }
+  }
+  loop->tail = prev;
+  return dropped;
+}
+
 int ml_loop_add_hook(ml_loop_t *loop, ml_loop_hook_fn fn, void *ud) {
   if (loop->nhooks == ML_LOOP_MAX_HOOKS) return ML_ETOOLARGE;
   loop->hooks[loop->nhooks].fn = fn;

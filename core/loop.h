@@ -68,6 +68,11 @@ void ml_loop_close(ml_loop_t *loop);
 uint64_t ml_loop_next_id(ml_loop_t *loop);
 /** Queues `ev` (ownership passes to the loop). Safe from any loop callback. */
 void ml_loop_post(ml_loop_t *loop, ml_event_t *ev);
+/**
+ * Drops every queued, undelivered event for `id` (a handle closing: its
+ * late events must not reach Lua). @return how many were dropped.
+ */
+size_t ml_loop_cancel(ml_loop_t *loop, uint64_t id);
 /** Pops the oldest queued event, or NULL. The caller destroys it. */
 ml_event_t *ml_loop_pop(ml_loop_t *loop);
 /** Destroys an event through its destroy function. */

@@ -18,6 +18,7 @@ local VERBS = {
   edit = "moonlet.cli.edit",
   ["api-resources"] = "moonlet.cli.api_resources",
   version = "moonlet.cli.version",
+  logs = "moonlet.cli.logs", -- kubelet: pods/NAME/log
 }
 
 --- Verb names, sorted (for help output).

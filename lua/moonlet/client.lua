@@ -78,19 +78,39 @@ function M.parse_server(server)
   if server:match("^https?://") then
     return { base = (server:gsub("/+$", "")) }
   end
-  return nil, string.format("invalid server address %q (want unix:PATH or http://HOST:PORT)", server)
+  return nil, string.format("invalid server address %q (want unix:PATH or https://HOST:PORT)", server)
+end
+
+--- The CA bundle for an https:// server: `ca_file`, else $MOONLET_CA, else
+--- the default data dir's tls.crt (the certificate `moonlet server` made)
+--- when it exists, else nil (the system's CAs).
+function M.ca_file(ca_file, getenv)
+  getenv = getenv or os.getenv
+  if ca_file and ca_file ~= "" then return ca_file end
+  local env = getenv("MOONLET_CA")
+  if env and env ~= "" then return env end
+  local ok, dir = pcall(require("moonlet.paths").data_dir, getenv)
+  if ok then
+    local f = io.open(dir .. "/tls.crt", "rb")
+    if f then
+      f:close()
+      return dir .. "/tls.crt"
+    end
+  end
+  return nil
 end
 
 -- An HTTP transport over moonlet.http.
-local function http_transport(server, token, timeout_ms)
+local function http_transport(server, token, timeout_ms, ca_file)
   local addr, err = M.parse_server(server)
   if not addr then error(err, 2) end
+  if addr.base:match("^https://") then addr.ca_file = M.ca_file(ca_file) end
   local function options(req)
     local headers = {}
     for k, v in pairs(req.headers or {}) do headers[k] = v end
     if token and token ~= "" then headers["Authorization"] = "Bearer " .. token end
     return { method = req.method, url = addr.base .. req.path, headers = headers,
-      body = req.body, unix_socket = addr.unix_socket,
+      body = req.body, unix_socket = addr.unix_socket, ca_file = addr.ca_file,
       timeout_ms = not req.stream and (req.timeout_ms or timeout_ms) or nil }
   end
   return function(req)
@@ -110,13 +130,14 @@ end
 
 -- }======
 
---- New client. opts: server (URL) [+ token, timeout_ms] or transport
---- (function(req) -> res | nil, err; may yield), user_agent, on_warning.
+--- New client. opts: server (URL) [+ token, timeout_ms, ca_file (for
+--- https://, see M.ca_file)] or transport (function(req) -> res | nil, err;
+--- may yield), user_agent, on_warning.
 function M.new(opts)
   opts = opts or {}
   local transport = opts.transport
   if not transport then
-    transport = http_transport(opts.server, opts.token, opts.timeout_ms or 60000)
+    transport = http_transport(opts.server, opts.token, opts.timeout_ms or 60000, opts.ca_file)
   end
   return setmetatable({
     transport = transport,

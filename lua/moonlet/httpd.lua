@@ -13,6 +13,14 @@ local M = {
   stats = core.stats,
 }
 
+--- Makes sure DIR/tls.crt and DIR/tls.key hold a self-signed serving
+--- certificate for localhost, this host's name, 127.0.0.1, ::1 and the
+--- given extra names; reuses a valid one. Returns true when it wrote a new
+--- pair, false when it kept the old one, or nil, err, name.
+function M.ensure_cert(dir, hostnames, ips)
+  return core.tls_ensure_cert(dir, hostnames, ips)
+end
+
 --- Percent-decodes `s`; '+' becomes a space only when `plus` is true.
 function M.unescape(s, plus) return core.unescape(s, plus) end
 
@@ -187,13 +195,19 @@ local function closed(srv, id)
   end
 end
 
---- Listens on "unix:PATH" or "tcp://HOST:PORT" (port 0 picks one).
---- opts.mode: permission bits of a unix socket (default 0600).
+--- Listens on "unix:PATH", "tcp://HOST:PORT" or "https://HOST:PORT" (port
+--- 0 picks one). opts.mode: permission bits of a unix socket (default
+--- 0600); opts.tls = { cert_file=, key_file= } serves TLS on a TCP url (an
+--- https:// url requires it). Requests over TLS carry req.tls = true.
 --- Returns the server, or nil, err, name.
 function M.listen(url, handler, opts)
   assert(type(handler) == "function", "moonlet.httpd.listen: handler must be a function")
+  local tls = opts and opts.tls
+  if url:match("^https://") and not tls then
+    error("moonlet.httpd.listen: an https:// url needs opts.tls", 2)
+  end
   local id = loop.next_id()
-  local l, err, name = core.listen(url, id, opts and opts.mode)
+  local l, err, name = core.listen(url, id, opts and opts.mode, tls)
   if not l then return nil, err, name end
   local srv = setmetatable({ _l = l, _id = id, _open = {}, _closed = false }, Server)
   sched.on(id, function(kind, payload)

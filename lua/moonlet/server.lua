@@ -1,6 +1,8 @@
 -- `moonlet server`: opens the store, loads kinds and controllers, serves the
--- Kubernetes API on the data dir's unix socket (and TCP with a bearer
--- token), and stops cleanly on SIGINT/SIGTERM. SIGHUP reloads scripts.
+-- Kubernetes API on the data dir's unix socket (and HTTPS with a bearer
+-- token on --listen, with a self-signed certificate kept in the data dir and
+-- a kubeconfig that kubectl uses as is), and stops cleanly on SIGINT/SIGTERM.
+-- SIGHUP reloads scripts.
 local runtime = require("moonlet.core.runtime")
 local sys = require("moonlet.core.sys")
 local sched = require("moonlet.sched")
@@ -21,7 +23,9 @@ Flags:
                        /var/lib/moonlet for root)
   --scripts DIR        load kinds/, controllers/, policies/, probes/ scripts
                        from DIR (repeatable; later dirs override earlier ones)
-  --listen URL         also serve on tcp://HOST:PORT (bearer token required)
+  --listen URL         also serve HTTPS on tcp://HOST:PORT (bearer token
+                       required; certificate in DIR/tls.crt, kubectl config
+                       in DIR/kubeconfig)
   --store KIND         sqlite (default, durable) or memory
   --store-sync MODE    sqlite fsync policy: full (default: every commit is
                        on disk) or normal (survives a crash of moonlet, not
@@ -29,7 +33,9 @@ Flags:
   --log-level L        debug, info, warn or error (default info)
   --check-scripts DIR  validate the scripts in DIR (repeatable) and exit
   -h, --help           show this help
-]]
+
+Node agent (kubelet) flags:
+]] .. require("moonlet.kubelet.agent").USAGE
 
 --- Parses flags into a table; returns opts or nil, message.
 function M.parse_flags(argv, first)
@@ -59,6 +65,10 @@ function M.parse_flags(argv, first)
       local v = val()
       if v == nil then return nil, "flag needs an argument: " .. a end
       if needs[a] then o[needs[a]] = v else table.insert(o[lists[a]], v) end
+    elseif require("moonlet.kubelet.agent").FLAGS[a] then
+      -- node agent flags: moonlet.kubelet.agent owns them
+      local taken, ferr = require("moonlet.kubelet.agent").take_flag(o, a, val)
+      if not taken then return nil, ferr end
     elseif o.check[1] and not a:match("^%-") then
       o.check[#o.check + 1] = a
     else
@@ -73,7 +83,7 @@ function M.parse_flags(argv, first)
     return nil, "--store-sync must be full or normal"
   end
   for _, l in ipairs(o.listen) do
-    if not l:match("^tcp://[^:]+:%d+$") then
+    if not (l:match("^tcp://[^:/]+:%d+$") or l:match("^https://[^:/]+:%d+$")) then
       return nil, "--listen must be tcp://HOST:PORT, got " .. tostring(l)
     end
   end
@@ -109,10 +119,30 @@ local function ensure_token(dir)
   return tok
 end
 
-local function write_kubeconfig(dir, url, token)
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+local function base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
+    local q = {}
+    for k = 1, 4 do
+      local idx = (n >> (6 * (4 - k))) & 63
+      q[k] = B64:sub(idx + 1, idx + 1)
+    end
+    if not b then q[3] = "=" end
+    if not c then q[4] = "=" end
+    out[#out + 1] = table.concat(q)
+  end
+  return table.concat(out)
+end
+
+local function write_kubeconfig(dir, url, token, ca_pem)
   local cfg = {
     apiVersion = "v1", kind = "Config", ["current-context"] = "moonlet",
-    clusters = json.array({ { name = "moonlet", cluster = { server = url } } }),
+    clusters = json.array({ { name = "moonlet", cluster = { server = url,
+      ["certificate-authority-data"] = base64(ca_pem) } } }),
     users = json.array({ { name = "moonlet", user = { token = token } } }),
     contexts = json.array({ { name = "moonlet", context = { cluster = "moonlet", user = "moonlet",
       namespace = "default" } } }),
@@ -129,6 +159,7 @@ local CHECKS = {
     if type(v.kind) ~= "string" then return 'field "kind": must be a string like "apps/v1/ReplicaSet"' end
     if type(v.reconcile) ~= "function" then return 'field "reconcile": must be a function' end
   end,
+  probes = function(v) return require("moonlet.kubelet.checks").validate(v) end,
 }
 
 --- `moonlet server --check-scripts DIR...`
@@ -160,6 +191,11 @@ function Server:load_scripts()
     local ok, err = pcall(kinds.register, p.value, p.display)
     if not ok then runtime.log("error", p.display .. ": " .. tostring(err)) end
   end
+  -- Custom probe checks (probes/*.lua) become the registry `lua:` handlers use.
+  local checks = require("moonlet.kubelet.checks")
+  local reg = checks.new({ log = runtime.log })
+  reg:add_loaded(loaded.probes or {})
+  checks.set_default(reg)
   self.loaded = loaded
   return #errors
 end
@@ -201,16 +237,56 @@ function Server:start()
   if not srv then return nil, "cannot listen on " .. sock .. ": " .. tostring(lerr) end
   self.listeners[#self.listeners + 1] = srv
   runtime.log("info", "serving the API on unix:" .. sock)
-  for _, url in ipairs(o.listen) do
-    local t, terr = httpd.listen(url, handler)
-    if not t then return nil, "cannot listen on " .. url .. ": " .. tostring(terr) end
-    self.listeners[#self.listeners + 1] = t
-    local host = url:match("^tcp://([^:]+):")
-    local public = string.format("http://%s:%d", host, t:port())
-    write_kubeconfig(o.data_dir, public, router.token)
-    runtime.log("info", "serving the API on " .. public .. " (bearer token in " .. o.data_dir .. "/token)")
+  for i, url in ipairs(o.listen) do
+    local public, perr = self:listen_tls(url, handler)
+    if not public then return nil, perr end
+    if i == 1 then
+      write_kubeconfig(o.data_dir, public, router.token, read_file(o.data_dir .. "/tls.crt"))
+    end
+    runtime.log("info", "serving the API on " .. public .. " (bearer token in " .. o.data_dir
+      .. "/token, CA in " .. o.data_dir .. "/tls.crt)")
   end
+  self:start_kubelet()
   return true
+end
+
+-- {====== node agent: moonlet.kubelet.agent runs this host's pods
+
+function Server:start_kubelet()
+  local agent, err = require("moonlet.kubelet.agent").start(self)
+  if err then runtime.log("error", "kubelet: " .. tostring(err)) end
+  self.kubelet = agent
+end
+
+function Server:stop_kubelet()
+  if self.kubelet then self.kubelet:stop() end
+end
+
+-- }======
+
+-- Serves HTTPS on tcp://HOST:PORT (or https://HOST:PORT) with the data
+-- dir's certificate, made to cover HOST. Returns the URL clients use.
+function Server:listen_tls(url, handler)
+  local dir = self.opts.data_dir
+  local host = url:match("^%a+://([^:/]+):")
+  -- A wildcard address is no name to verify: clients come by loopback.
+  local client_host = host
+  if host == "0.0.0.0" then client_host = "127.0.0.1" end
+  local names, ips = {}, {}
+  if client_host:match("^[%d.]+$") or client_host:find(":", 1, true) then
+    ips[1] = client_host
+  else
+    names[1] = client_host
+  end
+  local httpd = require("moonlet.httpd")
+  local created, cerr = httpd.ensure_cert(dir, names, ips)
+  if created == nil then return nil, "cannot make the TLS certificate: " .. tostring(cerr) end
+  if created then runtime.log("info", "wrote a new TLS certificate to " .. dir .. "/tls.crt") end
+  local t, terr = httpd.listen(url, handler, { tls = { cert_file = dir .. "/tls.crt",
+    key_file = dir .. "/tls.key" } })
+  if not t then return nil, "cannot listen on " .. url .. ": " .. tostring(terr) end
+  self.listeners[#self.listeners + 1] = t
+  return string.format("https://%s:%d", client_host, t:port())
 end
 
 -- Controllers run in-process and talk to the API through the router, so
@@ -230,6 +306,7 @@ end
 
 function Server:stop()
   for _, l in ipairs(self.listeners or {}) do l:close() end
+  self:stop_kubelet()
   -- Controllers finish the item in hand before their watches end.
   if self.manager then self.manager:stop(5) end
   require("moonlet.api.handlers").stop_watches()

@@ -330,6 +330,17 @@ metadata:
   end)
 end)
 
+describe("cli timeouts", function()
+  local common = require("moonlet.cli.common")
+  it("reads kubectl durations, with zero meaning no fixed limit", function()
+    assert.is_nil(common.parse_timeout("0"))
+    assert.is_nil(common.parse_timeout("0s"))
+    assert.is_nil(common.parse_timeout(""))
+    assert.are.equal(1500, common.parse_timeout("1.5s"))
+    assert.are.equal(90000, common.parse_timeout("1m30s"))
+  end)
+end)
+
 describe("cli delete", function()
   local api
   before_each(function()

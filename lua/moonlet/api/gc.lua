@@ -79,7 +79,8 @@ collect = function(store, def, res, removed)
       local ddef, o = d[1], d[2]
       local refs = json.array()
       for _, ref in ipairs(owners_of(o)) do if ref.uid ~= uid then refs[#refs + 1] = ref end end
-      o.metadata.ownerReferences = refs
+      -- Kubernetes drops the field rather than leaving an empty list.
+      o.metadata.ownerReferences = #refs > 0 and refs or nil
       store:update(ddef.store_resource, o, { generation = ddef.generation == true,
         status_subresource = ddef.status_subresource == true })
     end

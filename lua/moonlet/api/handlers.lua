@@ -456,7 +456,7 @@ function M.delete_object(ctx, name, opts)
   end
   local pre = opts.preconditions or {}
   local grace = opts.gracePeriodSeconds
-  if def.graceful and grace == nil then grace = def.graceful(obj) end
+  if def.graceful then grace = def.graceful(obj, grace) end
   local res, removed_or_msg, code = ctx.store:delete(def.store_resource, ns, name,
     { uid = pre.uid, resource_version = pre.resourceVersion, grace_seconds = def.graceful and grace or nil })
   if not res then return nil, store_failure(ctx, name, removed_or_msg, code) end

@@ -65,6 +65,9 @@ local function nonresource(self, method, path)
   g = path:match("^/apis/([^/]+)/?$")
   if g then return discovery.group(g) end
   if path == "/healthz" or path == "/livez" or path == "/readyz" then return "ok" end
+  if path == "/openapi/v3" or path == "/openapi/v3/" then return discovery.openapi_index() end
+  local gvpath = path:match("^/openapi/v3/(apis?/.+[^/])/?$")
+  if gvpath then return discovery.openapi_doc(gvpath) end
 end
 
 local VERB = {
@@ -116,6 +119,14 @@ function M:handle(req, sink)
   if not verb then return ctx:fail(status.method_not_allowed()) end
   if verb == "create" and def.namespaced and not r.namespace then
     return ctx:fail(status.method_not_allowed())
+  end
+  -- Protobuf (kubectl's typed clients send it for built-in kinds) and CBOR
+  -- bodies are refused with 415, which makes client-go retry in JSON.
+  if (verb == "create" or verb == "update") and req.body and req.body ~= "" then
+    local ct = (ctx.headers["content-type"] or "application/json"):match("^%s*([^;%s]+)"):lower()
+    if ct ~= "application/json" and ct ~= "application/yaml" and ct ~= "*/*" then
+      return ctx:fail(status.unsupported_media_type("application/json, application/yaml"))
+    end
   end
   local ok, err = xpcall(handlers[verb], debug.traceback, ctx)
   if not ok then

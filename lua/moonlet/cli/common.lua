@@ -9,8 +9,10 @@ local M = {}
 --- Flags every verb accepts.
 M.GLOBAL_FLAGS = {
   { name = "server", short = "s", type = "string", metavar = "URL",
-    help = "The address of the moonlet API server (unix:PATH or http://HOST:PORT)." },
+    help = "The address of the moonlet API server (unix:PATH or https://HOST:PORT)." },
   { name = "token", type = "string", help = "Bearer token for authentication to the API server." },
+  { name = "certificate-authority", type = "string", metavar = "FILE",
+    help = "Path to the server's certificate (<data-dir>/tls.crt) for https servers; default $MOONLET_CA." },
   { name = "namespace", short = "n", type = "string", help = "If present, the namespace scope for this CLI request." },
   { name = "request-timeout", type = "string", default = "0",
     help = "The length of time to wait before giving up on a single server request (0: no timeout)." },
@@ -46,6 +48,8 @@ function M.parse_timeout(s)
     total = total + tonumber(num) * units[unit]
     rest = tail
   end
+  -- "0s" means no fixed limit, as "0" does (kubectl: derive it).
+  if total == 0 then return nil end
   return math.floor(total)
 end
 
@@ -57,6 +61,7 @@ function M.client(ctx)
   if not server or server == "" then server = M.default_server(ctx.getenv) end
   ctx.server = server
   local ok, c = pcall(client.new, { server = server, token = f.token or ctx.getenv("MOONLET_TOKEN"),
+    ca_file = f["certificate-authority"],
     timeout_ms = M.parse_timeout(f["request-timeout"]),
     on_warning = function(text) ctx.err("Warning: " .. text .. "\n") end })
   if not ok then error({ cli = tostring(c):gsub("^.-:%d+: ", "") }, 0) end

@@ -29,6 +29,7 @@ local function writer()
   end
   return w
 end
+M.writer = writer
 
 local function sorted_keys(t)
   local keys = {}
@@ -116,17 +117,22 @@ function M.events(w, items, now)
 end
 
 -- Events about `obj`, found with the field selector kubectl builds.
-local function search_events(ctx, r, obj)
+-- `ref` overrides the reference's kind and uid (false leaves one out), as
+-- the pod and node describers do.
+local function search_events(ctx, r, obj, ref)
   local c = common.client(ctx)
   local ev = c:kind("v1/Event")
   if not ev then return nil end
   local m = obj.metadata or {}
-  local parts = {
-    "involvedObject.kind=" .. r.kind,
-    "involvedObject.name=" .. tostring(m.name or ""),
-    "involvedObject.namespace=" .. tostring(m.namespace or ""),
-  }
-  if m.uid and m.uid ~= "" then parts[#parts + 1] = "involvedObject.uid=" .. m.uid end
+  ref = ref or {}
+  local kind, uid = r.kind, m.uid
+  if ref.kind ~= nil then kind = ref.kind end
+  if ref.uid ~= nil then uid = ref.uid end
+  local parts = {}
+  if kind and kind ~= "" then parts[#parts + 1] = "involvedObject.kind=" .. kind end
+  parts[#parts + 1] = "involvedObject.name=" .. tostring(m.name or "")
+  parts[#parts + 1] = "involvedObject.namespace=" .. tostring(m.namespace or "")
+  if uid and uid ~= "" then parts[#parts + 1] = "involvedObject.uid=" .. uid end
   local list = c:list(ev, { namespace = r.namespaced and m.namespace or nil,
     field_selector = table.concat(parts, ",") })
   if not list then return nil end
@@ -134,6 +140,15 @@ local function search_events(ctx, r, obj)
   for _, e in ipairs(list.items or {}) do items[#items + 1] = e end
   return items
 end
+M.search_events = search_events
+
+-- Kind-specific describers, by "group/Kind": modules with
+-- describe(ctx, r, obj, now) -> text that fetch their own events and
+-- related objects (kubectl's describerMap). Other kinds use M.describe.
+M.describers = {
+  ["/Pod"] = "moonlet.cli.describe_pod",
+  ["/Node"] = "moonlet.cli.describe_node",
+}
 
 -- camelcase.Split + Title, with the acronyms kubectl keeps upper-case.
 local ACRONYMS = { API = true, URL = true, UID = true, OSB = true, GUID = true }
@@ -333,6 +348,11 @@ function M.run(ctx, argv)
   end
   for i, o in ipairs(objs) do
     if i > 1 then ctx.out("\n\n") end
+    local describer = M.describers[o.r.group .. "/" .. o.r.kind]
+    if describer then
+      ctx.out(require(describer).describe(ctx, o.r, common.fill_kind(o.r, o.obj), ctx.now))
+      goto continue
+    end
     local events
     local is_ns = o.r.group == "" and o.r.kind == "Namespace"
     if f["show-events"] and not is_ns then
@@ -344,6 +364,7 @@ function M.run(ctx, argv)
       limits = list_in(ctx, "v1/LimitRange", o.obj.metadata.name)
     end
     ctx.out(M.describe(o.r, common.fill_kind(o.r, o.obj), events, ctx.now, quotas, limits))
+    ::continue::
   end
   return ctx.failed and 1 or 0
 end

@@ -1,0 +1,449 @@
+/* moonlet.core.proc: containers as processes (core/proc.h) for Lua. A
+ * moonlet.Proc userdata points at the C record and anchors itself while the
+ * process runs; its exit arrives as (id, result table). Log reading, log
+ * following (moonlet.LogFollower, events (id, "data", text) then
+ * (id, "end")), leftover reaping and the cgroup check. The facade is
+ * lua/moonlet/proc.lua. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "proc.h"
+#include "runtime.h"
+
+#define PROC_MT "moonlet.Proc"
+#define FOLLOW_MT "moonlet.LogFollower"
+
+typedef struct {
+  ml_proc_t *p; /* NULL once closed */
+  int self_ref; /* anchors the userdata until the exit is delivered */
+  int pid;
+} proc_ud_t;
+
+typedef struct {
+  ml_proc_follow_t *f; /* NULL once closed */
+} follow_ud_t;
+
+/* Failure values with the errno name even where libuv has none (ENOEXEC). */
+static int fail(lua_State *L, int err, const char *msg) {
+  const char *name = ml_err_name(err);
+  if (strncmp(name, "Unknown", 7) == 0 && err > -4096 && err < 0) {
+    const char *n = strerrorname_np(-err);
+    if (n) name = n;
+  }
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", name, msg && *msg ? msg : ml_strerror(err));
+  lua_pushstring(L, name);
+  return 3;
+}
+
+/* {====== signals */
+
+static const struct {
+  const char *name;
+  int num;
+} signals[] = {{"HUP", SIGHUP},     {"INT", SIGINT},   {"QUIT", SIGQUIT},
+               {"KILL", SIGKILL},   {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
+               {"TERM", SIGTERM},   {"CONT", SIGCONT}, {"STOP", SIGSTOP},
+               {"TSTP", SIGTSTP},   {"ALRM", SIGALRM}, {"PIPE", SIGPIPE},
+               {"WINCH", SIGWINCH}, {"ABRT", SIGABRT}, {NULL, 0}};
+
+static int check_signal(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Integer n = luaL_checkinteger(L, idx);
+    luaL_argcheck(L, n >= 0 && n < NSIG, idx, "bad signal number");
+    return (int)n;
+  }
+  const char *s = luaL_optstring(L, idx, "TERM");
+  if (strncmp(s, "SIG", 3) == 0) s += 3;
+  for (int i = 0; signals[i].name; i++)
+    if (strcmp(s, signals[i].name) == 0) return signals[i].num;
+  return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s'", s));
+}
+
+/* }====== */
+
+/* {====== moonlet.Proc */
+
+static proc_ud_t *check_proc(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, PROC_MT);
+}
+
+static ml_proc_t *check_open(lua_State *L, int idx) {
+  proc_ud_t *ud = check_proc(L, idx);
+  if (!ud->p) luaL_error(L, "attempt to use a closed moonlet.Proc");
+  return ud->p;
+}
+
+/* Reads a list of strings at t[key] into a NULL-terminated array kept in
+ * a userdata on the stack (so an error cannot leak it). */
+static const char **string_list(lua_State *L, int t, const char *key,
+                                bool required) {
+  int type = lua_getfield(L, t, key);
+  if (type == LUA_TNIL) {
+    if (required) luaL_error(L, "proc.spawn: '%s' is required", key);
+    lua_pop(L, 1);
+    lua_pushnil(L); /* keep the stack shape: one slot per list */
+    return NULL;
+  }
+  if (type != LUA_TTABLE) luaL_error(L, "proc.spawn: '%s' must be a list", key);
+  lua_Integer n = luaL_len(L, -1);
+  const char **v = lua_newuserdatauv(L, sizeof *v * (size_t)(n + 1), 1);
+  lua_createtable(L, (int)n, 0); /* stack: ... list array keep */
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -3, i);
+    if (!lua_isstring(L, -1))
+      luaL_error(L, "proc.spawn: '%s'[%d] must be a string", key, (int)i);
+    v[i - 1] = lua_tostring(L, -1); /* numbers become strings here */
+    lua_rawseti(L, -2, i);
+  }
+  v[n] = NULL;
+  lua_setiuservalue(L, -2, 1); /* the strings live as long as the array */
+  lua_remove(L, -2);           /* stack: ... array */
+  return v;
+}
+
+static const char *opt_string(lua_State *L, int t, const char *key) {
+  lua_getfield(L, t, key);
+  const char *s = NULL;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isstring(L, -1))
+      luaL_error(L, "proc.spawn: '%s' must be a string", key);
+    s = lua_tostring(L, -1);
+  }
+  lua_pop(L, 1); /* the string stays referenced by the options table */
+  return s;
+}
+
+static lua_Integer opt_int(lua_State *L, int t, const char *key,
+                           lua_Integer def) {
+  lua_getfield(L, t, key);
+  lua_Integer v = def;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isnumber(L, -1))
+      luaL_error(L, "proc.spawn: '%s' must be a number", key);
+    v = (lua_Integer)lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  if (v < 0) luaL_error(L, "proc.spawn: '%s' must be >= 0", key);
+  return v;
+}
+
+/* Lua: p | nil, err, name = core.spawn(id, opts) */
+static int lproc_spawn(lua_State *L) {
+  uint64_t id = (uint64_t)luaL_checkinteger(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  ml_proc_opts_t o = {0};
+  o.argv = string_list(L, 2, "command", true); /* stack: id opts argv */
+  o.env = string_list(L, 2, "env", false);     /* stack: id opts argv env */
+  o.cwd = opt_string(L, 2, "cwd");
+  o.stdout_log = opt_string(L, 2, "stdout_log");
+  o.stderr_log = opt_string(L, 2, "stderr_log");
+  o.state_dir = opt_string(L, 2, "state_dir");
+  o.log_max_bytes = (uint64_t)opt_int(L, 2, "log_max_bytes", 0);
+  o.log_max_files = (int)opt_int(L, 2, "log_max_files", 0);
+  o.memory_limit_bytes = (uint64_t)opt_int(L, 2, "memory_limit_bytes", 0);
+  o.max_output = (size_t)opt_int(L, 2, "max_output", 0);
+  o.timeout_ms = (uint64_t)opt_int(L, 2, "timeout_ms", 0);
+  lua_getfield(L, 2, "capture");
+  o.capture = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!o.argv[0]) return luaL_error(L, "proc.spawn: 'command' is empty");
+
+  /* The userdata exists before the process, in a closed state. */
+  proc_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  ud->p = NULL;
+  ud->self_ref = LUA_NOREF;
+  ud->pid = 0;
+  luaL_setmetatable(L, PROC_MT);
+  lua_pushvalue(L, -1);
+  ud->self_ref = ml_ref(L);
+  o.udata = ud->self_ref;
+  char msg[4200];
+  ml_proc_t *p;
+  int rc = ml_proc_spawn(&ml_runtime_get(L)->loop, id, &o, &p, msg, sizeof msg);
+  if (rc < 0) {
+    ml_unref(L, ud->self_ref);
+    ud->self_ref = LUA_NOREF;
+    return fail(L, rc, msg);
+  }
+  ud->p = p;
+  ud->pid = ml_proc_pid(p);
+  return 1;
+}
+
+/* Lua: ok | nil, err, name = p:kill([sig]) */
+static int lproc_kill(lua_State *L) {
+  ml_proc_t *p = check_open(L, 1);
+  int rc = ml_proc_kill(p, check_signal(L, 2));
+  if (rc < 0) return fail(L, rc, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Lua: ok | nil, err, name = p:stop([grace_seconds = 30]) */
+static int lproc_stop(lua_State *L) {
+  ml_proc_t *p = check_open(L, 1);
+  lua_Number grace = luaL_optnumber(L, 2, 30);
+  luaL_argcheck(L, grace >= 0, 2, "grace period must be >= 0");
+  int rc = ml_proc_stop(p, (uint64_t)(grace * 1000.0 + 0.5));
+  if (rc < 0) return fail(L, rc, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Lua: p:running() -> bool (false once the process was reaped) */
+static int lproc_running(lua_State *L) {
+  proc_ud_t *ud = check_proc(L, 1);
+  lua_pushboolean(L, ud->p && !ml_proc_exited(ud->p));
+  return 1;
+}
+
+/* Lua: p:watch_mode() -> "pidfd" | "sigchld" */
+static int lproc_watch_mode(lua_State *L) {
+  ml_proc_t *p = check_open(L, 1);
+  lua_pushstring(L, ml_proc_watch_mode(p) == ML_PROC_WATCH_PIDFD ? "pidfd"
+                                                                 : "sigchld");
+  return 1;
+}
+
+/* close(), __close and __gc: a running process is killed; its exit event is
+ * still delivered (and drops the anchor). */
+static int lproc_close(lua_State *L) {
+  proc_ud_t *ud = check_proc(L, 1);
+  ml_proc_t *p = ud->p;
+  if (!p) return 0;
+  ud->p = NULL;
+  ml_proc_release(p);
+  return 0;
+}
+
+static int lproc_tostring(lua_State *L) {
+  proc_ud_t *ud = check_proc(L, 1);
+  if (ud->p)
+    lua_pushfstring(L, "moonlet.Proc: %p (pid %d)", (void *)ud->p, ud->pid);
+  else
+    lua_pushfstring(L, "moonlet.Proc: %p (closed)", (void *)ud);
+  return 1;
+}
+
+/* __index: p.pid, else the methods table (upvalue 1, extended in Lua). */
+static int lproc_index(lua_State *L) {
+  proc_ud_t *ud = check_proc(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (k && strcmp(k, "pid") == 0) {
+    lua_pushinteger(L, ud->pid);
+    return 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+static void push_time(lua_State *L, int64_t ns) {
+  char buf[40];
+  ml_proc_format_time(ns, buf);
+  lua_pushstring(L, buf);
+}
+
+static int push_event(lua_State *L, ml_event_t *e) {
+  ml_proc_evhead_t *h = (ml_proc_evhead_t *)e;
+  if (h->kind == ML_PROC_EV_LOG || h->kind == ML_PROC_EV_LOG_END) {
+    ml_proc_log_ev_t *ev = (ml_proc_log_ev_t *)e;
+    if (h->kind == ML_PROC_EV_LOG_END) {
+      lua_pushliteral(L, "end");
+      return 1;
+    }
+    lua_pushliteral(L, "data");
+    lua_pushlstring(L, ev->data, ev->len);
+    return 2;
+  }
+  ml_proc_exit_t *ev = (ml_proc_exit_t *)e;
+  /* The anchor goes: the handle lives on only while Lua holds it. */
+  int ref = (int)ev->udata;
+  if (ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    proc_ud_t *ud = luaL_testudata(L, -1, PROC_MT);
+    if (ud && ud->self_ref == ref) {
+      ud->self_ref = LUA_NOREF;
+      ml_unref(L, ref);
+    }
+    lua_pop(L, 1);
+  }
+  lua_createtable(L, 0, 10);
+  lua_pushinteger(L, ev->exit_code);
+  lua_setfield(L, -2, "exit_code");
+  if (ev->signal) {
+    lua_pushinteger(L, ev->signal);
+    lua_setfield(L, -2, "signal");
+  }
+  lua_pushinteger(L, ev->pid);
+  lua_setfield(L, -2, "pid");
+  push_time(L, ev->started_ns);
+  lua_setfield(L, -2, "started_at");
+  push_time(L, ev->finished_ns);
+  lua_setfield(L, -2, "finished_at");
+  lua_pushboolean(L, ev->oom_killed);
+  lua_setfield(L, -2, "oom_killed");
+  lua_pushboolean(L, ev->timed_out);
+  lua_setfield(L, -2, "timed_out");
+  lua_pushnumber(L, (lua_Number)(ev->finished_ns - ev->started_ns) / 1e9);
+  lua_setfield(L, -2, "duration");
+  if (ev->output || ev->output_truncated) {
+    lua_pushlstring(L, ev->output ? ev->output : "", ev->output_len);
+    lua_setfield(L, -2, "output");
+    lua_pushboolean(L, ev->output_truncated);
+    lua_setfield(L, -2, "output_truncated");
+  }
+  return 1;
+}
+
+/* }====== */
+
+/* {====== logs */
+
+/* Lua: text, offset | nil, err, name = core.read_log(path, {tail=,
+ * since_seconds=, since_time=, timestamps=, limit_bytes=}) */
+static int lproc_read_log(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  ml_proc_log_opts_t o = {.tail = -1};
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "tail");
+    if (!lua_isnil(L, -1)) o.tail = (int)luaL_checkinteger(L, -1);
+    lua_getfield(L, 2, "since_seconds");
+    if (!lua_isnil(L, -1))
+      o.since_ns = ml_proc_now_ns() - (int64_t)(luaL_checknumber(L, -1) * 1e9);
+    lua_getfield(L, 2, "since_time"); /* wall-clock seconds (float) */
+    if (!lua_isnil(L, -1))
+      o.since_ns = (int64_t)(luaL_checknumber(L, -1) * 1e9);
+    lua_getfield(L, 2, "timestamps");
+    o.timestamps = lua_toboolean(L, -1);
+    lua_getfield(L, 2, "limit_bytes");
+    if (!lua_isnil(L, -1)) o.limit_bytes = (size_t)luaL_checkinteger(L, -1);
+    lua_pop(L, 5);
+  }
+  char *text;
+  size_t len;
+  uint64_t off;
+  int rc = ml_proc_read_log(path, &o, &text, &len, &off);
+  if (rc < 0) return fail(L, rc, path);
+  lua_pushlstring(L, text, len);
+  free(text);
+  lua_pushinteger(L, (lua_Integer)off);
+  return 2;
+}
+
+/* Lua: follower = core.follow_log(id, path, offset, timestamps, interval_ms) */
+static int lproc_follow_log(lua_State *L) {
+  uint64_t id = (uint64_t)luaL_checkinteger(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  lua_Integer off = luaL_optinteger(L, 3, 0);
+  bool ts = lua_toboolean(L, 4);
+  lua_Integer interval = luaL_optinteger(L, 5, 100);
+  luaL_argcheck(L, off >= 0, 3, "offset must be >= 0");
+  luaL_argcheck(L, interval > 0, 5, "interval must be > 0");
+  follow_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  ud->f = NULL;
+  luaL_setmetatable(L, FOLLOW_MT);
+  int rc = ml_proc_follow(&ml_runtime_get(L)->loop, id, path, (uint64_t)off, ts,
+                          (uint64_t)interval, &ud->f);
+  if (rc < 0) return fail(L, rc, path);
+  return 1;
+}
+
+static int lfollow_close(lua_State *L) {
+  follow_ud_t *ud = luaL_checkudata(L, 1, FOLLOW_MT);
+  if (ud->f) {
+    ml_proc_follow_close(ud->f);
+    ud->f = NULL;
+  }
+  return 0;
+}
+
+static int lfollow_tostring(lua_State *L) {
+  follow_ud_t *ud = luaL_checkudata(L, 1, FOLLOW_MT);
+  if (ud->f)
+    lua_pushfstring(L, "moonlet.LogFollower: %p", (void *)ud->f);
+  else
+    lua_pushliteral(L, "moonlet.LogFollower: (closed)");
+  return 1;
+}
+
+/* }====== */
+
+/* Lua: n | nil, err, name = core.reap_leftovers(state_dir) */
+static int lproc_reap_leftovers(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  int n = ml_proc_reap_leftovers(dir);
+  if (n < 0) return fail(L, n, dir);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* Lua: ok, reason = core.cgroups_available() */
+static int lproc_cgroups_available(lua_State *L) {
+  const char *reason;
+  lua_pushboolean(L, ml_proc_cgroups_available(&reason));
+  lua_pushstring(L, reason);
+  return 2;
+}
+
+/* Lua: core.force_sigchld(bool): tests of the SIGCHLD fallback */
+static int lproc_force_sigchld(lua_State *L) {
+  ml_proc_force_sigchld(lua_toboolean(L, 1));
+  return 0;
+}
+
+/* Lua: core.signal(name_or_number) -> number */
+static int lproc_signal(lua_State *L) {
+  lua_pushinteger(L, check_signal(L, 1));
+  return 1;
+}
+
+static const luaL_Reg proc_meth[] = {
+    {"kill", lproc_kill},       {"stop", lproc_stop},
+    {"running", lproc_running}, {"watch_mode", lproc_watch_mode},
+    {"close", lproc_close},     {NULL, NULL}};
+static const luaL_Reg proc_metameth[] = {{"__gc", lproc_close},
+                                         {"__close", lproc_close},
+                                         {"__tostring", lproc_tostring},
+                                         {NULL, NULL}};
+static const luaL_Reg follow_meth[] = {{"close", lfollow_close}, {NULL, NULL}};
+static const luaL_Reg follow_metameth[] = {{"__gc", lfollow_close},
+                                           {"__close", lfollow_close},
+                                           {"__tostring", lfollow_tostring},
+                                           {NULL, NULL}};
+
+static const luaL_Reg proc_funcs[] = {
+    {"spawn", lproc_spawn},
+    {"read_log", lproc_read_log},
+    {"follow_log", lproc_follow_log},
+    {"reap_leftovers", lproc_reap_leftovers},
+    {"cgroups_available", lproc_cgroups_available},
+    {"force_sigchld", lproc_force_sigchld},
+    {"signal", lproc_signal},
+    {NULL, NULL}};
+
+int luaopen_moonlet_core_proc(lua_State *L) {
+  luaL_newlib(L, proc_funcs); /* stack: M */
+  luaL_newmetatable(L, PROC_MT);
+  luaL_setfuncs(L, proc_metameth, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, proc_meth, 0); /* stack: M mt methods */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "Proc"); /* M.Proc: the facade adds wait/on_exit */
+  lua_pushcclosure(L, lproc_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, FOLLOW_MT);
+  luaL_setfuncs(L, follow_metameth, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, follow_meth, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  ml_runtime_on_event(ML_EV_PROC_EXIT, push_event);
+  return 1;
+}

@@ -1,0 +1,197 @@
+/* Probe runner: one attempt of a container check (HTTP GET, TCP connect,
+ * exec, or any kind registered later) on the moonlet loop, reported as an
+ * ML_EV_PROBE_DONE event (ml_probe_event_t) to the caller's id with the
+ * kubelet's result and message texts. Kinds are plugins behind a const
+ * vtable (ml_probe_kind_t) registered by name; nothing here calls Lua. */
+#ifndef ML_PROBE_H
+#define ML_PROBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+
+typedef struct ml_probe_runner_s ml_probe_runner_t;
+typedef struct ml_probe_s ml_probe_t;
+typedef struct ml_probe_kind_s ml_probe_kind_t;
+
+/* Results, as the kubelet's probe.Result. WARNING counts as success (an
+ * HTTP redirect to another host that was not followed). UNKNOWN is a probe
+ * error: the worker throws the result away. */
+enum {
+  ML_PROBE_SUCCESS = 1,
+  ML_PROBE_WARNING,
+  ML_PROBE_FAILURE,
+  ML_PROBE_UNKNOWN
+};
+
+#define ML_PROBE_MAX_BODY 10240 /* kubelet's maxRespBodyLength (10 KiB) */
+#define ML_PROBE_MAX_OUTPUT 10240
+#define ML_PROBE_USER_AGENT "kube-probe/1.32"
+#define ML_PROBE_DEFAULT_MAX_HTTP 64 /* HTTP probes in flight at once */
+#define ML_PROBE_MAX_KINDS 16
+#define ML_PROBE_MAX_HANDLES 4 /* uv handles one attempt may own */
+
+typedef struct {
+  const char *name;
+  const char *value;
+} ml_probe_header_t;
+
+/* Parameters of one attempt; each kind reads the fields it needs. Strings
+ * are borrowed for the duration of ml_probe_start() only. */
+typedef struct {
+  const char *host;   /* http, tcp: NULL or "" gives 127.0.0.1 */
+  int port;           /* http, tcp: 1..65535 */
+  const char *scheme; /* http: "http" (NULL) or "https", any case */
+  const char *path;   /* http: NULL gives "/"; may carry a query */
+  const ml_probe_header_t *headers; /* http: in order, repeats allowed */
+  size_t nheaders;
+  const char *send; /* tcp: bytes written after connecting */
+  size_t send_len;
+  size_t read_max;         /* tcp: >0 reads a reply (up to a newline) */
+  const char *const *argv; /* exec: the command, argc entries */
+  size_t argc;
+  const char *const *env; /* exec: "K=V" entries */
+  size_t nenv;
+  const char *cwd; /* exec */
+} ml_probe_params_t;
+
+/* The payload of ML_EV_PROBE_DONE. */
+typedef struct {
+  ml_event_t ev;
+  int result;    /* ML_PROBE_* */
+  char *message; /* NUL-terminated; may hold binary data up to `len` */
+  size_t len;
+} ml_probe_event_t;
+
+typedef struct {
+  size_t active;     /* attempts running */
+  size_t closing;    /* ended, waiting for their handles to close */
+  uint64_t started;  /* attempts started */
+  uint64_t finished; /* results posted */
+  size_t http_active, http_queued;
+} ml_probe_stats_t;
+
+/** @return the result's name: "success", "warning", "failure", "unknown". */
+const char *ml_probe_result_name(int result);
+
+/**
+ * Creates a runner on `loop` with the built-in kinds (http, tcp, exec).
+ * @param max_http HTTP attempts in flight at once (0: the default); more wait
+ * @return the runner or NULL on allocation failure
+ */
+ml_probe_runner_t *ml_probe_runner_new(ml_loop_t *loop, size_t max_http);
+
+/**
+ * Cancels every attempt (no events are posted for them) and frees the
+ * runner once its handles are closed (the loop must run on). Safe after the
+ * loop was shut down under the runner (its handles closed by someone else):
+ * then everything is freed at once without touching libuv.
+ */
+void ml_probe_runner_close(ml_probe_runner_t *r);
+
+/** Changes the bound on HTTP attempts in flight. */
+void ml_probe_runner_set_max_http(ml_probe_runner_t *r, size_t n);
+
+/** Fills `out` with counters (tests, benchmarks). */
+void ml_probe_runner_stats(ml_probe_runner_t *r, ml_probe_stats_t *out);
+
+/**
+ * Registers a kind under kind->name (replacing one of the same name).
+ * The vtable must outlive the runner.
+ * @return 0 or ML_ETOOLARGE (table full) / ML_EINVALID (no name or start)
+ */
+int ml_probe_register(ml_probe_runner_t *r, const ml_probe_kind_t *kind);
+
+/** @return the kind registered as `name`, or NULL. */
+const ml_probe_kind_t *ml_probe_find_kind(ml_probe_runner_t *r,
+                                          const char *name);
+
+/**
+ * Starts one attempt whose result is posted to `id`.
+ * @param timeout_ms the attempt's deadline (0: none)
+ * @return 0 (an event will follow), ML_ENOTFOUND (no such kind),
+ *         ML_EINVALID (bad parameters), ML_ENOMEM, ML_ECLOSED
+ */
+int ml_probe_start(ml_probe_runner_t *r, const char *kind,
+                   const ml_probe_params_t *params, uint64_t timeout_ms,
+                   uint64_t id);
+
+/**
+ * Cancels the running attempt posting to `id`; no event follows.
+ * @return true if one was running
+ */
+bool ml_probe_cancel(ml_probe_runner_t *r, uint64_t id);
+
+/* {====== writing a kind
+ *
+ * A kind's start() sets up its I/O and returns; when the attempt is over it
+ * calls ml_probe_done() exactly once (possibly from inside start()). The
+ * runner then closes the uv handles the attempt registered with
+ * ml_probe_own(), and once they are closed and every ml_probe_hold() is
+ * released, calls destroy() and frees the record. Kinds never free handles
+ * themselves, so a loop shut down under the runner cannot cause a double
+ * close or a use after free.
+ */
+
+struct ml_probe_kind_s {
+  const char *name;
+  /** Starts attempt `p` (p->data is NULL; the kind may set it).
+   *  @return 0, or a negative code: then the attempt never existed, its
+   *  owned handles are closed and destroy() runs. */
+  int (*start)(ml_probe_t *p, const ml_probe_params_t *params);
+  /** Aborts the I/O of a running attempt (caller cancelled, runner closing).
+   *  No ml_probe_done() is expected afterwards (one is ignored). NULL: the
+   *  attempt runs on and its result is dropped. */
+  void (*cancel)(ml_probe_t *p);
+  /** Frees what start() allocated, once the owned handles are closed.
+   *  NULL: free(p->data). */
+  void (*destroy)(ml_probe_t *p);
+};
+
+/* The attempt record (read-only for kinds except `data`). */
+struct ml_probe_s {
+  ml_probe_runner_t *runner;
+  const ml_probe_kind_t *kind;
+  uint64_t id;
+  uint64_t timeout_ms;
+  void *data; /* the kind's */
+  /* private */
+  ml_probe_t *prev, *next;
+  uv_handle_t *handles[ML_PROBE_MAX_HANDLES];
+  int nhandles, open, holds;
+  bool ended, cancelled;
+};
+
+/** Reports the attempt's outcome (printf-style message). */
+void ml_probe_done(ml_probe_t *p, int result, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** Reports the outcome with an exact message of `len` bytes. */
+void ml_probe_done_bytes(ml_probe_t *p, int result, const char *msg,
+                         size_t len);
+
+/**
+ * Hands an initialized uv handle to the runner, which closes it when the
+ * attempt ends. The handle's `data` must be `p`.
+ * @return 0 or ML_ETOOLARGE (more than ML_PROBE_MAX_HANDLES)
+ */
+int ml_probe_own(ml_probe_t *p, uv_handle_t *h);
+
+/** Keeps the record alive past its end until ml_probe_release(). */
+void ml_probe_hold(ml_probe_t *p);
+void ml_probe_release(ml_probe_t *p);
+
+/** @return the uv loop attempts run on. */
+uv_loop_t *ml_probe_uv(ml_probe_t *p);
+
+/** @return true once the attempt has reported or was cancelled. */
+bool ml_probe_ended(ml_probe_t *p);
+
+/** @return true if the loop was shut down under the runner. */
+bool ml_probe_runner_orphaned(ml_probe_runner_t *r);
+
+/* }====== */
+
+#endif

@@ -1,0 +1,864 @@
+/* Spawning, watching and stopping container processes (see proc.h).
+ *
+ *   spawn: vfork ─► child: setsid, PDEATHSIG, cgroup, stdio, chdir, exec
+ *            │        (a failure goes to a CLOEXEC pipe, then _exit 127)
+ *            └─► parent: read the error pipe (EOF = exec done),
+ *                pidfd_open, uv_poll on it (or uv_signal SIGCHLD), pipes
+ *                read by libuv into the CRI log writer, a state record
+ *   exit:  pidfd readable ─► kill what is left of the group, reap
+ *            ─► pipes at EOF (or a drain deadline) ─► ML_EV_PROC_EXIT
+ *
+ * One record per process, no threads: a watcher, two pipes, one timer (grace
+ * period, exec timeout or drain deadline). */
+#include "proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "proc_internal.h"
+
+extern char **environ;
+
+#define DRAIN_MS 500 /* after the exit, how long pipes may stay open */
+#define DEFAULT_PATH                                                           \
+  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+enum { TIMER_NONE, TIMER_TIMEOUT, TIMER_STOP, TIMER_DRAIN };
+
+struct ml_proc_s {
+  ml_loop_t *loop;
+  uint64_t id;
+  intptr_t udata;
+  pid_t pid;
+  int pidfd;   /* -1 when watched by SIGCHLD */
+  int refs;    /* the caller's, plus one until the handles are closed */
+  int handles; /* open uv handles */
+  int timer_reason;
+  uint64_t kill_at; /* loop ms of the pending timer action */
+  int status;       /* from waitpid */
+  int64_t started_ns, finished_ns;
+  unsigned mode : 2, reaped : 1, posted : 1, released : 1, timed_out : 1,
+      termed : 1, out_open : 1, err_open : 1, watching : 1, capture : 1,
+      cap_truncated : 1;
+  union {
+    uv_handle_t h;
+    uv_poll_t poll;
+    uv_signal_t sig;
+  } w;
+  uv_pipe_t out, err;
+  uv_timer_t timer;
+  ml__clog_stream_t sout, serr;
+  char *cap;
+  size_t cap_len, cap_max;
+  char *cgroup; /* cgroup dir, or NULL */
+  char *record; /* state file, or NULL */
+};
+
+static bool force_sigchld;
+
+void ml_proc_force_sigchld(bool on) { force_sigchld = on; }
+
+/* {====== time */
+
+int64_t ml_proc_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void ml_proc_format_time(int64_t ns, char buf[40]) {
+  time_t s = (time_t)(ns / 1000000000LL);
+  long frac = (long)(ns % 1000000000LL);
+  if (frac < 0) {
+    frac += 1000000000L;
+    s--;
+  }
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  size_t n = strftime(buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, 40 - n, ".%09ldZ", frac);
+}
+
+/* }====== */
+
+/* {====== /proc and the state dir */
+
+int ml__proc_starttime(int pid, unsigned long long *out) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return UV_EIO;
+  buf[n] = 0;
+  /* The command name may hold spaces and ')': fields follow the last ')'. */
+  char *p = strrchr(buf, ')');
+  if (!p) return UV_EIO;
+  p++;
+  for (int field = 2; field < 21; field++) { /* skip to field 22 */
+    p = strchr(p + 1, ' ');
+    if (!p) return UV_EIO;
+  }
+  *out = strtoull(p + 1, NULL, 10);
+  return 0;
+}
+
+static unsigned long long self_start(void) {
+  static unsigned long long v;
+  static pid_t for_pid;
+  if (for_pid != getpid()) { /* a forked helper is another server */
+    for_pid = getpid();
+    v = 0;
+    ml__proc_starttime(for_pid, &v);
+  }
+  return v;
+}
+
+/* Line: pgid starttime server_pid server_starttime cgroup|-  */
+static char *write_record(const char *dir, pid_t pid, const char *cgroup) {
+  unsigned long long st = 0;
+  if (ml__proc_starttime(pid, &st) < 0) return NULL; /* already gone */
+  char path[PATH_MAX], line[PATH_MAX + 96];
+  snprintf(path, sizeof path, "%s/proc-%d", dir, (int)pid);
+  int n = snprintf(line, sizeof line, "%d %llu %d %llu %s\n", (int)pid, st,
+                   (int)getpid(), self_start(), cgroup ? cgroup : "-");
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    ML_WARN("proc: cannot record process %d in %s: %s", (int)pid, dir,
+            strerror(errno));
+    return NULL;
+  }
+  ssize_t w = write(fd, line, (size_t)n);
+  close(fd);
+  if (w != n) {
+    unlink(path);
+    return NULL;
+  }
+  return strdup(path);
+}
+
+int ml_proc_reap_leftovers(const char *state_dir) {
+  DIR *d = opendir(state_dir);
+  if (!d) return errno == ENOENT ? 0 : -errno;
+  int killed = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, "proc-", 5) != 0) continue;
+    char path[PATH_MAX], line[PATH_MAX + 96], cgroup[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", state_dir, e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, line, sizeof line - 1);
+    close(fd);
+    line[n > 0 ? n : 0] = 0;
+    int pgid, spid;
+    unsigned long long st, sst;
+    if (sscanf(line, "%d %llu %d %llu %4095s", &pgid, &st, &spid, &sst,
+               cgroup) != 5 ||
+        pgid <= 1) {
+      unlink(path);
+      continue;
+    }
+    if (spid == getpid() && sst == self_start()) continue; /* ours, running */
+    /* The leader alive with the same start time: the group is ours. The
+     * leader gone: a pid is not handed out again while a group still uses
+     * it as its id, so any member left is ours. A different start time: the
+     * pid was reused after our group died. */
+    unsigned long long now_st;
+    int rc = ml__proc_starttime(pgid, &now_st);
+    if (rc == 0 && now_st != st) {
+      unlink(path);
+      continue;
+    }
+    if (kill(-pgid, SIGKILL) == 0) killed++;
+    if (strcmp(cgroup, "-") != 0) {
+      ml__cgroup_kill(cgroup);
+      ml__cgroup_remove(cgroup);
+    }
+    unlink(path);
+  }
+  closedir(d);
+  return killed;
+}
+
+/* }====== */
+
+/* {====== spawning */
+
+enum {
+  STAGE_SETSID = 1,
+  STAGE_PDEATHSIG,
+  STAGE_CGROUP,
+  STAGE_STDIO,
+  STAGE_CHDIR,
+  STAGE_EXEC
+};
+
+typedef struct {
+  int stage, err;
+} child_err_t;
+
+typedef struct {
+  const char *file;
+  char *const *argv;
+  char *const *envp;
+  const char *cwd;
+  int fd_in, fd_out, fd_err, fd_report, fd_cgroup;
+  pid_t parent;
+  struct rlimit nofile; /* the limit children get back */
+  bool restore_nofile;
+} child_args_t;
+
+static struct rlimit orig_nofile;
+static bool nofile_raised;
+
+/* 1,000 pods hold several fds each: raise our soft limit to the hard one
+ * once, and give children the limit we were started with. */
+static void raise_nofile(void) {
+  if (nofile_raised) return;
+  nofile_raised = true;
+  if (getrlimit(RLIMIT_NOFILE, &orig_nofile) < 0) return;
+  struct rlimit r = orig_nofile;
+  if (r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+static int dup_to(int fd, int target) {
+  if (fd == target) return fcntl(fd, F_SETFD, 0); /* keep it across exec */
+  return dup2(fd, target);
+}
+
+/* Runs in the vfork child, sharing the parent's memory: only system calls,
+ * no allocation, no stdio, then exec or _exit. */
+__attribute__((noreturn, noinline)) static void
+child_exec(const child_args_t *a) {
+  child_err_t ce = {0, 0};
+  if (setsid() < 0) {
+    ce.stage = STAGE_SETSID;
+    goto fail;
+  }
+  /* Killed when the server dies, even by SIGKILL. The parent may have died
+   * before this line: then we must not run at all. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
+    ce.stage = STAGE_PDEATHSIG;
+    goto fail;
+  }
+  if (getppid() != a->parent) _exit(127);
+  if (a->fd_cgroup >= 0 && write(a->fd_cgroup, "0", 1) < 0) {
+    ce.stage = STAGE_CGROUP;
+    goto fail;
+  }
+  if (dup_to(a->fd_in, 0) < 0 || dup_to(a->fd_out, 1) < 0 ||
+      dup_to(a->fd_err, 2) < 0) {
+    ce.stage = STAGE_STDIO;
+    goto fail;
+  }
+#ifdef SYS_close_range
+  /* Descriptors opened by others without O_CLOEXEC must not leak in. */
+  syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
+#endif
+  if (a->cwd && chdir(a->cwd) < 0) {
+    ce.stage = STAGE_CHDIR;
+    goto fail;
+  }
+  if (a->restore_nofile) setrlimit(RLIMIT_NOFILE, &a->nofile);
+  /* The server ignores SIGPIPE and libuv handles some signals: a container
+   * starts with every disposition at its default and nothing blocked. */
+  for (int sig = 1; sig < NSIG; sig++) {
+    struct sigaction sa;
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    if (sigaction(sig, NULL, &sa) < 0 || sa.sa_handler == SIG_DFL) continue;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(sig, &sa, NULL);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  execve(a->file, a->argv, a->envp);
+  ce.stage = STAGE_EXEC;
+fail:
+  if (!ce.err) ce.err = errno;
+  ssize_t w = write(a->fd_report, &ce, sizeof ce);
+  (void)w;
+  _exit(127);
+}
+
+static pid_t start_child(const child_args_t *a) {
+#if defined(__SANITIZE_ADDRESS__)
+  /* ASan keeps per-thread state on the stack vfork would share. */
+  pid_t pid = fork();
+#else
+  pid_t pid = vfork();
+#endif
+  if (pid == 0) child_exec(a);
+  return pid;
+}
+
+/* The PATH lookup of execvp, done in the parent with the container's PATH. */
+static int resolve(const char *cmd, const char *const *env, char **out,
+                   char *msg, size_t mlen) {
+  if (!*cmd) {
+    snprintf(msg, mlen, "exec: \"\": executable file not found in $PATH");
+    return UV_ENOENT;
+  }
+  if (strchr(cmd, '/')) {
+    *out = strdup(cmd);
+    return *out ? 0 : ML_ENOMEM;
+  }
+  const char *path = NULL;
+  if (env) {
+    for (const char *const *e = env; *e; e++)
+      if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
+  } else {
+    path = getenv("PATH");
+  }
+  if (!path) path = DEFAULT_PATH;
+  bool denied = false;
+  size_t clen = strlen(cmd);
+  for (const char *p = path;; p++) {
+    const char *end = strchr(p, ':');
+    size_t dlen = end ? (size_t)(end - p) : strlen(p);
+    char cand[PATH_MAX];
+    if (dlen + clen + 2 <= sizeof cand) {
+      if (dlen == 0)
+        snprintf(cand, sizeof cand, "%s", cmd);
+      else
+        snprintf(cand, sizeof cand, "%.*s/%s", (int)dlen, p, cmd);
+      struct stat st;
+      if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (access(cand, X_OK) == 0) {
+          *out = strdup(cand);
+          return *out ? 0 : ML_ENOMEM;
+        }
+        denied = true;
+      }
+    }
+    if (!end) break;
+    p = end;
+  }
+  if (denied) {
+    snprintf(msg, mlen, "exec: \"%s\": permission denied", cmd);
+    return UV_EACCES;
+  }
+  snprintf(msg, mlen, "exec: \"%s\": executable file not found in $PATH", cmd);
+  return UV_ENOENT;
+}
+
+static int fd_above_stdio(int fd) {
+  if (fd < 0 || fd > 2) return fd;
+  int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  close(fd);
+  return nfd;
+}
+
+static int make_pipe(int fds[2]) {
+  if (pipe2(fds, O_CLOEXEC) < 0) return -errno;
+  fds[0] = fd_above_stdio(fds[0]);
+  fds[1] = fd_above_stdio(fds[1]);
+  if (fds[0] < 0 || fds[1] < 0) {
+    if (fds[0] >= 0) close(fds[0]);
+    if (fds[1] >= 0) close(fds[1]);
+    return UV_EMFILE;
+  }
+  return 0;
+}
+
+static int devnull_fd(void) {
+  static int fd = -1;
+  if (fd < 0) fd = fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
+  return fd;
+}
+
+/* }====== */
+
+/* {====== exit path */
+
+static void proc_unref(ml_proc_t *p) {
+  if (--p->refs > 0) return;
+  ml__clog_unref(p->sout.file);
+  ml__clog_unref(p->serr.file);
+  free(p->cap);
+  free(p->cgroup);
+  free(p->record);
+  free(p);
+}
+
+static void handle_closed(uv_handle_t *h) {
+  ml_proc_t *p = h->data;
+  if (--p->handles == 0) proc_unref(p); /* the "handles open" reference */
+}
+
+static void close_handle(ml_proc_t *p, uv_handle_t *h) {
+  if (!uv_is_closing(h)) uv_close(h, handle_closed);
+  (void)p;
+}
+
+static void exit_destroy(ml_event_t *e) {
+  free(((ml_proc_exit_t *)e)->output);
+  free(e);
+}
+
+/* Everything is in: flush logs, clean the cgroup, post the event. */
+static void finish(ml_proc_t *p) {
+  if (p->posted) return;
+  p->posted = 1;
+  if (p->out_open) close_handle(p, (uv_handle_t *)&p->out);
+  if (p->err_open) close_handle(p, (uv_handle_t *)&p->err);
+  p->out_open = p->err_open = 0;
+  close_handle(p, (uv_handle_t *)&p->timer);
+  ml__clog_finish(&p->sout);
+  ml__clog_finish(&p->serr);
+  ml_proc_exit_t *ev = calloc(1, sizeof *ev);
+  if (p->cgroup) {
+    if (ev) ev->oom_killed = ml__cgroup_oom_killed(p->cgroup);
+    if (ml__cgroup_remove(p->cgroup) < 0)
+      ML_WARN("proc: cannot remove cgroup %s", p->cgroup);
+  }
+  if (p->record) unlink(p->record);
+  if (!ev) return;
+  ev->head.ev.type = ML_EV_PROC_EXIT;
+  ev->head.ev.id = p->id;
+  ev->head.ev.destroy = exit_destroy;
+  ev->head.kind = ML_PROC_EV_EXIT;
+  ev->udata = p->udata;
+  ev->pid = p->pid;
+  if (WIFSIGNALED(p->status)) {
+    ev->signal = WTERMSIG(p->status);
+    ev->exit_code = 128 + ev->signal;
+  } else {
+    ev->exit_code = WEXITSTATUS(p->status);
+  }
+  ev->started_ns = p->started_ns;
+  ev->finished_ns = p->finished_ns;
+  ev->timed_out = p->timed_out;
+  if (p->capture) {
+    ev->output = p->cap;
+    ev->output_len = p->cap_len;
+    ev->output_truncated = p->cap_truncated;
+    p->cap = NULL;
+  }
+  ml_loop_post(p->loop, &ev->head.ev);
+}
+
+static void maybe_finish(ml_proc_t *p) {
+  if (p->reaped && !p->out_open && !p->err_open) finish(p);
+}
+
+static void stop_watching(ml_proc_t *p) {
+  if (!p->watching) return;
+  p->watching = 0;
+  if (p->mode == ML_PROC_WATCH_PIDFD) {
+    uv_poll_stop(&p->w.poll);
+    close(p->pidfd); /* safe once the poll is stopped */
+    p->pidfd = -1;
+  }
+  close_handle(p, &p->w.h);
+}
+
+static void kill_group(ml_proc_t *p) {
+  kill(-p->pid, SIGKILL);
+  if (p->cgroup) ml__cgroup_kill(p->cgroup);
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* Reaps the leader if it has ended. @return true when it had. */
+static bool try_reap(ml_proc_t *p, bool block) {
+  if (p->reaped) return true;
+  siginfo_t si;
+  si.si_pid = 0;
+  int flags = WEXITED | WNOWAIT | (block ? 0 : WNOHANG);
+  if (waitid(P_PID, (id_t)p->pid, &si, flags) < 0 || si.si_pid == 0)
+    return false;
+  /* Peeked without reaping, so the pid still names our group: kill what is
+   * left of it, as a container dies with its init process. */
+  kill_group(p);
+  int status = 0;
+  while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  p->status = status;
+  p->reaped = 1;
+  p->finished_ns = ml_proc_now_ns();
+  stop_watching(p);
+  if (p->out_open || p->err_open) {
+    /* A process that escaped the group may hold the pipes: do not wait on
+     * it forever. */
+    p->timer_reason = TIMER_DRAIN;
+    uv_timer_start(&p->timer, on_timer, DRAIN_MS, 0);
+  } else {
+    uv_timer_stop(&p->timer);
+  }
+  return true;
+}
+
+static void on_pidfd(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  ml_proc_t *p = h->data;
+  if (try_reap(p, false)) maybe_finish(p);
+}
+
+static void on_sigchld(uv_signal_t *h, int signum) {
+  (void)signum;
+  ml_proc_t *p = h->data;
+  if (try_reap(p, false)) maybe_finish(p);
+}
+
+static void on_timer(uv_timer_t *t) {
+  ml_proc_t *p = t->data;
+  switch (p->timer_reason) {
+  case TIMER_TIMEOUT:
+    p->timed_out = 1;
+    /* fallthrough */
+  case TIMER_STOP:
+    if (!p->reaped) kill_group(p);
+    break;
+  case TIMER_DRAIN:
+    if (p->out_open) close_handle(p, (uv_handle_t *)&p->out);
+    if (p->err_open) close_handle(p, (uv_handle_t *)&p->err);
+    p->out_open = p->err_open = 0;
+    maybe_finish(p);
+    break;
+  }
+}
+
+/* Reads go through one buffer: each chunk is consumed inside the callback. */
+static char read_buf[65536];
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)h;
+  (void)hint;
+  *buf = uv_buf_init(read_buf, sizeof read_buf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  ml_proc_t *p = s->data;
+  bool is_out = s == (uv_stream_t *)&p->out;
+  if (n > 0) {
+    if (p->capture) {
+      size_t room = p->cap_max - p->cap_len;
+      size_t take = (size_t)n < room ? (size_t)n : room;
+      if (take < (size_t)n) p->cap_truncated = 1;
+      if (take > 0) {
+        char *nb = realloc(p->cap, p->cap_len + take);
+        if (nb) {
+          memcpy(nb + p->cap_len, buf->base, take);
+          p->cap = nb;
+          p->cap_len += take;
+        }
+      }
+    } else {
+      ml__clog_feed(is_out ? &p->sout : &p->serr, buf->base, (size_t)n);
+    }
+    return;
+  }
+  if (n == 0) return;
+  /* EOF or error: this stream is done. */
+  close_handle(p, (uv_handle_t *)s);
+  if (is_out)
+    p->out_open = 0;
+  else
+    p->err_open = 0;
+  maybe_finish(p);
+}
+
+/* }====== */
+
+static int open_pipe_handle(ml_proc_t *p, uv_pipe_t *h, int fd) {
+  uv_pipe_init(p->loop->uv, h, 0);
+  h->data = p;
+  p->handles++;
+  int rc = uv_pipe_open(h, fd);
+  if (rc == 0) rc = uv_read_start((uv_stream_t *)h, on_alloc, on_read);
+  return rc;
+}
+
+static const char *stage_msg(int stage) {
+  switch (stage) {
+  case STAGE_SETSID: return "setsid";
+  case STAGE_PDEATHSIG: return "prctl(PR_SET_PDEATHSIG)";
+  case STAGE_CGROUP: return "joining the cgroup";
+  case STAGE_STDIO: return "setting up stdio";
+  default: return "starting the process";
+  }
+}
+
+int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
+                  ml_proc_t **out, char *errmsg, size_t errlen) {
+  char msgbuf[PATH_MAX + 128];
+  char *msg = errmsg ? errmsg : msgbuf;
+  size_t mlen = errmsg ? errlen : sizeof msgbuf;
+  if (mlen) msg[0] = 0;
+  if (!o->argv || !o->argv[0]) {
+    snprintf(msg, mlen, "no command");
+    return ML_EINVALID;
+  }
+  raise_nofile();
+  int rc = 0;
+  char *file = NULL;
+  int outp[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1}, cgfd = -1;
+  ml_proc_t *p = calloc(1, sizeof *p);
+  if (!p) return ML_ENOMEM;
+  p->loop = loop;
+  p->id = id;
+  p->udata = o->udata;
+  p->pidfd = -1;
+  p->refs = 1; /* the caller's; the handles' reference comes with them */
+  p->capture = o->capture;
+  p->cap_max = o->max_output ? o->max_output : ML_PROC_MAX_OUTPUT;
+  p->sout.name = "stdout";
+  p->serr.name = "stderr";
+
+  if ((rc = resolve(o->argv[0], o->env, &file, msg, mlen)) < 0) goto error;
+  /* Log files first: a bad log path is the caller's error, before fork. */
+  if (!o->capture) {
+    if (o->stdout_log) {
+      p->sout.file =
+          ml__clog_open(o->stdout_log, o->log_max_bytes, o->log_max_files, &rc);
+      if (!p->sout.file) {
+        snprintf(msg, mlen, "open log %s: %s", o->stdout_log, ml_strerror(rc));
+        goto error;
+      }
+    }
+    if (o->stderr_log && o->stdout_log &&
+        strcmp(o->stderr_log, o->stdout_log) == 0) {
+      p->serr.file = p->sout.file;
+      ml__clog_ref(p->serr.file);
+    } else if (o->stderr_log) {
+      p->serr.file =
+          ml__clog_open(o->stderr_log, o->log_max_bytes, o->log_max_files, &rc);
+      if (!p->serr.file) {
+        snprintf(msg, mlen, "open log %s: %s", o->stderr_log, ml_strerror(rc));
+        goto error;
+      }
+    }
+  }
+  bool want_out = o->capture || p->sout.file;
+  bool want_err = !o->capture && p->serr.file;
+  if ((want_out && (rc = make_pipe(outp)) < 0) ||
+      (want_err && (rc = make_pipe(errp)) < 0) || (rc = make_pipe(rep)) < 0) {
+    snprintf(msg, mlen, "pipe: %s", ml_strerror(rc));
+    goto error;
+  }
+  if (devnull_fd() < 0) {
+    rc = UV_EMFILE;
+    snprintf(msg, mlen, "open /dev/null: %s", ml_strerror(rc));
+    goto error;
+  }
+  if (o->memory_limit_bytes > 0 && ml_proc_cgroups_available(NULL)) {
+    rc = ml__cgroup_create(o->memory_limit_bytes, &p->cgroup, &cgfd);
+    if (rc < 0) {
+      snprintf(msg, mlen, "create cgroup: %s", ml_strerror(rc));
+      goto error;
+    }
+    cgfd = fd_above_stdio(cgfd);
+  }
+
+  child_args_t a = {
+      .file = file,
+      .argv = (char *const *)o->argv,
+      .envp = o->env ? (char *const *)o->env : environ,
+      .cwd = o->cwd,
+      .fd_in = devnull_fd(),
+      .fd_out = want_out ? outp[1] : devnull_fd(),
+      .fd_err = o->capture ? outp[1]
+                : want_err ? errp[1]
+                           : devnull_fd(),
+      .fd_report = rep[1],
+      .fd_cgroup = cgfd,
+      .parent = getpid(),
+      .nofile = orig_nofile,
+      .restore_nofile = nofile_raised,
+  };
+  /* Signals stay blocked until the child has reset its handlers: a
+   * handler of ours must never run in the child's borrowed memory. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  p->started_ns = ml_proc_now_ns();
+  pid_t pid = start_child(&a);
+  int fork_err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pid < 0) {
+    rc = -fork_err;
+    snprintf(msg, mlen, "fork: %s", ml_strerror(rc));
+    goto error;
+  }
+  p->pid = pid;
+  close(rep[1]);
+  rep[1] = -1;
+  if (outp[1] >= 0) close(outp[1]);
+  if (errp[1] >= 0) close(errp[1]);
+  outp[1] = errp[1] = -1;
+  if (cgfd >= 0) close(cgfd);
+  cgfd = -1;
+  /* EOF: the exec happened. A record: the child failed and has exited. */
+  child_err_t ce;
+  ssize_t n;
+  while ((n = read(rep[0], &ce, sizeof ce)) < 0 && errno == EINTR) {
+  }
+  close(rep[0]);
+  rep[0] = -1;
+  if (n == (ssize_t)sizeof ce) {
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    rc = -ce.err;
+    if (ce.stage == STAGE_EXEC)
+      snprintf(msg, mlen, "exec: \"%s\": %s", file, ml_strerror(rc));
+    else if (ce.stage == STAGE_CHDIR)
+      snprintf(msg, mlen, "chdir to cwd (\"%s\") failed: %s", o->cwd,
+               ml_strerror(rc));
+    else
+      snprintf(msg, mlen, "%s: %s", stage_msg(ce.stage), ml_strerror(rc));
+    goto error;
+  }
+  free(file);
+  file = NULL;
+
+  /* From here on the process runs: nothing can fail the spawn. */
+  uv_timer_init(loop->uv, &p->timer);
+  p->timer.data = p;
+  p->handles++;
+  p->refs++; /* held until the last handle is closed */
+  if (outp[0] >= 0 && open_pipe_handle(p, &p->out, outp[0]) == 0)
+    p->out_open = 1;
+  else if (outp[0] >= 0)
+    close_handle(p, (uv_handle_t *)&p->out);
+  if (errp[0] >= 0 && open_pipe_handle(p, &p->err, errp[0]) == 0)
+    p->err_open = 1;
+  else if (errp[0] >= 0)
+    close_handle(p, (uv_handle_t *)&p->err);
+  outp[0] = errp[0] = -1;
+
+  p->pidfd = force_sigchld ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
+  if (p->pidfd >= 0) {
+    p->mode = ML_PROC_WATCH_PIDFD;
+    if (uv_poll_init(loop->uv, &p->w.poll, p->pidfd) == 0) {
+      p->w.poll.data = p;
+      p->handles++;
+      p->watching = 1;
+      uv_poll_start(&p->w.poll, UV_READABLE, on_pidfd);
+    } else {
+      close(p->pidfd);
+      p->pidfd = -1;
+    }
+  }
+  if (p->pidfd < 0) {
+    p->mode = ML_PROC_WATCH_SIGCHLD;
+    uv_signal_init(loop->uv, &p->w.sig);
+    p->w.sig.data = p;
+    p->handles++;
+    p->watching = 1;
+    uv_signal_start(&p->w.sig, on_sigchld, SIGCHLD);
+  }
+  if (o->state_dir) p->record = write_record(o->state_dir, pid, p->cgroup);
+  if (o->timeout_ms > 0) {
+    p->timer_reason = TIMER_TIMEOUT;
+    p->kill_at = uv_now(loop->uv) + o->timeout_ms;
+    uv_timer_start(&p->timer, on_timer, o->timeout_ms, 0);
+  }
+  /* A SIGCHLD before the watcher existed is lost: look once now. */
+  if (p->mode == ML_PROC_WATCH_SIGCHLD && try_reap(p, false)) maybe_finish(p);
+  *out = p;
+  return 0;
+
+error:
+  if (cgfd >= 0) close(cgfd);
+  for (int i = 0; i < 2; i++) {
+    if (outp[i] >= 0) close(outp[i]);
+    if (errp[i] >= 0) close(errp[i]);
+    if (rep[i] >= 0) close(rep[i]);
+  }
+  if (p->cgroup) ml__cgroup_remove(p->cgroup);
+  free(file);
+  proc_unref(p);
+  return rc;
+}
+
+int ml_proc_pid(const ml_proc_t *p) { return (int)p->pid; }
+
+bool ml_proc_exited(const ml_proc_t *p) { return p->reaped; }
+
+int ml_proc_watch_mode(const ml_proc_t *p) { return p->mode; }
+
+int ml_proc_kill(ml_proc_t *p, int sig) {
+  if (p->reaped) return UV_ESRCH;
+  if (kill(-p->pid, sig) < 0) return -errno;
+  return 0;
+}
+
+int ml_proc_stop(ml_proc_t *p, uint64_t grace_ms) {
+  if (p->reaped) return UV_ESRCH;
+  if (grace_ms == 0) {
+    kill_group(p);
+    return 0;
+  }
+  if (!p->termed) {
+    p->termed = 1;
+    kill(-p->pid, SIGTERM);
+  }
+  uint64_t at = uv_now(p->loop->uv) + grace_ms;
+  if (uv_is_active((uv_handle_t *)&p->timer) && p->kill_at <= at) return 0;
+  p->timer_reason = TIMER_STOP;
+  p->kill_at = at;
+  uv_timer_start(&p->timer, on_timer, grace_ms, 0);
+  return 0;
+}
+
+/* The loop was shut down under the process (its handles closed by someone
+ * else's uv_walk, as at runtime shutdown): libuv is off limits. Kill and
+ * reap, clean up on the OS side, free at once; no event. */
+static void release_orphaned(ml_proc_t *p) {
+  if (!p->reaped) {
+    kill_group(p);
+    while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (p->pidfd >= 0) close(p->pidfd);
+  ml__clog_finish(&p->sout);
+  ml__clog_finish(&p->serr);
+  if (p->cgroup) ml__cgroup_remove(p->cgroup);
+  if (p->record) unlink(p->record);
+  p->refs = 1;
+  proc_unref(p);
+}
+
+void ml_proc_release(ml_proc_t *p) {
+  if (!p || p->released) return;
+  p->released = 1;
+  if (!p->posted && uv_is_closing((uv_handle_t *)&p->timer)) {
+    release_orphaned(p);
+    return;
+  }
+  if (!p->reaped) {
+    /* Nobody will wait for it: kill it now and reap it here, so no zombie
+     * and no running process outlives its handle. Output still in the
+     * pipes is dropped. */
+    kill_group(p);
+    try_reap(p, true);
+    if (p->out_open) close_handle(p, (uv_handle_t *)&p->out);
+    if (p->err_open) close_handle(p, (uv_handle_t *)&p->err);
+    p->out_open = p->err_open = 0;
+    maybe_finish(p);
+  }
+  proc_unref(p);
+}

@@ -1,0 +1,195 @@
+/* Process runtime: containers are processes. ml_proc_spawn() starts a
+ * command in its own session (one process group) with PR_SET_PDEATHSIG, its
+ * stdout/stderr captured through pipes into CRI-format log files (or kept in
+ * memory for exec probes); the exit is watched with a pidfd (or SIGCHLD +
+ * waitpid) and posted as ML_EV_PROC_EXIT once the pipes are drained. An
+ * optional memory limit puts the process in its own cgroup (proc_cgroup.c).
+ * Running groups are recorded under a state dir so that a restarted server
+ * can kill what a crashed one left behind. Log files: proc_log.c. */
+#ifndef ML_PROC_H
+#define ML_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+
+/* {====== processes */
+
+typedef struct ml_proc_s ml_proc_t;
+
+/* Kinds of ML_EV_PROC_EXIT events (the one event type of this module). */
+enum {
+  ML_PROC_EV_EXIT = 1, /* ml_proc_exit_t: a process ended */
+  ML_PROC_EV_LOG,      /* ml_proc_log_ev_t: followed log text */
+  ML_PROC_EV_LOG_END   /* ml_proc_log_ev_t: a follower closed; always last */
+};
+
+/* Common head of every ML_EV_PROC_EXIT event. */
+typedef struct {
+  ml_event_t ev;
+  int kind; /* ML_PROC_EV_* */
+} ml_proc_evhead_t;
+
+/* kubelet containerLogMaxSize and containerLogMaxFiles */
+#define ML_PROC_LOG_MAX_BYTES (10u * 1024 * 1024)
+#define ML_PROC_LOG_MAX_FILES 5
+#define ML_PROC_LOG_MAX_LINE 16384 /* longer lines are cut into P parts */
+#define ML_PROC_MAX_OUTPUT 10240   /* capture default (kubelet exec probes) */
+
+typedef struct {
+  const char *const *argv;     /* NULL-terminated; argv[0] without '/' is looked
+                                  up in the PATH of env (else the server's) */
+  const char *const *env;      /* NULL-terminated "K=V"; NULL: the server's */
+  const char *cwd;             /* NULL: the server's */
+  const char *stdout_log;      /* CRI log file; NULL: discard */
+  const char *stderr_log;      /* may name the same file (one shared writer) */
+  uint64_t log_max_bytes;      /* 0: ML_PROC_LOG_MAX_BYTES */
+  int log_max_files;           /* files kept, the live one included; 0: 5 */
+  uint64_t memory_limit_bytes; /* 0: none; else needs a cgroup */
+  const char *state_dir;       /* record the group here while it runs */
+  bool capture;                /* keep stdout+stderr in memory, not in logs */
+  size_t max_output;           /* capture: bytes kept; 0: ML_PROC_MAX_OUTPUT */
+  uint64_t timeout_ms;         /* kill the group after this long; 0: never */
+  intptr_t udata;              /* copied into the exit event */
+} ml_proc_opts_t;
+
+/* The payload of the exit event. */
+typedef struct {
+  ml_proc_evhead_t head;
+  intptr_t udata; /* from the options */
+  int pid;
+  int exit_code;      /* the exit status, or 128 + signal */
+  int signal;         /* the signal that ended it, or 0 */
+  int64_t started_ns; /* wall clock, ns since the epoch */
+  int64_t finished_ns;
+  bool oom_killed; /* the cgroup's OOM killer fired */
+  bool timed_out;  /* timeout_ms expired and the group was killed */
+  bool output_truncated;
+  char *output; /* capture: stdout and stderr interleaved */
+  size_t output_len;
+} ml_proc_exit_t;
+
+/* How a process' exit is watched (ml_proc_watch_mode). */
+enum { ML_PROC_WATCH_PIDFD = 1, ML_PROC_WATCH_SIGCHLD };
+
+/**
+ * Starts a process. Execution failures of the command (ENOENT, EACCES, a bad
+ * cwd, ENOEXEC) come back here as an error, with no child left behind.
+ * @param loop the moonlet loop the exit event is posted to
+ * @param id the event id of the exit event
+ * @param errmsg NULL or a buffer for a runc-style message on failure
+ * @param out receives the process; give it back with ml_proc_release()
+ * @return 0 or a negative UV_E* (errno) / ML_E* code
+ */
+int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
+                  ml_proc_t **out, char *errmsg, size_t errlen);
+
+/** @return the pid (also the process group and session id). */
+int ml_proc_pid(const ml_proc_t *p);
+
+/** @return true once the process was reaped (its event may still be queued). */
+bool ml_proc_exited(const ml_proc_t *p);
+
+/** @return ML_PROC_WATCH_PIDFD or ML_PROC_WATCH_SIGCHLD. */
+int ml_proc_watch_mode(const ml_proc_t *p);
+
+/**
+ * Sends `sig` to the whole process group.
+ * @return 0, UV_ESRCH once the process was reaped, or another UV_E* code
+ */
+int ml_proc_kill(ml_proc_t *p, int sig);
+
+/**
+ * SIGTERM to the group, then SIGKILL after `grace_ms` unless it ended (0:
+ * SIGKILL at once). A second call may only shorten the grace period.
+ * @return 0 or UV_ESRCH once the process was reaped
+ */
+int ml_proc_stop(ml_proc_t *p, uint64_t grace_ms);
+
+/**
+ * Drops the caller's reference. A process still running is killed (SIGKILL
+ * to its group) and reaped; its exit event is still posted. Memory is freed
+ * once the uv handles are closed (the loop must run on, as for uv_close).
+ * If the loop was shut down under the process (its handles closed by a
+ * uv_walk), frees everything at once without touching libuv.
+ */
+void ml_proc_release(ml_proc_t *p);
+
+/**
+ * Kills the process groups that a previous server recorded in `state_dir`
+ * and that are still alive (checked against the leader's start time, so a
+ * reused pid is never hit), removes their cgroups and records. Records of
+ * this very process are left alone.
+ * @return the number of groups killed, or a negative UV_E* code
+ */
+int ml_proc_reap_leftovers(const char *state_dir);
+
+/**
+ * Tells whether memory limits can be enforced (a writable cgroup v2 subtree
+ * with the memory controller, or a writable cgroup v1 memory hierarchy).
+ * @param reason NULL or receives why not (a static string), or which kind
+ * @return true when memory_limit_bytes will be enforced
+ */
+bool ml_proc_cgroups_available(const char **reason);
+
+/** Test hook: watch exits with SIGCHLD + waitpid instead of pidfds. */
+void ml_proc_force_sigchld(bool on);
+
+/** Formats wall-clock ns as RFC 3339 with 9 fraction digits
+ * ("...05.123456789Z"). */
+void ml_proc_format_time(int64_t ns, char buf[40]);
+
+/** @return the wall clock in ns since the epoch. */
+int64_t ml_proc_now_ns(void);
+
+/* }====== */
+
+/* {====== log files (proc_log.c) */
+
+typedef struct {
+  int tail;           /* last N lines; < 0: all */
+  int64_t since_ns;   /* only lines at or after this time; 0: all */
+  bool timestamps;    /* prefix each line with its RFC 3339 time */
+  size_t limit_bytes; /* cut the output here; 0: no limit */
+} ml_proc_log_opts_t;
+
+/**
+ * Reads a CRI log file and its rotated predecessors (path.N ... path.1,
+ * path), returning the messages (partial lines joined).
+ * @param out receives malloc'd text (free it); *outlen its length
+ * @param end_offset NULL or receives the size of `path` that was read, the
+ *        offset to follow from
+ * @return 0 or a negative UV_E* code (UV_ENOENT: no log at all)
+ */
+int ml_proc_read_log(const char *path, const ml_proc_log_opts_t *o, char **out,
+                     size_t *outlen, uint64_t *end_offset);
+
+typedef struct ml_proc_follow_s ml_proc_follow_t;
+
+/* The payload of ML_PROC_EV_LOG / ML_PROC_EV_LOG_END events. */
+typedef struct {
+  ml_proc_evhead_t head;
+  char *data; /* LOG: formatted text (as ml_proc_read_log gives it) */
+  size_t len;
+} ml_proc_log_ev_t;
+
+/**
+ * Follows `path` from `offset`: text appended later (across rotations) is
+ * posted as ML_PROC_EV_LOG events to `id`, checked every `interval_ms`.
+ * @return 0 or ML_ENOMEM; *out is closed with ml_proc_follow_close()
+ */
+int ml_proc_follow(ml_loop_t *loop, uint64_t id, const char *path,
+                   uint64_t offset, bool timestamps, uint64_t interval_ms,
+                   ml_proc_follow_t **out);
+
+/**
+ * Stops following; one ML_PROC_EV_LOG_END event follows, then nothing (none
+ * if the loop was already shut down under the follower: freed at once).
+ */
+void ml_proc_follow_close(ml_proc_follow_t *f);
+
+/* }====== */
+
+#endif

@@ -1,0 +1,63 @@
+/* Private interfaces between the units of the process runtime: proc.c
+ * (spawn, watch, kill), proc_log.c (CRI log writer) and proc_cgroup.c
+ * (memory limits). Not for use outside core/proc*.c. */
+#ifndef ML_PROC_INTERNAL_H
+#define ML_PROC_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* {====== CRI log writer (proc_log.c) */
+
+/* One log file, shared by the streams that write into it. */
+typedef struct ml__clog_s ml__clog_t;
+
+/**
+ * Opens (appending) or creates a log file.
+ * @param err receives a negative UV_E* code on failure
+ * @return the writer with one reference, or NULL
+ */
+ml__clog_t *ml__clog_open(const char *path, uint64_t max_bytes, int max_files,
+                          int *err);
+void ml__clog_ref(ml__clog_t *f);
+void ml__clog_unref(ml__clog_t *f);
+
+/* One output stream of a process: cuts its bytes into CRI lines. */
+typedef struct {
+  ml__clog_t *file; /* NULL: the stream is discarded */
+  const char *name; /* "stdout" | "stderr" */
+  char *part;       /* the line read so far without its newline */
+  uint32_t plen, pcap;
+} ml__clog_stream_t;
+
+/** Writes the complete lines of `data` (P parts for long lines). */
+void ml__clog_feed(ml__clog_stream_t *s, const char *data, size_t len);
+/** Writes a pending unterminated line (as F) and frees the line buffer. */
+void ml__clog_finish(ml__clog_stream_t *s);
+
+/* }====== */
+
+/* {====== cgroups (proc_cgroup.c) */
+
+/**
+ * Creates a cgroup for one process with memory limit `limit`.
+ * @param dir receives the malloc'd cgroup directory
+ * @param procs_fd receives an O_CLOEXEC fd of its cgroup.procs; the child
+ *        writes "0" into it before exec to move itself in
+ * @return 0, or a negative code (ML_EINVALID: cgroups not available)
+ */
+int ml__cgroup_create(uint64_t limit, char **dir, int *procs_fd);
+/** @return true when the cgroup's OOM killer has killed a process in it. */
+bool ml__cgroup_oom_killed(const char *dir);
+/** SIGKILLs every process in the cgroup (cgroup.kill when there is one). */
+void ml__cgroup_kill(const char *dir);
+/** Removes the cgroup, waiting a little for killed members to be gone. */
+int ml__cgroup_remove(const char *dir);
+
+/* }====== */
+
+/** Reads field 22 (starttime, clock ticks since boot) of /proc/PID/stat. */
+int ml__proc_starttime(int pid, unsigned long long *out);
+
+#endif

@@ -1,0 +1,552 @@
+-- The node agent (moonlet's kubelet) for the server's own host: registers
+-- the Node (labels, capacity, conditions), heartbeats its status and its
+-- Lease in kube-node-lease, reaps process groups a crashed server left
+-- behind, and runs one pod worker (moonlet.kubelet.worker) per pod bound to
+-- the node. On a clean stop it stops the pods with their grace periods
+-- (unless --keep-pods) and writes their final container states.
+local sched = require("moonlet.sched")
+local loop = require("moonlet.loop")
+local json = require("moonlet.json")
+local sys = require("moonlet.core.sys")
+local informer = require("moonlet.controller.informer")
+local events = require("moonlet.controller.events")
+local worker = require("moonlet.kubelet.worker")
+local backoff = require("moonlet.kubelet.backoff")
+local ports = require("moonlet.kubelet.ports")
+local status = require("moonlet.kubelet.status")
+local policies = require("moonlet.kubelet.policies")
+
+local M = {}
+local Agent = {}
+Agent.__index = Agent
+
+local HEARTBEAT = 10        -- seconds: node status and lease renewal
+local LEASE_DURATION = 40   -- nodeLeaseDurationSeconds
+local MAX_PODS = 110
+
+local function runtime_log(level, msg) require("moonlet.core.runtime").log(level, msg) end
+
+-- {====== flags
+
+--- Server flags of the node agent: flag -> { field, kind, help }.
+M.FLAGS = {
+  ["--node-name"] = { "node_name", "string", "name of this node (default: the host name)" },
+  ["--image-path"] = { "image_path", "list", "directory of images: <dir>/<image>/entrypoint (repeatable)" },
+  ["--crashloop-initial"] = { "crashloop_initial", "duration", "first crash-loop back-off (default 10s)" },
+  ["--crashloop-max"] = { "crashloop_max", "duration", "longest crash-loop back-off (default 300s)" },
+  ["--keep-pods"] = { "keep_pods", "bool", "on stop, leave pods alone instead of stopping them" },
+  ["--no-kubelet"] = { "no_kubelet", "bool", "run no node agent on this host" },
+}
+
+M.USAGE = [[
+  --node-name NAME     name of this node (default: the host name)
+  --image-path DIR     where images live: DIR/<image>/entrypoint (repeatable)
+  --crashloop-initial D  first crash-loop back-off (default 10s)
+  --crashloop-max D    longest crash-loop back-off (default 300s)
+  --keep-pods          on SIGTERM leave pods as they are (no graceful stop)
+  --no-kubelet         run no node agent on this host
+]]
+
+--- Seconds from "10s", "1m30s", "500ms", "2" (seconds); nil if malformed.
+function M.parse_duration(s)
+  if type(s) ~= "string" or s == "" then return nil end
+  local n = tonumber(s)
+  if n then return n end
+  local total, rest = 0, s
+  local units = { ms = 0.001, s = 1, m = 60, h = 3600 }
+  while rest ~= "" do
+    local num, unit, tail = rest:match("^(%d+%.?%d*)(%a+)(.*)$")
+    if not num or not units[unit] then return nil end
+    total = total + tonumber(num) * units[unit]
+    rest = tail
+  end
+  return total
+end
+
+--- Takes one agent flag into opts. value() fetches the flag's argument.
+--- @return true if the flag is the agent's (nil, message on a bad value)
+function M.take_flag(o, flag, value)
+  local f = M.FLAGS[flag]
+  if not f then return false end
+  local field, kind = f[1], f[2]
+  if kind == "bool" then
+    o[field] = true
+    return true
+  end
+  local v = value()
+  if v == nil then return nil, "flag needs an argument: " .. flag end
+  if kind == "list" then
+    o[field] = o[field] or {}
+    table.insert(o[field], v)
+  elseif kind == "duration" then
+    local d = M.parse_duration(v)
+    if not d or d <= 0 then return nil, string.format("%s: invalid duration %q", flag, v) end
+    o[field] = d
+  else
+    o[field] = v
+  end
+  return true
+end
+
+-- }======
+
+-- {====== host facts
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function nproc()
+  local s = read_file("/proc/cpuinfo") or ""
+  local n = 0
+  for _ in s:gmatch("\nprocessor%s*:") do n = n + 1 end
+  if s:match("^processor%s*:") then n = n + 1 end
+  return math.max(n, 1)
+end
+
+local function meminfo_kib()
+  local s = read_file("/proc/meminfo") or ""
+  return tonumber(s:match("MemTotal:%s*(%d+)")) or 0
+end
+
+local ARCH = { x86_64 = "amd64", aarch64 = "arm64", armv7l = "arm", i686 = "386", ppc64le = "ppc64le",
+  s390x = "s390x", riscv64 = "riscv64" }
+
+local function os_image()
+  local s = read_file("/etc/os-release") or ""
+  local v = s:match('PRETTY_NAME="([^"]*)"') or s:match("PRETTY_NAME=([^\n]*)")
+  return v or "Linux"
+end
+
+local function trim(s) return (tostring(s or ""):gsub("^%s+", ""):gsub("%s+$", "")) end
+
+-- }======
+
+-- {====== node and lease
+
+function Agent:node_object(existing)
+  local u = sys.uname() or {}
+  local arch = ARCH[u.machine or ""] or (u.machine or "amd64")
+  local osname = (u.sysname or "Linux"):lower()
+  local node = existing or { apiVersion = "v1", kind = "Node", metadata = { name = self.node_name } }
+  local md = node.metadata
+  md.labels = md.labels or {}
+  md.labels["kubernetes.io/hostname"] = self.node_name
+  md.labels["kubernetes.io/os"] = osname
+  md.labels["kubernetes.io/arch"] = arch
+  md.labels["beta.kubernetes.io/os"] = osname
+  md.labels["beta.kubernetes.io/arch"] = arch
+  md.annotations = md.annotations or {}
+  md.annotations["node.alpha.kubernetes.io/ttl"] = "0"
+  node.spec = node.spec or {}
+  local mem = meminfo_kib()
+  local cap = { cpu = tostring(nproc()), memory = mem .. "Ki", pods = tostring(MAX_PODS) }
+  local version = require("moonlet.api.discovery").version(require("moonlet.main").VERSION)
+  node.status = {
+    capacity = cap,
+    allocatable = { cpu = cap.cpu, memory = cap.memory, pods = cap.pods },
+    conditions = self:node_conditions(existing and existing.status and existing.status.conditions),
+    addresses = json.array({ { type = "InternalIP", address = self.host_ip },
+      { type = "Hostname", address = sys.hostname() or self.node_name } }),
+    daemonEndpoints = { kubeletEndpoint = { Port = 0 } },
+    nodeInfo = {
+      machineID = trim(read_file("/etc/machine-id")), systemUUID = "",
+      bootID = trim(read_file("/proc/sys/kernel/random/boot_id")),
+      kernelVersion = u.release or "", osImage = os_image(),
+      containerRuntimeVersion = "moonlet://" .. require("moonlet.main").VERSION,
+      kubeletVersion = version.gitVersion, kubeProxyVersion = "",
+      operatingSystem = osname, architecture = arch,
+    },
+  }
+  return node
+end
+
+function Agent:node_conditions(old)
+  local now = status.time(self.clock())
+  local prev = {}
+  for _, c in ipairs(old or {}) do prev[c.type] = c end
+  local function c(typ, st, reason, message)
+    local p = prev[typ]
+    return { type = typ, status = st, reason = reason, message = message, lastHeartbeatTime = now,
+      lastTransitionTime = (p and p.status == st and p.lastTransitionTime) or now }
+  end
+  return json.array({
+    c("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    c("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    c("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    c("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+  })
+end
+
+local function msg_of(st) return type(st) == "table" and tostring(st.message) or tostring(st) end
+
+function Agent:register_node()
+  local c = self.client
+  local existing = c:get("v1/Node", nil, self.node_name)
+  if not existing then
+    local node = self:node_object(nil)
+    local created, st = c:create("v1/Node", node)
+    if not created then return nil, "register node: " .. msg_of(st) end
+    existing = created
+    node.metadata = created.metadata
+    local ok, st2 = c:update_status("v1/Node", node)
+    if not ok then return nil, "node status: " .. msg_of(st2) end
+    existing = ok
+  else
+    local node = self:node_object(existing)
+    local st = node.status
+    local upd, err = c:update("v1/Node", node)
+    if not upd then return nil, "update node: " .. msg_of(err) end
+    upd.status = st
+    local ok, err2 = c:update_status("v1/Node", upd)
+    if not ok then return nil, "node status: " .. msg_of(err2) end
+    existing = ok
+  end
+  self.node_uid = existing.metadata.uid
+  return true
+end
+
+function Agent:heartbeat()
+  local c = self.client
+  local node = c:get("v1/Node", nil, self.node_name)
+  if not node then
+    local ok, err = self:register_node()
+    if not ok then self.log("warn", "kubelet: " .. tostring(err)) end
+  else
+    node.status = node.status or {}
+    node.status.conditions = self:node_conditions(node.status.conditions)
+    local ok, st = c:update_status("v1/Node", node)
+    if not ok and st and st.code ~= 409 then self.log("warn", "kubelet: node status: " .. msg_of(st)) end
+  end
+  self:renew_lease()
+  require("moonlet.kubelet.subresources").install()
+  -- Scripts reloaded (SIGHUP): take the restart policies they bring.
+  local srv = self.server
+  if srv and srv.loaded and srv.loaded ~= self.loaded then
+    self.loaded = srv.loaded
+    for _, e in ipairs(policies.load(srv.loaded)) do self.log("error", "kubelet: " .. e) end
+  end
+end
+
+local function micro_time(t)
+  local whole = math.floor(t)
+  return os.date("!%Y-%m-%dT%H:%M:%S", whole) .. string.format(".%06dZ", math.floor((t - whole) * 1e6))
+end
+
+function Agent:renew_lease()
+  local c = self.client
+  local lease = c:get("coordination.k8s.io/v1/Lease", "kube-node-lease", self.node_name)
+  local now = micro_time(self.clock())
+  if not lease then
+    local _, st = c:create("coordination.k8s.io/v1/Lease", {
+      apiVersion = "coordination.k8s.io/v1", kind = "Lease",
+      metadata = { name = self.node_name, namespace = "kube-node-lease",
+        ownerReferences = self.node_uid and json.array({ { apiVersion = "v1", kind = "Node",
+          name = self.node_name, uid = self.node_uid } }) or nil },
+      spec = { holderIdentity = self.node_name, leaseDurationSeconds = LEASE_DURATION, renewTime = now },
+    })
+    if st and st.code ~= 409 then self.log("warn", "kubelet: lease: " .. msg_of(st)) end
+    return
+  end
+  lease.spec = lease.spec or {}
+  lease.spec.holderIdentity = self.node_name
+  lease.spec.leaseDurationSeconds = LEASE_DURATION
+  lease.spec.renewTime = now
+  c:update("coordination.k8s.io/v1/Lease", lease)
+end
+
+-- }======
+
+-- {====== what workers use
+
+function Agent:pod_dir(pod)
+  local md = pod.metadata
+  return string.format("%s/%s_%s_%s", self.pods_dir, md.namespace, md.name, md.uid)
+end
+
+local function mkdir_p(path)
+  local acc = path:sub(1, 1) == "/" and "" or "."
+  for part in path:gmatch("[^/]+") do
+    acc = acc .. "/" .. part
+    sys.mkdir(acc, 448)
+  end
+end
+
+local function rm_rf(path)
+  local st = sys.stat(path)
+  if not st then return end
+  if st.type == "dir" then
+    for _, n in ipairs(sys.listdir(path) or {}) do rm_rf(path .. "/" .. n) end
+  end
+  os.remove(path)
+end
+M.rm_rf = rm_rf
+
+function Agent:log_path(pod, cname, id)
+  local dir = self:pod_dir(pod) .. "/" .. cname
+  if not self.made_dirs[dir] then
+    sys.mkdir(self:pod_dir(pod), 448)
+    sys.mkdir(dir, 448)
+    self.made_dirs[dir] = true
+  end
+  return dir .. "/" .. id .. ".log"
+end
+
+-- Keeps the log files of the instances in keep (ids): the current and the
+-- previous instance, as the kubelet keeps one dead container.
+function Agent:prune_logs(pod, cname, keep)
+  local dir = self:pod_dir(pod) .. "/" .. cname
+  for _, n in ipairs(sys.listdir(dir) or {}) do
+    local id = n:match("^(%x+)%.log")
+    local kept = false
+    for _, k in pairs(keep) do if k and id == k then kept = true end end
+    if id and not kept then os.remove(dir .. "/" .. n) end
+  end
+end
+
+-- The process runtime as the worker sees it: spawn(opts, on_exit) ->
+-- handle {pid, stop(grace_s), kill(sig)} | nil, err, name.
+local function proc_runtime(state_dir)
+  local proc = require("moonlet.proc")
+  return {
+    spawn = function(opts, on_exit)
+      opts.state_dir = state_dir
+      local p, err, name = proc.spawn(opts)
+      if not p then return nil, err, name end
+      p:on_exit(function(res)
+        p:close()
+        on_exit(res)
+      end)
+      return {
+        pid = p.pid,
+        stop = function(_, grace) return p:stop(grace) end,
+        kill = function(_, sig) return p:kill(sig) end,
+        proc = p,
+      }
+    end,
+  }
+end
+
+-- The probe workers of one container instance, on moonlet.kubelet.prober.
+local function probes_factory(agent)
+  local ok, prober = pcall(require, "moonlet.kubelet.prober")
+  if not ok then
+    agent.log("warn", "kubelet: probes unavailable: " .. tostring(prober))
+    return nil
+  end
+  return function(o)
+    o.log = agent.log
+    return prober.container(o)
+  end
+end
+
+function Agent:api_for()
+  local c = self.client
+  local recorder = events.new({ client = c, component = "kubelet", host = self.node_name, clock = self.clock })
+  local api = {}
+  function api.status(pod, st)
+    local md = pod.metadata
+    local res, err = c:patch("v1/Pod", md.namespace, md.name, "merge", { status = st },
+      { subresource = "status" })
+    if not res and err and err.code ~= 404 then
+      self.log("warn", string.format("kubelet: status of pod %s/%s: %s", md.namespace, md.name, msg_of(err)))
+    end
+    return res ~= nil or (err and err.code == 404)
+  end
+  function api.delete(pod)
+    local md = pod.metadata
+    local res, err = c:delete("v1/Pod", md.namespace, md.name, { grace_period_seconds = 0,
+      preconditions = { uid = md.uid } })
+    if not res and err and err.code ~= 404 and err.code ~= 409 then
+      self.log("warn", string.format("kubelet: delete pod %s/%s: %s", md.namespace, md.name, msg_of(err)))
+    end
+  end
+  -- Events are written after the current loop turn, in order, so that
+  -- recording them never delays a container start.
+  local queue, armed = {}, false
+  local function flush()
+    armed = false
+    local batch = queue
+    queue = {}
+    sched.spawn("kubelet events", function()
+      for _, ev in ipairs(batch) do
+        local ok, st = c:create("v1/Event", ev)
+        if not ok then self.log("debug", "kubelet: event: " .. msg_of(st)) end
+      end
+    end)
+  end
+  function api.event(pod, field_path, typ, reason, message)
+    local ev = recorder:build(pod, typ, reason, message)
+    ev.involvedObject.apiVersion = "v1"
+    ev.involvedObject.kind = "Pod"
+    ev.involvedObject.fieldPath = field_path
+    queue[#queue + 1] = ev
+    if not armed then
+      armed = true
+      loop.timer(0, flush)
+    end
+  end
+  return api
+end
+
+-- }======
+
+-- {====== pods
+
+function Agent:ensure_worker(pod)
+  if pod.spec.nodeName ~= self.node_name then return end
+  local w = self.workers[pod.metadata.uid]
+  if w then
+    w:update(pod)
+    return
+  end
+  if self.stopping then return end
+  w = worker.new(self, pod)
+  self.workers[pod.metadata.uid] = w
+  w:start()
+end
+
+--- Called by a worker whose pod is gone and whose processes ended.
+function Agent:forget(w)
+  self.workers[w.uid] = nil
+  self.ports:release(w.uid)
+  self.crash_backoff:forget_prefix(w.uid .. "/")
+  self.image_backoff:forget_prefix(w.uid .. "/")
+  local dir = self:pod_dir(w.pod)
+  for d in pairs(self.made_dirs) do
+    if d:sub(1, #dir + 1) == dir .. "/" then self.made_dirs[d] = nil end
+  end
+  rm_rf(dir)
+end
+
+function Agent:watch_pods()
+  local inf = informer.new({ client = self.client, kind = "v1/Pod", log = self.log, name = "kubelet pods" })
+  inf:add_handler({
+    add = function(pod) self:ensure_worker(pod) end,
+    update = function(_, pod) self:ensure_worker(pod) end,
+    delete = function(pod)
+      local w = self.workers[pod.metadata.uid]
+      if w then w:remove() end
+    end,
+  })
+  inf:start()
+  self.informer = inf
+end
+
+-- }======
+
+--- Creates an agent (not started). opts: client, data_dir, node_name,
+--- image_path (list), crashloop_initial, crashloop_max, keep_pods, log,
+--- runtime (process runtime; default moonlet.proc), clock.
+function M.new(opts)
+  local self = setmetatable({
+    client = opts.client,
+    data_dir = opts.data_dir,
+    node_name = opts.node_name or sys.hostname() or "localhost",
+    host_ip = "127.0.0.1",
+    image_dirs = opts.image_path or {},
+    keep_pods = opts.keep_pods,
+    log = opts.log or function(level, msg) require("moonlet.core.runtime").log(level, msg) end,
+    clock = opts.clock or loop.time,
+    workers = {},
+    timers = {},
+    made_dirs = {},
+  }, Agent)
+  self.pods_dir = self.data_dir .. "/pods"
+  self.state_dir = self.data_dir .. "/proc"
+  self.crash_backoff = backoff.new({ initial = opts.crashloop_initial or 10, max = opts.crashloop_max or 300,
+    clock = self.clock })
+  self.image_backoff = backoff.new({ initial = opts.crashloop_initial or 10, max = opts.crashloop_max or 300,
+    clock = self.clock })
+  self.ports = ports.new()
+  self.runtime = opts.runtime
+  self.api = opts.api
+  self.base_env = { { "PATH", os.getenv("PATH") or "/usr/local/bin:/usr/bin:/bin" } }
+  local bin = opts.moonlet_bin or os.getenv("MOONLET_BIN")
+  if not bin then
+    local exe = sys.realpath("/proc/self/exe")
+    if exe and exe:match("/moonlet$") then bin = exe end
+  end
+  if bin then self.base_env[#self.base_env + 1] = { "MOONLET_BIN", bin } end
+  self.new_id = function() return sys.random_hex(32) end
+  self.timer = function(ms, fn) return loop.timer(ms, fn) end
+  self.get_configmap = function(ns, name) return self.client:get("v1/ConfigMap", ns, name) end
+  return self
+end
+
+--- Registers the node and starts the pod workers (call in a coroutine).
+function Agent:start()
+  mkdir_p(self.pods_dir)
+  mkdir_p(self.state_dir)
+  local proc_ok, proc = pcall(require, "moonlet.proc")
+  if not self.runtime then
+    if not proc_ok then return nil, "process runtime unavailable: " .. tostring(proc) end
+    local n = proc.reap_leftovers(self.state_dir)
+    if type(n) == "number" and n > 0 then
+      self.log("warn", string.format("kubelet: killed %d process group(s) left by a previous server", n))
+    end
+    local avail, why = proc.cgroups_available()
+    if not avail then
+      self.log("info", "kubelet: memory limits are not enforced on this host: " .. tostring(why))
+    end
+    self.runtime = proc_runtime(self.state_dir)
+  end
+  if self.probes == nil then self.probes = probes_factory(self) end
+  self.api = self.api or self:api_for()
+  require("moonlet.kubelet.logs").configure({ agent = self })
+  require("moonlet.kubelet.subresources").install()
+  local ok, err = self:register_node()
+  if not ok then return nil, err end
+  self:renew_lease()
+  self.timers[#self.timers + 1] = loop.timer(HEARTBEAT * 1000, function() self:heartbeat() end, HEARTBEAT * 1000)
+  self:watch_pods()
+  self.log("info", string.format("kubelet: node %s ready (images: %s)", self.node_name,
+    #self.image_dirs > 0 and table.concat(self.image_dirs, ", ") or "none"))
+  return true
+end
+
+--- Stops the agent: pods stop with their grace periods (unless keep_pods)
+--- and their final states are written. Yields (call in a coroutine).
+function Agent:stop(limit)
+  if self.stopped then return end
+  self.stopped = true
+  for _, t in ipairs(self.timers) do t.stop() end
+  if self.informer then self.informer:stop() end
+  if not self.keep_pods then
+    local n = 0
+    for _, w in pairs(self.workers) do
+      n = n + 1
+      sched.spawn("kubelet stop", function()
+        w:shutdown(limit)
+        n = n - 1
+      end)
+    end
+    local deadline = loop.now() + ((limit or 30) + 5) * 1000
+    while n > 0 and loop.now() < deadline do loop.sleep(20) end
+  end
+  self.stopping = true
+  require("moonlet.kubelet.logs").configure({ agent = nil })
+end
+
+--- The server's entry: builds and starts the agent from server.opts.
+--- @return agent | nil, message
+function M.start(server)
+  local o = server.opts
+  if o.no_kubelet then return nil end
+  for _, e in ipairs(policies.load(server.loaded)) do runtime_log("error", "kubelet: " .. e) end
+  local client = require("moonlet.client").new({ transport = server.transport })
+  local agent = M.new({ client = client, data_dir = o.data_dir, node_name = o.node_name,
+    image_path = o.image_path, crashloop_initial = o.crashloop_initial, crashloop_max = o.crashloop_max,
+    keep_pods = o.keep_pods })
+  agent.server, agent.loaded = server, server.loaded
+  local ok, err = agent:start()
+  if not ok then return nil, err end
+  return agent
+end
+
+M.Agent = Agent
+return M

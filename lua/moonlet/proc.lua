@@ -1,0 +1,175 @@
+-- moonlet.proc: containers as processes. spawn() returns a moonlet.Proc at
+-- once; wait() yields until the exit, whose result carries the exit code
+-- (128+signal when killed), signal, RFC 3339 start/finish times and
+-- oom_killed. Output goes to CRI-format log files read by read_log() and
+-- followed by follow_log(). exec() runs a command to completion (exec probes).
+--
+--   local p = assert(proc.spawn{ command = { "sh", "-c", "echo hi" },
+--     env = { "A=1" }, stdout_log = dir .. "/0.log", stderr_log = dir .. "/0.log",
+--     state_dir = dir })
+--   local res = p:wait()   -- { exit_code = 0, started_at = "...Z", ... }
+local core = require("moonlet.core.proc")
+local loop = require("moonlet.core.loop")
+local sched = require("moonlet.sched")
+
+local M = {}
+
+local Proc = core.Proc -- methods of moonlet.Proc (kill, stop, running, close)
+local state = setmetatable({}, { __mode = "k" }) -- Proc -> { result, waiters, callbacks }
+
+-- env may be a list of "K=V" or a map { K = "V" } (sorted for stable order).
+local function env_list(env)
+  if env == nil or env[1] ~= nil or next(env) == nil then return env end
+  local keys, list = {}, {}
+  for k in pairs(env) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for i, k in ipairs(keys) do list[i] = k .. "=" .. tostring(env[k]) end
+  return list
+end
+
+local function delivered(p, st, res)
+  st.result = res
+  local waiters, callbacks = st.waiters, st.callbacks
+  st.waiters, st.callbacks = {}, {}
+  for _, wid in ipairs(waiters) do sched.wake(wid, res) end
+  for _, fn in ipairs(callbacks) do sched.spawn("proc.on_exit", fn, res, p) end
+end
+
+--- Starts a process. Options: command (list, required), env (list of "K=V"
+--- or map), cwd, stdout_log, stderr_log (may be the same path),
+--- log_max_bytes, log_max_files, memory_limit_bytes, state_dir, and for
+--- in-memory output capture, max_output, timeout_ms.
+--- @return Proc | nil, "ENAME: message", "ENAME"
+function M.spawn(opts)
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.env = env_list(opts.env)
+  local id = loop.next_id()
+  local p, err, name = core.spawn(id, o)
+  if not p then return nil, err, name end
+  local st = { waiters = {}, callbacks = {} }
+  state[p] = st
+  sched.on(id, function(res)
+    sched.forget(id)
+    delivered(p, st, res)
+  end)
+  return p
+end
+
+--- Yields until the process has exited (at once if it has).
+--- @return { exit_code=, signal=, pid=, started_at=, finished_at=,
+---   oom_killed=, timed_out=, duration= (s), output= (capture only) }
+function Proc:wait()
+  local st = state[self]
+  if st.result then return st.result end
+  local wid = loop.next_id()
+  st.waiters[#st.waiters + 1] = wid
+  return sched.wait(wid)
+end
+
+--- Calls fn(result, proc) in a new coroutine when the process exits.
+function Proc:on_exit(fn)
+  local st = state[self]
+  if st.result then
+    sched.spawn("proc.on_exit", fn, st.result, self)
+  else
+    st.callbacks[#st.callbacks + 1] = fn
+  end
+end
+
+--- The exit result, or nil while the process runs.
+function Proc:result()
+  return state[self].result
+end
+
+--- Runs a command to completion with stdout and stderr captured together
+--- (the first max_output bytes, default 10 KiB); on timeout_ms its group is
+--- killed. Options as for spawn (logs excepted).
+--- @return { exit_code=, signal=, output=, truncated= } | nil, err, name
+function M.exec(opts)
+  local o = { command = opts.command, env = opts.env, cwd = opts.cwd,
+              capture = true, max_output = opts.max_output,
+              timeout_ms = opts.timeout_ms, state_dir = opts.state_dir,
+              memory_limit_bytes = opts.memory_limit_bytes }
+  local p, err, name = M.spawn(o)
+  if not p then return nil, err, name end
+  local res = p:wait()
+  p:close()
+  if res.timed_out then
+    return nil, string.format("ETIMEDOUT: command timed out after %dms", opts.timeout_ms),
+      "ETIMEDOUT"
+  end
+  return { exit_code = res.exit_code, signal = res.signal, output = res.output or "",
+           truncated = res.output_truncated }
+end
+
+--- Reads a log file and its rotated predecessors. Options: tail (lines),
+--- since_seconds, since_time (epoch seconds), timestamps, limit_bytes.
+--- @return text, offset (where follow_log continues) | nil, err, name
+function M.read_log(path, opts)
+  return core.read_log(path, opts)
+end
+
+local Follower = {}
+Follower.__index = Follower
+
+--- Follows a log file from `offset` (rotations included). opts: timestamps,
+--- interval_ms (poll period, default 100).
+--- @return follower with :read() -> text | nil once closed, and :close()
+function M.follow_log(path, offset, opts)
+  opts = opts or {}
+  local id = loop.next_id()
+  local f, err, name = core.follow_log(id, path, offset or 0, opts.timestamps,
+                                       opts.interval_ms or 100)
+  if not f then return nil, err, name end
+  local fw = setmetatable({ _f = f, _q = {}, _ended = false }, Follower)
+  sched.on(id, function(kind, text)
+    if kind == "end" then
+      sched.forget(id)
+      fw._ended = true
+    else
+      fw._q[#fw._q + 1] = text
+    end
+    local w = fw._waiter
+    if w then
+      fw._waiter = nil
+      sched.wake(w)
+    end
+  end)
+  return fw
+end
+
+--- Yields until new text arrives. @return text, or nil once closed
+function Follower:read()
+  while true do
+    if #self._q > 0 then return table.remove(self._q, 1) end
+    if self._ended or self._closed then return nil end
+    local w = loop.next_id()
+    self._waiter = w
+    sched.wait(w)
+  end
+end
+
+function Follower:close()
+  if self._closed then return end
+  self._closed = true
+  self._f:close()
+  local w = self._waiter
+  if w then
+    self._waiter = nil
+    sched.wake(w)
+  end
+end
+Follower.__close = Follower.close
+
+--- Kills the process groups a previous (crashed) server left running.
+--- @return number of groups killed | nil, err, name
+M.reap_leftovers = core.reap_leftovers
+
+--- @return true, kind | false, why memory limits are not enforced
+M.cgroups_available = core.cgroups_available
+
+--- @return the number of a signal name ("TERM", "SIGKILL") or number
+M.signal = core.signal
+
+return M

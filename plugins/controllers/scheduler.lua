@@ -1,0 +1,213 @@
+-- default-scheduler: binds each unbound pod (spec.nodeName empty,
+-- schedulerName default-scheduler) to a node that is Ready, schedulable,
+-- matches the pod's nodeSelector and has the pod's explicit hostPorts free,
+-- through the pods/NAME/binding subresource (a `Scheduled` event follows).
+-- A pod that fits nowhere stays Pending with PodScheduled=False
+-- (Unschedulable) and a FailedScheduling event in kube-scheduler's words;
+-- node changes and pods leaving a node retry the waiting ones.
+local json = require("moonlet.json")
+local client_mod = require("moonlet.client")
+
+local unschedulable = {} -- key -> true for pods waiting for a fit
+
+local function ready(node)
+  for _, c in ipairs((node.status or {}).conditions or {}) do
+    if c.type == "Ready" then return c.status == "True" end
+  end
+  return false
+end
+
+local function selector_matches(pod, node)
+  local labels = node.metadata.labels or {}
+  for k, v in pairs(pod.spec.nodeSelector or {}) do
+    if labels[k] ~= v then return false end
+  end
+  return true
+end
+
+local function host_ports(spec)
+  local out = {}
+  for _, group in ipairs({ spec.initContainers or {}, spec.containers or {} }) do
+    for _, c in ipairs(group) do
+      for _, p in ipairs(c.ports or {}) do
+        if p.hostPort and p.hostPort > 0 then
+          out[#out + 1] = string.format("%s/%s/%d", p.protocol or "TCP", p.hostIP or "0.0.0.0", p.hostPort)
+        end
+      end
+    end
+  end
+  return out
+end
+
+local function terminal(pod)
+  local ph = (pod.status or {}).phase
+  return ph == "Succeeded" or ph == "Failed"
+end
+
+-- Calls fn(pod) for every cached pod, read-only: the informer's own
+-- objects rather than copies, since scheduling one pod looks at all.
+local function each_pod(ctx, fn)
+  local inf = ctx._mgr and ctx._mgr.informers and ctx._mgr.informers["v1/Pod"]
+  if inf and inf.cache and inf.has_synced and inf:has_synced() then
+    for _, p in pairs(inf.cache) do fn(p) end
+    return
+  end
+  for _, p in ipairs(ctx:list("v1/Pod")) do fn(p) end
+end
+
+-- Host ports in use and pod counts on each node, from the pods bound there.
+local function node_usage(ctx)
+  local used, count = {}, {}
+  each_pod(ctx, function(p)
+    local n = p.spec and p.spec.nodeName
+    if n and n ~= "" and not terminal(p) then
+      count[n] = (count[n] or 0) + 1
+      local hps = host_ports(p.spec)
+      if #hps > 0 then
+        used[n] = used[n] or {}
+        for _, hp in ipairs(hps) do used[n][hp:gsub("^(%a+)/[^/]*/", "%1/")] = true end
+      end
+    end
+  end)
+  return used, count
+end
+
+local function plural(n, one, many) return n == 1 and one or many end
+
+-- kube-scheduler's FitError message: counts per reason, sorted.
+local function fit_error(total, reasons)
+  if total == 0 then return "no nodes available to schedule pods" end
+  local parts = {}
+  for msg, n in pairs(reasons) do parts[#parts + 1] = string.format("%d %s", n, msg) end
+  table.sort(parts)
+  return string.format("0/%d %s available: %s.", total, plural(total, "nodes are", "nodes are"),
+    table.concat(parts, ", "))
+end
+
+local function has_taint_toleration(pod, taint)
+  for _, t in ipairs(pod.spec.tolerations or {}) do
+    local key_ok = (t.key == nil or t.key == "") and t.operator == "Exists" or t.key == taint.key
+    local eff_ok = (t.effect == nil or t.effect == "") or t.effect == taint.effect
+    local val_ok = t.operator == "Exists" or (t.value or "") == (taint.value or "")
+    if key_ok and eff_ok and val_ok then return true end
+  end
+  return false
+end
+
+-- The first reason a node does not fit (nil when it does).
+local function misfit(pod, node, used)
+  if node.metadata.deletionTimestamp then return "node(s) were being deleted" end
+  if node.spec and node.spec.unschedulable then return "node(s) were unschedulable" end
+  if not ready(node) then
+    return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
+  end
+  for _, taint in ipairs((node.spec or {}).taints or {}) do
+    if (taint.effect == "NoSchedule" or taint.effect == "NoExecute") and not has_taint_toleration(pod, taint) then
+      return string.format("node(s) had untolerated taint {%s: %s}", taint.key, taint.value or "")
+    end
+  end
+  if not selector_matches(pod, node) then return "node(s) didn't match Pod's node affinity/selector" end
+  local u = used[node.metadata.name] or {}
+  for _, hp in ipairs(host_ports(pod.spec)) do
+    if u[hp:gsub("^(%a+)/[^/]*/", "%1/")] then
+      return "node(s) didn't have free ports for the requested pod ports"
+    end
+  end
+  return nil
+end
+
+local function set_unschedulable(ctx, pod, message)
+  local conds = {}
+  local now = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  local changed = true
+  for _, c in ipairs((pod.status or {}).conditions or {}) do
+    if c.type == "PodScheduled" then
+      if c.status == "False" and c.message == message then changed = false end
+    else
+      conds[#conds + 1] = c
+    end
+  end
+  if not changed then return end
+  conds[#conds + 1] = { type = "PodScheduled", status = "False", reason = "Unschedulable",
+    message = message, lastProbeTime = json.null, lastTransitionTime = now }
+  ctx.client:patch("v1/Pod", pod.metadata.namespace, pod.metadata.name, "merge",
+    { status = { conditions = json.array(conds) } }, { subresource = "status" })
+end
+
+local function bind(ctx, pod, node_name)
+  local r, st = ctx.client:kind("v1/Pod")
+  if not r then return nil, st end
+  local path = client_mod.path(r, pod.metadata.namespace, pod.metadata.name, "binding")
+  local res, err = ctx.client:raw("POST", path, {
+    apiVersion = "v1", kind = "Binding",
+    metadata = { name = pod.metadata.name, namespace = pod.metadata.namespace, uid = pod.metadata.uid },
+    target = { apiVersion = "v1", kind = "Node", name = node_name },
+  })
+  if not res then return nil, err end
+  if res.status >= 300 then
+    local body = json.decode(res.body or "") or {}
+    return nil, { code = res.status, message = body.message or res.body }
+  end
+  return true
+end
+
+return {
+  name = "default-scheduler",
+  kind = "v1/Pod",
+  workers = 1,
+  watches = {
+    -- A node that changes (labels, readiness) may fit waiting pods.
+    { kind = "v1/Node", map = function()
+      local keys = {}
+      for k in pairs(unschedulable) do keys[#keys + 1] = k end
+      return keys
+    end },
+    -- A bound pod that changes (ends, goes away) may free its host ports.
+    { kind = "v1/Pod", map = function(pod)
+      if not pod.spec or (pod.spec.nodeName or "") == "" then return nil end
+      local keys = {}
+      for k in pairs(unschedulable) do keys[#keys + 1] = k end
+      return keys
+    end },
+  },
+
+  reconcile = function(ctx, key, pod)
+    require("moonlet.kubelet.subresources").install()
+    if not pod or pod.metadata.deletionTimestamp or (pod.spec.nodeName or "") ~= ""
+        or (pod.spec.schedulerName or "default-scheduler") ~= "default-scheduler"
+        or terminal(pod) then
+      unschedulable[key] = nil
+      return
+    end
+    if pod.spec.schedulingGates and #pod.spec.schedulingGates > 0 then return end
+    local nodes = ctx:list("v1/Node")
+    local used, count = node_usage(ctx)
+    local reasons, fits = {}, {}
+    for _, node in ipairs(nodes) do
+      local why = misfit(pod, node, used)
+      if why then reasons[why] = (reasons[why] or 0) + 1 else fits[#fits + 1] = node end
+    end
+    if #fits == 0 then
+      unschedulable[key] = true
+      local msg = fit_error(#nodes, reasons)
+      ctx:event(pod, "Warning", "FailedScheduling", msg)
+      set_unschedulable(ctx, pod, msg)
+      return
+    end
+    -- Spread: the node with the fewest pods (all score alike otherwise).
+    table.sort(fits, function(a, b)
+      local ca, cb = count[a.metadata.name] or 0, count[b.metadata.name] or 0
+      if ca ~= cb then return ca < cb end
+      return a.metadata.name < b.metadata.name
+    end)
+    local target = fits[1].metadata.name
+    local ok, err = bind(ctx, pod, target)
+    if not ok then
+      if err and err.code == 409 then return end -- bound meanwhile, or being deleted
+      error("binding " .. key .. ": " .. tostring(err and err.message), 0)
+    end
+    unschedulable[key] = nil
+    ctx:event(pod, "Normal", "Scheduled", string.format("Successfully assigned %s/%s to %s",
+      pod.metadata.namespace, pod.metadata.name, target))
+  end,
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Pod benchmarks of the Pods issue (not part of ctest):
+#  - pod start: create -> process running, 200 sleep pods one at a time
+#    (p50/p99), in process (pods_bench.lua start)
+#  - restart after kill -9 of a pod's process (restartPolicy Always, first
+#    restart) p50, in process (pods_bench.lua restart)
+#  - server RSS with 1,000 running pods on a real `moonlet server`
+# Usage: tests/bench/bench_pods.sh [BUILD_DIR] [N_START] [N_RSS]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${1:-$here/../../build}"
+nstart="${2:-200}"
+nrss="${3:-1000}"
+bin="$build/moonlet"
+tmp="$(mktemp -d)"
+spid=""
+cleanup() { [ -n "$spid" ] && kill "$spid" 2>/dev/null; sleep 0.5; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+echo "== pod start and restart (in process, $nstart pods)"
+"$bin" lua "$here/pods_bench.lua" restart "$nstart"
+
+echo "== server RSS with $nrss running pods"
+"$bin" server --data-dir "$tmp/data" --keep-pods --store-sync normal >"$tmp/server.log" 2>&1 &
+spid=$!
+for _ in $(seq 1 200); do [ -S "$tmp/data/moonlet.sock" ] && break; sleep 0.05; done
+sleep 0.5
+base=$(awk '/VmRSS/ {print $2}' /proc/$spid/status)
+"$bin" lua --server "unix:$tmp/data/moonlet.sock" "$here/pods_load.lua" "$nrss"
+sleep 2
+rss=$(awk '/VmRSS/ {print $2}' /proc/$spid/status)
+procs=$(pgrep -P "$spid" -c || true)
+echo "{\"rss_idle_kib\":$base,\"rss_with_pods_kib\":$rss,\"pods\":$nrss,\"child_processes\":$procs}"
+kill -KILL "$spid"; spid=""

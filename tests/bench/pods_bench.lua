@@ -1,0 +1,114 @@
+-- Pod benchmarks on the in-process stack (memory store, API router, the
+-- scheduler plugin, the node agent with the real process runtime): run with
+--   moonlet lua tests/bench/pods_bench.lua start N     create -> process running
+--   moonlet lua tests/bench/pods_bench.lua restart N   kill -9 -> next spawn
+-- Times come from around the runtime's spawn call, so they cover the whole
+-- path: API create, watch, scheduler bind, kubelet informer, pod worker.
+-- Prints one JSON line of figures (milliseconds).
+local loop = require("moonlet.loop")
+local sched = require("moonlet.sched")
+local json = require("moonlet.json")
+local plugins = require("moonlet.plugins")
+local kinds = require("moonlet.api.kinds")
+
+local mode, n = arg[1] or "start", tonumber(arg[2] or "") or 200
+
+local function pct(list, p)
+  table.sort(list)
+  if #list == 0 then return 0 end
+  return list[math.max(1, math.ceil(#list * p))]
+end
+
+local store = assert(require("moonlet.store").open({ backend = "memory" }))
+local loaded = plugins.load({})
+kinds.reset()
+for _, name in ipairs(plugins.names(loaded, "kinds")) do
+  kinds.register(loaded.kinds[name].value, loaded.kinds[name].display)
+end
+local router = require("moonlet.api.router").new({ store = store, token = "t", version = "0", log = function() end })
+local transport = require("moonlet.api.inproc").transport(router)
+local client = require("moonlet.client").new({ transport = transport })
+for _, ns in ipairs({ "default", "kube-node-lease" }) do
+  assert(client:create("v1/Namespace", { apiVersion = "v1", kind = "Namespace", metadata = { name = ns } }))
+end
+local m = require("moonlet.controller").new({ client = client, log = function() end })
+m:add(loaded.controllers["scheduler"].value)
+m:start()
+
+-- The real process runtime, timed.
+local proc = require("moonlet.proc")
+local spawned = {} -- pod name -> { t = hrtime, p = Proc }
+local waiters = {}
+local dir = os.tmpname() .. ".d"
+local agent = require("moonlet.kubelet.agent").new({ client = client, data_dir = dir, node_name = "bench",
+  log = function() end })
+agent.runtime = { spawn = function(opts, on_exit)
+  opts.state_dir = agent.state_dir
+  local p, err, name = proc.spawn(opts)
+  if not p then return nil, err, name end
+  local t = loop.hrtime()
+  local pod = opts.env and nil
+  for _, kv in ipairs(opts.env) do
+    local v = kv:match("^HOSTNAME=(.*)$")
+    if v then pod = v end
+  end
+  spawned[pod] = { t = t, p = p }
+  local w = waiters[pod]
+  if w then waiters[pod] = nil; sched.wake(w) end
+  p:on_exit(function(res) on_exit(res) end)
+  return { pid = p.pid, stop = function(_, g) p:stop(g) end, kill = function(_, s) p:kill(s) end }
+end }
+assert(agent:start())
+
+local function wait_spawn(name)
+  if spawned[name] then return end
+  local id = loop.next_id()
+  waiters[name] = id
+  sched.wait(id)
+end
+
+local function sleep_pod(name)
+  return { apiVersion = "v1", kind = "Pod", metadata = { name = name, namespace = "default" },
+    spec = { terminationGracePeriodSeconds = 1,
+      containers = { { name = "main", image = "busybox", command = { "sleep", "100000" } } } } }
+end
+
+local out = {}
+if mode == "start" or mode == "restart" then
+  local lat = {}
+  for i = 1, n do
+    local name = "p" .. i
+    local t0 = loop.hrtime()
+    assert(client:create("v1/Pod", sleep_pod(name)))
+    wait_spawn(name)
+    lat[#lat + 1] = (spawned[name].t - t0) / 1e6
+  end
+  out.pods = n
+  out.start_p50_ms = pct(lat, 0.5)
+  out.start_p99_ms = pct(lat, 0.99)
+  out.rss_kib = math.floor(require("moonlet.core.sys").rss() / 1024)
+  out.lua_kib = math.floor(collectgarbage("count"))
+  if mode == "restart" then
+    local rl = {}
+    loop.sleep(200)
+    for i = 1, math.min(n, 100) do
+      local name = "p" .. i
+      local first = spawned[name]
+      spawned[name] = nil
+      local t0 = loop.hrtime()
+      first.p:kill("KILL")
+      wait_spawn(name)
+      rl[#rl + 1] = (spawned[name].t - t0) / 1e6
+    end
+    out.restart_p50_ms = pct(rl, 0.5)
+    out.restart_p99_ms = pct(rl, 0.99)
+  end
+end
+print(json.encode(out))
+-- Clean up: every process group goes.
+for _, s in pairs(spawned) do s.p:kill("KILL") end
+loop.sleep(100)
+m:stop()
+agent.keep_pods = true
+agent:stop()
+os.exit(0)
