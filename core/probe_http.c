@@ -59,10 +59,9 @@ static char *build_url(const ml_probe_params_t *o, http_probe_t *hp,
                        bool *https) {
   char scheme[8];
   const char *s = o->scheme && *o->scheme ? o->scheme : "http";
-  size_t n = strlen(s);
-  if (n >= sizeof scheme) return NULL;
-  for (size_t i = 0; i <= n; i++)
-    scheme[i] = (char)tolower((unsigned char)s[i]);
+  if (strlen(s) >= sizeof scheme) return NULL;
+  snprintf(scheme, sizeof scheme, "%s", s);
+  for (char *c = scheme; *c; c++) *c = (char)tolower((unsigned char)*c);
   if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
     return NULL;
   *https = scheme[4] == 's';

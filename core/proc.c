@@ -407,9 +407,8 @@ static void handle_closed(uv_handle_t *h) {
   if (--p->handles == 0) proc_unref(p); /* the "handles open" reference */
 }
 
-static void close_handle(ml_proc_t *p, uv_handle_t *h) {
+static void close_handle(uv_handle_t *h) {
   if (!uv_is_closing(h)) uv_close(h, handle_closed);
-  (void)p;
 }
 
 static void exit_destroy(ml_event_t *e) {
@@ -421,10 +420,10 @@ static void exit_destroy(ml_event_t *e) {
 static void finish(ml_proc_t *p) {
   if (p->posted) return;
   p->posted = 1;
-  if (p->out_open) close_handle(p, (uv_handle_t *)&p->out);
-  if (p->err_open) close_handle(p, (uv_handle_t *)&p->err);
+  if (p->out_open) close_handle((uv_handle_t *)&p->out);
+  if (p->err_open) close_handle((uv_handle_t *)&p->err);
   p->out_open = p->err_open = 0;
-  close_handle(p, (uv_handle_t *)&p->timer);
+  close_handle((uv_handle_t *)&p->timer);
   ml__clog_finish(&p->sout);
   ml__clog_finish(&p->serr);
   ml_proc_exit_t *ev = calloc(1, sizeof *ev);
@@ -471,7 +470,7 @@ static void stop_watching(ml_proc_t *p) {
     close(p->pidfd); /* safe once the poll is stopped */
     p->pidfd = -1;
   }
-  close_handle(p, &p->w.h);
+  close_handle(&p->w.h);
 }
 
 static void kill_group(ml_proc_t *p) {
@@ -533,8 +532,8 @@ static void on_timer(uv_timer_t *t) {
     if (!p->reaped) kill_group(p);
     break;
   case TIMER_DRAIN:
-    if (p->out_open) close_handle(p, (uv_handle_t *)&p->out);
-    if (p->err_open) close_handle(p, (uv_handle_t *)&p->err);
+    if (p->out_open) close_handle((uv_handle_t *)&p->out);
+    if (p->err_open) close_handle((uv_handle_t *)&p->err);
     p->out_open = p->err_open = 0;
     maybe_finish(p);
     break;
@@ -573,7 +572,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   if (n == 0) return;
   /* EOF or error: this stream is done. */
-  close_handle(p, (uv_handle_t *)s);
+  close_handle((uv_handle_t *)s);
   if (is_out)
     p->out_open = 0;
   else
@@ -590,6 +589,16 @@ static int open_pipe_handle(ml_proc_t *p, uv_pipe_t *h, int fd) {
   int rc = uv_pipe_open(h, fd);
   if (rc == 0) rc = uv_read_start((uv_stream_t *)h, on_alloc, on_read);
   return rc;
+}
+
+/* Go-style (lower-case) text for an errno, also where libuv has none. */
+static const char *errtext(int err) {
+  static char buf[128];
+  const char *m = ml_strerror(err);
+  if (strncmp(m, "Unknown", 7) != 0) return m;
+  snprintf(buf, sizeof buf, "%s", strerror(-err));
+  if (buf[0] >= 'A' && buf[0] <= 'Z') buf[0] = (char)(buf[0] - 'A' + 'a');
+  return buf;
 }
 
 static const char *stage_msg(int stage) {
@@ -723,12 +732,12 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
     }
     rc = -ce.err;
     if (ce.stage == STAGE_EXEC)
-      snprintf(msg, mlen, "exec: \"%s\": %s", file, ml_strerror(rc));
+      snprintf(msg, mlen, "exec: \"%s\": %s", file, errtext(rc));
     else if (ce.stage == STAGE_CHDIR)
       snprintf(msg, mlen, "chdir to cwd (\"%s\") failed: %s", o->cwd,
-               ml_strerror(rc));
+               errtext(rc));
     else
-      snprintf(msg, mlen, "%s: %s", stage_msg(ce.stage), ml_strerror(rc));
+      snprintf(msg, mlen, "%s: %s", stage_msg(ce.stage), errtext(rc));
     goto error;
   }
   free(file);
@@ -742,11 +751,11 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
   if (outp[0] >= 0 && open_pipe_handle(p, &p->out, outp[0]) == 0)
     p->out_open = 1;
   else if (outp[0] >= 0)
-    close_handle(p, (uv_handle_t *)&p->out);
+    close_handle((uv_handle_t *)&p->out);
   if (errp[0] >= 0 && open_pipe_handle(p, &p->err, errp[0]) == 0)
     p->err_open = 1;
   else if (errp[0] >= 0)
-    close_handle(p, (uv_handle_t *)&p->err);
+    close_handle((uv_handle_t *)&p->err);
   outp[0] = errp[0] = -1;
 
   p->pidfd = force_sigchld ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
@@ -855,8 +864,8 @@ void ml_proc_release(ml_proc_t *p) {
      * pipes is dropped. */
     kill_group(p);
     try_reap(p, true);
-    if (p->out_open) close_handle(p, (uv_handle_t *)&p->out);
-    if (p->err_open) close_handle(p, (uv_handle_t *)&p->err);
+    if (p->out_open) close_handle((uv_handle_t *)&p->out);
+    if (p->err_open) close_handle((uv_handle_t *)&p->err);
     p->out_open = p->err_open = 0;
     maybe_finish(p);
   }
