@@ -45,8 +45,9 @@ ok() {
 ml() { "$ML_BIN" "$@"; }
 
 # wait_for SECONDS DESCRIPTION CMD... : polls CMD until it succeeds.
+# ML_TIMEOUT_SCALE stretches every deadline (sanitizer builds run slower).
 wait_for() {
-  local secs=$1 desc=$2
+  local secs=$(( $1 * ${ML_TIMEOUT_SCALE:-1} )) desc=$2
   shift 2
   local deadline=$((SECONDS + secs))
   until "$@" >/dev/null 2>&1; do

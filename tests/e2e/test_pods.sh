@@ -273,7 +273,7 @@ spec:
   initContainers:
   - name: setup
     image: busybox
-    command: ["sh", "-c", "sleep 1; echo init done"]
+    command: ["sh", "-c", "sleep 3; echo init done"]
   containers:
   - name: main
     image: busybox
