@@ -122,6 +122,9 @@ static int lloop_timer(lua_State *L) {
   uv_timer_init(rec->loop->uv, &rec->h.timer);
   rec->h.timer.data = rec;
   rec->id = (uint64_t)id;
+  /* libuv counts from the time cached at the start of the turn; a long
+   * turn would make the timer fire early. */
+  uv_update_time(rec->loop->uv);
   uv_timer_start(&rec->h.timer, on_timer, (uint64_t)timeout, (uint64_t)repeat);
   lua_pushvalue(L, -1);
   rec->self_ref = ml_ref(L);

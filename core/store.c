@@ -267,6 +267,16 @@ static json_t *copy_for_meta(const json_t *doc) {
   return c;
 }
 
+bool ml__store_entry_matches(const ml__store_entry_t *e, void *lsel,
+                             void *fsel) {
+  if (lsel && !ml_selector_matches_json(lsel, e->labels)) return false;
+  if (!fsel) return true;
+  json_t *doc = ml__store_entry_doc(e);
+  bool match = doc && ml_fieldsel_matches_json(fsel, doc);
+  json_decref(doc);
+  return match;
+}
+
 /* True if anything besides metadata and status differs: the spec changed
  * and generation moves (the rule of the apiserver's strategies). */
 static bool spec_changed(const json_t *a, const json_t *b) {
@@ -338,9 +348,11 @@ static void fill_result(ml_store_result_t *out, json_t *doc,
 }
 
 /* Stores `doc` (a new reference, consumed) as the new state of `e`, with
- * resourceVersion rv already set in it. */
+ * resourceVersion rv already set in it; `old` is e's current state parsed
+ * (NULL: watchers that need it parse it from the text). */
 static int replace(ml_store_t *s, ml__store_res_t *r, ml__store_entry_t *e,
-                   json_t *doc, uint64_t rv, ml_store_result_t *out) {
+                   json_t *doc, const json_t *old, uint64_t rv,
+                   ml_store_result_t *out) {
   ml_store_text_t *text = ml__store_serialize(doc);
   if (!text) {
     json_decref(doc);
@@ -353,22 +365,21 @@ static int replace(ml_store_t *s, ml__store_res_t *r, ml__store_entry_t *e,
     return rc;
   }
   s->rv = rv;
-  json_t *old = e->doc;
-  ml_store_text_t *old_text = e->text;
-  e->doc = doc;
-  e->text = text;
+  ml_store_text_t *old_text = ml_store_text_ref(e->text);
+  ml__store_entry_set(e, doc, text);
   e->rv = rv;
   ml__store_emit(s, r, ML_STORE_MODIFIED, rv, doc, text, old, old_text);
-  json_decref(old);
   ml_store_text_unref(old_text);
   fill_result(out, doc, text, false);
+  json_decref(doc);
   return 0;
 }
 
 /* Removes `e` for good; `doc` (consumed) is its last state, whose
- * resourceVersion this sets to the deletion's. */
+ * resourceVersion this sets to the deletion's; `old` as for replace(). */
 static int remove_entry(ml_store_t *s, ml__store_res_t *r, ml__store_entry_t *e,
-                        json_t *doc, ml_store_result_t *out) {
+                        json_t *doc, const json_t *old,
+                        ml_store_result_t *out) {
   uint64_t rv = s->rv + 1;
   set_rv(json_object_get(doc, "metadata"), rv);
   ml_store_text_t *text = ml__store_serialize(doc);
@@ -384,7 +395,7 @@ static int remove_entry(ml_store_t *s, ml__store_res_t *r, ml__store_entry_t *e,
   }
   s->rv = rv;
   ml__store_unlink(r, e->ns, e->name);
-  ml__store_emit(s, r, ML_STORE_DELETED, rv, doc, text, e->doc, e->text);
+  ml__store_emit(s, r, ML_STORE_DELETED, rv, doc, text, old, e->text);
   fill_result(out, doc, text, true);
   json_decref(doc);
   ml_store_text_unref(text);
@@ -490,12 +501,12 @@ int ml_store_create(ml_store_t *s, const char *resource, const char *ns,
     return rc;
   }
   s->rv = rv;
-  e->doc = doc;
-  e->text = text;
+  ml__store_entry_set(e, doc, text);
   e->rv = rv;
   ml__store_insert(r, e);
   ml__store_emit(s, r, ML_STORE_ADDED, rv, doc, text, NULL, NULL);
   fill_result(out, doc, text, false);
+  json_decref(doc);
   return 0;
 }
 
@@ -508,6 +519,12 @@ static bool delete_during_update(const json_t *old_meta, const json_t *meta) {
   return json_object_get(meta, "deletionTimestamp") && grace &&
          json_integer_value(grace) == 0;
 }
+
+/* ml_store_update once the entry is found; `old` is its state parsed. */
+static int update_entry(ml_store_t *s, ml__store_res_t *r,
+                        ml__store_entry_t *e, const json_t *old,
+                        const json_t *obj, unsigned flags,
+                        ml_store_result_t *out);
 
 int ml_store_update(ml_store_t *s, const char *resource, const json_t *obj,
                     unsigned flags, ml_store_result_t *out) {
@@ -527,7 +544,20 @@ int ml_store_update(ml_store_t *s, const char *resource, const json_t *obj,
   if (!r) return ml__store_fail(s, ML_ENOMEM, "out of memory");
   ml__store_entry_t *e = ml__store_find(r, ns, name);
   if (!e) return not_found(s, r->qualified, name);
-  const json_t *old = e->doc, *old_meta = json_object_get(old, "metadata");
+  json_t *old = ml__store_entry_doc(e);
+  if (!old) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  int rc = update_entry(s, r, e, old, obj, flags, out);
+  json_decref(old);
+  return rc;
+}
+
+static int update_entry(ml_store_t *s, ml__store_res_t *r,
+                        ml__store_entry_t *e, const json_t *old,
+                        const json_t *obj, unsigned flags,
+                        ml_store_result_t *out) {
+  const char *name = e->name;
+  const json_t *meta_in = json_object_get(obj, "metadata");
+  const json_t *old_meta = json_object_get(old, "metadata");
   const char *rv_in = meta_str(meta_in, "resourceVersion");
   const char *old_rv = meta_str(old_meta, "resourceVersion");
   if (rv_in && *rv_in && strcmp(rv_in, old_rv ? old_rv : "") != 0)
@@ -581,15 +611,21 @@ int ml_store_update(ml_store_t *s, const char *resource, const json_t *obj,
                   json_object_get(old_meta, "resourceVersion"));
   if (json_equal(doc, (json_t *)old)) {
     json_decref(doc);
-    fill_result(out, e->doc, e->text, false);
+    fill_result(out, (json_t *)old, e->text, false);
     return 0;
   }
   if (delete_during_update(old_meta, meta))
-    return remove_entry(s, r, e, doc, out);
+    return remove_entry(s, r, e, doc, old, out);
   uint64_t rv = s->rv + 1;
   set_rv(meta, rv);
-  return replace(s, r, e, doc, rv, out);
+  return replace(s, r, e, doc, old, rv, out);
 }
+
+/* ml_store_delete once the entry is found; `old` is its state parsed. */
+static int delete_entry(ml_store_t *s, ml__store_res_t *r,
+                        ml__store_entry_t *e, const json_t *old,
+                        const ml_store_delete_opts_t *opts,
+                        ml_store_result_t *out);
 
 int ml_store_delete(ml_store_t *s, const char *resource, const char *ns,
                     const char *name, const ml_store_delete_opts_t *opts,
@@ -603,7 +639,19 @@ int ml_store_delete(ml_store_t *s, const char *resource, const char *ns,
   if (!r) return ml__store_fail(s, ML_ENOMEM, "out of memory");
   ml__store_entry_t *e = ml__store_find(r, ns, name);
   if (!e) return not_found(s, r->qualified, name);
-  const json_t *old_meta = json_object_get(e->doc, "metadata");
+  json_t *old = ml__store_entry_doc(e);
+  if (!old) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  int rc = delete_entry(s, r, e, old, opts, out);
+  json_decref(old);
+  return rc;
+}
+
+static int delete_entry(ml_store_t *s, ml__store_res_t *r,
+                        ml__store_entry_t *e, const json_t *old,
+                        const ml_store_delete_opts_t *opts,
+                        ml_store_result_t *out) {
+  const char *name = e->name;
+  const json_t *old_meta = json_object_get(old, "metadata");
   const char *old_uid = meta_str(old_meta, "uid");
   const char *old_rv = meta_str(old_meta, "resourceVersion");
   char why[256];
@@ -659,10 +707,10 @@ int ml_store_delete(ml_store_t *s, const char *resource, const char *ns,
   }
 
   if (action == KEEP) {
-    fill_result(out, e->doc, e->text, false);
+    fill_result(out, (json_t *)old, e->text, false);
     return 0;
   }
-  json_t *doc = copy_for_meta(e->doc);
+  json_t *doc = copy_for_meta(old);
   if (!doc) return ml__store_fail(s, ML_ENOMEM, "out of memory");
   json_t *meta = json_object_get(doc, "metadata");
   if (mark) {
@@ -675,10 +723,10 @@ int ml_store_delete(ml_store_t *s, const char *resource, const char *ns,
     if (bump && gen > 0)
       json_object_set_new(meta, "generation", json_integer(gen + 1));
   }
-  if (action == REMOVE) return remove_entry(s, r, e, doc, out);
+  if (action == REMOVE) return remove_entry(s, r, e, doc, old, out);
   uint64_t rv = s->rv + 1;
   set_rv(meta, rv);
-  return replace(s, r, e, doc, rv, out);
+  return replace(s, r, e, doc, old, rv, out);
 }
 
 /* }====== */
@@ -692,7 +740,7 @@ int ml_store_get(ml_store_t *s, const char *resource, const char *ns,
   ml__store_entry_t *e =
       ml__store_find(ml__store_res(s, resource, false), ns ? ns : "", name);
   if (!e) return ML_ENOTFOUND;
-  if (obj) *obj = json_incref(e->doc);
+  if (obj && !(*obj = ml__store_entry_doc(e))) return ML_ENOMEM;
   if (text) *text = ml_store_text_ref(e->text);
   return 0;
 }
@@ -829,7 +877,7 @@ typedef struct {
 static bool list_visit(ml__store_entry_t *e, void *ud) {
   listing_t *l = ud;
   if (l->ns && strcmp(e->ns, l->ns) != 0) return false;
-  if (!ml__store_matches(l->lsel, l->fsel, e->doc)) return true;
+  if (!ml__store_entry_matches(e, l->lsel, l->fsel)) return true;
   if (l->limit && l->n == l->limit) {
     l->more = true;
     return false;
@@ -898,7 +946,12 @@ static void add_item(void *ud, const ml__store_entry_t *e) {
     out->items = items;
     b->cap = cap;
   }
-  out->items[out->n++] = json_incref(e->doc);
+  json_t *doc = ml__store_entry_doc(e);
+  if (!doc) {
+    b->oom = true;
+    return;
+  }
+  out->items[out->n++] = doc;
 }
 
 int ml_store_list(ml_store_t *s, const char *resource,
@@ -1011,11 +1064,11 @@ static int load_object(void *ud, const char *resource, const char *ns,
   t->len = len;
   memcpy(t->data, data, len);
   t->data[len] = '\0';
-  e->doc = doc;
-  e->text = t;
+  ml__store_entry_set(e, doc, t);
   const char *rvs =
       meta_str(json_object_get(doc, "metadata"), "resourceVersion");
   e->rv = rvs ? strtoull(rvs, NULL, 10) : 0;
+  json_decref(doc);
   if (e->rv > l->max_rv) l->max_rv = e->rv;
   if (ml__store_find(r, ns, name)) {
     ml__store_entry_free(e);

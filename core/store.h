@@ -8,8 +8,10 @@
  *   write ─► backend put (open txn) ─► index ─► watch window ─► watchers
  *   end of loop turn: ml_store_commit() ─► one COMMIT for the whole turn
  *
- * Stored documents are immutable and shared: every document or text this
- * API hands out is a new reference the caller releases and must not modify.
+ * Each object is kept as its serialized text (shared by refcount, never
+ * modified) plus a small copy of its labels for selector matching; documents
+ * are parsed from the text on demand. A document this API hands out is the
+ * caller's own; a text is a new reference the caller releases.
  */
 #ifndef ML_STORE_H
 #define ML_STORE_H

@@ -64,9 +64,25 @@ ml__store_entry_t *ml__store_entry_new(const char *ns, const char *name) {
 
 void ml__store_entry_free(ml__store_entry_t *e) {
   if (!e) return;
-  json_decref(e->doc);
   ml_store_text_unref(e->text);
+  json_decref(e->labels);
   free(e);
+}
+
+void ml__store_entry_set(ml__store_entry_t *e, const json_t *doc,
+                         ml_store_text_t *text) {
+  ml_store_text_unref(e->text);
+  e->text = text;
+  json_decref(e->labels);
+  /* A copy: the parsed document goes back to the caller, who may not
+   * share it with the store. A failed copy leaves the labels empty. */
+  e->labels =
+      json_deep_copy(json_object_get(json_object_get(doc, "metadata"), "labels"));
+}
+
+json_t *ml__store_entry_doc(const ml__store_entry_t *e) {
+  /* ALLOW_NUL: strings may hold U+0000, which the serializer escapes. */
+  return json_loadb(e->text->data, e->text->len, JSON_ALLOW_NUL, NULL);
 }
 
 static int keycmp(const char *ns, const char *name,

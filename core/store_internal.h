@@ -14,13 +14,16 @@ typedef struct ml__store_entry_s ml__store_entry_t;
 typedef struct ml__store_res_s ml__store_res_t;
 
 /* One stored object: a node of its resource's treap, ordered by
- * (namespace, name). The key lives in the same allocation. */
+ * (namespace, name). The key lives in the same allocation. Only the text is
+ * kept: a parsed tree costs several times its text's memory, so reads parse
+ * it again (ml__store_entry_doc). */
 struct ml__store_entry_s {
   ml__store_entry_t *left, *right;
   uint32_t prio;
   uint64_t rv;
-  json_t *doc;           /* immutable once stored */
-  ml_store_text_t *text; /* doc serialized */
+  ml_store_text_t *text; /* the object, serialized */
+  json_t *labels;        /* a copy of metadata.labels (or NULL): label
+                            selectors match without a parse */
   const char *name;      /* points into key, after ns's NUL */
   char ns[];             /* "ns\0name\0" */
 };
@@ -99,6 +102,13 @@ int64_t ml__store_now_ms(const ml_store_t *s);
 int ml__store_selectors(ml_store_t *s, const char *label, const char *field,
                         void **lsel, void **fsel);
 bool ml__store_matches(void *lsel, void *fsel, const json_t *doc);
+/* The same for a stored entry: parses it only for a field selector. */
+bool ml__store_entry_matches(const ml__store_entry_t *e, void *lsel,
+                             void *fsel);
+/* Sets e's text (a new reference, consumed) and the labels of `doc`, its
+ * parsed form; the old text is released. */
+void ml__store_entry_set(ml__store_entry_t *e, const json_t *doc,
+                         ml_store_text_t *text);
 void ml__store_selectors_free(void *lsel, void *fsel);
 
 /* store_index.c */
@@ -106,6 +116,9 @@ ml__store_res_t *ml__store_res(ml_store_t *s, const char *resource,
                                bool create);
 ml__store_entry_t *ml__store_entry_new(const char *ns, const char *name);
 void ml__store_entry_free(ml__store_entry_t *e);
+/* The entry's object parsed from its text: a new reference, NULL when out
+ * of memory. */
+json_t *ml__store_entry_doc(const ml__store_entry_t *e);
 ml__store_entry_t *ml__store_find(ml__store_res_t *r, const char *ns,
                                   const char *name);
 /* Inserts `e` (its key must be absent). */

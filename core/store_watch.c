@@ -189,7 +189,7 @@ typedef struct {
 static bool initial_visit(ml__store_entry_t *e, void *ud) {
   ml_store_watch_t *w = ((initial_t *)ud)->w;
   if (w->closed || (w->ns && strcmp(e->ns, w->ns) != 0)) return false;
-  if (ml__store_matches(w->lsel, w->fsel, e->doc))
+  if (ml__store_entry_matches(e, w->lsel, w->fsel))
     w->fn(w->ud, ML_STORE_ADDED, e->text);
   return true;
 }

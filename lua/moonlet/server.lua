@@ -191,6 +191,8 @@ function Server:load_scripts()
     local ok, err = pcall(kinds.register, p.value, p.display)
     if not ok then runtime.log("error", p.display .. ": " .. tostring(err)) end
   end
+  -- Scale-down policies (policies/scaledown/*.lua) for the ReplicaSet controller.
+  for _, e in ipairs(require("moonlet.scaledown").load(loaded)) do runtime.log("error", e) end
   -- Custom probe checks (probes/*.lua) become the registry `lua:` handlers use.
   local checks = require("moonlet.kubelet.checks")
   local reg = checks.new({ log = runtime.log })
@@ -216,8 +218,11 @@ function Server:start()
   if not ok then return nil, "cannot create data dir: " .. tostring(err) end
   sys.chmod(o.data_dir, 448)
   local storemod = require("moonlet.store")
+  -- A watch may resume from the last 1,000 events (the store's default is
+  -- 10,000): each kept event pins one or two whole object texts, and the
+  -- apiserver's own watch cache holds fewer.
   local s, serr = storemod.open({ backend = o.store, path = o.data_dir .. "/store.db",
-    sync = o.store_sync })
+    sync = o.store_sync, watch_window = 1000 })
   if not s then return nil, "cannot open store: " .. tostring(serr) end
   self.store = s
   self:load_scripts()

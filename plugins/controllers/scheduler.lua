@@ -55,6 +55,20 @@ local function each_pod(ctx, fn)
   for _, p in ipairs(ctx:list("v1/Pod")) do fn(p) end
 end
 
+-- host_ports of the cached pods, remembered per spec table (an update
+-- brings a new one): scheduling one pod looks at every pod's ports, which
+-- would otherwise build tables for each of them every time.
+local ports_of = setmetatable({}, { __mode = "k" })
+
+local function cached_host_ports(spec)
+  local hps = ports_of[spec]
+  if not hps then
+    hps = host_ports(spec)
+    ports_of[spec] = hps
+  end
+  return hps
+end
+
 -- Host ports in use and pod counts on each node, from the pods bound there.
 local function node_usage(ctx)
   local used, count = {}, {}
@@ -62,7 +76,7 @@ local function node_usage(ctx)
     local n = p.spec and p.spec.nodeName
     if n and n ~= "" and not terminal(p) then
       count[n] = (count[n] or 0) + 1
-      local hps = host_ports(p.spec)
+      local hps = cached_host_ports(p.spec)
       if #hps > 0 then
         used[n] = used[n] or {}
         for _, hp in ipairs(hps) do used[n][hp:gsub("^(%a+)/[^/]*/", "%1/")] = true end

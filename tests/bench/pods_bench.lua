@@ -41,7 +41,7 @@ local spawned = {} -- pod name -> { t = hrtime, p = Proc }
 local waiters = {}
 local dir = os.tmpname() .. ".d"
 local agent = require("moonlet.kubelet.agent").new({ client = client, data_dir = dir, node_name = "bench",
-  log = function() end })
+  log = function() end, pod_informer = m:informer("v1/Pod") })
 agent.runtime = { spawn = function(opts, on_exit)
   opts.state_dir = agent.state_dir
   local p, err, name = proc.spawn(opts)

@@ -87,7 +87,7 @@ expect_contains() { # expect_contains HAYSTACK NEEDLE DESC
 }
 
 expect_match() { # expect_match TEXT EXTENDED_REGEX DESC
-  echo "$1" | grep -Eq -- "$2" || fail "$3: /$2/ does not match [$1]"
+  grep -Eq -- "$2" <<<"$1" || fail "$3: /$2/ does not match [$1]"
 }
 
 finish() {

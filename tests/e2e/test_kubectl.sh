@@ -113,14 +113,14 @@ expect_match "$(kc get cm k-one -o wide)" 'k-one +1 +[0-9]+s' "-o wide"
 out=$(kc get cm k-one -o yaml)
 expect_contains "$out" "name: k-one" "-o yaml name"
 expect_contains "$out" 'a: "1"' "-o yaml data"
-expect_eq "$(kc get cm k-one -o json | sed -n 's/^    "kind": //p;s/^  "kind": //p' | head -1)" '"ConfigMap",' "-o json"
+expect_eq "$(kc get cm k-one -o json | sed -n 's/^    "kind": //p;s/^  "kind": //p' | sed -n 1p)" '"ConfigMap",' "-o json"
 expect_eq "$(kc get cm k-one k-two -o name)" "configmap/k-one
 configmap/k-two" "-o name"
 expect_eq "$(kc get cm -l app=kdemo -o 'jsonpath={.items[*].metadata.name}')" "k-one" "-l with jsonpath"
 expect_eq "$(kc get cm -l 'app in (kdemo,other)' -o name)" "configmap/k-one
 configmap/k-two" "-l set-based"
 expect_eq "$(kc get cm --field-selector metadata.name=k-two -o name)" "configmap/k-two" "--field-selector"
-expect_eq "$(kc get ns --field-selector metadata.name!=default -o name | head -1)" "namespace/kube-node-lease" "--field-selector !="
+expect_eq "$(kc get ns --field-selector metadata.name!=default -o name | sed -n 1p)" "namespace/kube-node-lease" "--field-selector !="
 out=$(kc get cm -A -l app=kdemo)
 expect_match "$out" '^NAMESPACE +NAME +DATA +AGE' "-A header"
 expect_match "$out" 'default +k-one +1 ' "-A row"
@@ -266,7 +266,7 @@ chmod +x "$ML_TMP/gr-editor.sh"
 expect_eq "$(KUBE_EDITOR="$ML_TMP/gr-editor.sh" kc edit gr hello)" "greeting.example.moonlet.dev/hello edited" "edit a Greeting"
 expect_eq "$(kc get greetings.example.moonlet.dev hello -o 'jsonpath={.spec.message}')" "edited" "edited Greeting"
 wait_for 20 "a Created event for the Greeting" sh -c "kubectl get events -o name | grep -q ."
-ev=$(kc get events --field-selector involvedObject.name=hello -o name | head -1)
+ev=$(kc get events --field-selector involvedObject.name=hello -o name | sed -n 1p)
 expect_match "$ev" '^event/hello\.' "event for the Greeting"
 ok "custom kind: apply, controller, edit"
 

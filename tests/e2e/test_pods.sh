@@ -54,7 +54,7 @@ expect_eq "$(jp pod sleeper '{.spec.nodeName}')" n1 "bound to n1"
 expect_match "$(ml get pod sleeper)" 'sleeper +1/1 +Running +0 +' "get pod"
 has_event sleeper 'Scheduled|Successfully assigned default/sleeper to n1' || fail "Scheduled event"
 has_event sleeper 'Started|Started container main' || fail "Started event"
-pid=$(children "^sleep 987651$" | head -1)
+pid=$(children "^sleep 987651$" | sed -n 1p)
 [ -n "$pid" ] || fail "no sleep process"
 ok "a pod is scheduled and its container runs as a process"
 
@@ -252,7 +252,7 @@ out=$(ml logs two -c a --previous 2>&1 || true)
 expect_eq "$out" 'Error from server (BadRequest): previous terminated container "a" in pod "two" not found' "no previous"
 out=$(ml logs two -c nope 2>&1 || true)
 expect_contains "$out" 'container nope is not valid for pod two' "unknown container"
-err=$(ml logs two 2>&1 >/dev/null | head -1)
+err=$(ml logs two 2>&1 >/dev/null | sed -n 1p)
 expect_eq "$err" 'Defaulted container "a" out of: a, b' "kubectl's default container note"
 wait_for 10 "three ticks" sh -c "$ML_BIN logs two -c a | grep -q 'tick 3'"
 expect_eq "$(ml logs two -c a --tail 1 | wc -l)" 1 "--tail 1"

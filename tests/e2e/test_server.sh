@@ -46,6 +46,12 @@ expect_eq "$(ml apply -f "$ML_TMP/greeting.yaml")" "greeting.example.moonlet.dev
 wait_for 10 "controller creates the ConfigMap" ml get cm hello-greeting
 expect_eq "$(ml get cm hello-greeting -o jsonpath='{.data.message}')" "hi there" "ConfigMap data"
 expect_eq "$(ml get cm hello-greeting -o jsonpath='{.metadata.ownerReferences[0].kind}')" "Greeting" "owner ref"
+code=$(api -XPOST -H 'Content-Type: application/json' \
+  -d '{"apiVersion":"example.moonlet.dev/v1","kind":"Greeting","metadata":{"name":"empty"},"spec":{}}' \
+  http://x/apis/example.moonlet.dev/v1/namespaces/default/greetings)
+expect_eq "$code" "422" "invalid Greeting"
+expect_contains "$(cat "$ML_TMP/body")" 'Greeting.example.moonlet.dev \"empty\" is invalid: spec.message: Required value' \
+  "Invalid names the kind with its group"
 ok "example controller reconciles a custom kind"
 ml delete greeting hello >/dev/null
 wait_for 10 "ConfigMap collected with its owner" bash -c "! '$ML_BIN' get cm hello-greeting"

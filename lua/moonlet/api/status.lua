@@ -45,7 +45,9 @@ function M.invalid(def, name, errs)
   local agg = #texts == 1 and texts[1] or ("[" .. table.concat(texts, ", ") .. "]")
   local d = { name = name, kind = def.kind, causes = causes }
   if def.group ~= "" then d.group = def.group end
-  return status(422, "Invalid", string.format('%s "%s" is invalid: %s', def.kind, name or "", agg), d)
+  -- Kubernetes names the kind with its group: `ReplicaSet.apps "x"`.
+  local qkind = def.group ~= "" and (def.kind .. "." .. def.group) or def.kind
+  return status(422, "Invalid", string.format('%s "%s" is invalid: %s', qkind, name or "", agg), d)
 end
 
 function M.bad_request(msg) return status(400, "BadRequest", msg) end

@@ -148,6 +148,7 @@ M.search_events = search_events
 M.describers = {
   ["/Pod"] = "moonlet.cli.describe_pod",
   ["/Node"] = "moonlet.cli.describe_node",
+  ["apps/ReplicaSet"] = "moonlet.cli.describe_replicaset",
 }
 
 -- camelcase.Split + Title, with the acronyms kubectl keeps upper-case.

@@ -423,25 +423,34 @@ function Agent:forget(w)
   rm_rf(dir)
 end
 
+-- With opts.pod_informer (the controller manager's shared v1/Pod informer)
+-- the agent reads that cache instead of keeping a second copy of every pod;
+-- its handlers then go quiet on stop, as the informer is not the agent's.
 function Agent:watch_pods()
-  local inf = informer.new({ client = self.client, kind = "v1/Pod", log = self.log, name = "kubelet pods" })
+  local inf, own = self.pod_informer, false
+  if not inf then
+    inf = informer.new({ client = self.client, kind = "v1/Pod", log = self.log, name = "kubelet pods" })
+    own = true
+  end
   inf:add_handler({
-    add = function(pod) self:ensure_worker(pod) end,
-    update = function(_, pod) self:ensure_worker(pod) end,
+    add = function(pod) if not self.stopped then self:ensure_worker(pod) end end,
+    update = function(_, pod) if not self.stopped then self:ensure_worker(pod) end end,
     delete = function(pod)
+      if self.stopped then return end
       local w = self.workers[pod.metadata.uid]
       if w then w:remove() end
     end,
   })
   inf:start()
-  self.informer = inf
+  if own then self.informer = inf end
 end
 
 -- }======
 
 --- Creates an agent (not started). opts: client, data_dir, node_name,
 --- image_path (list), crashloop_initial, crashloop_max, keep_pods, log,
---- runtime (process runtime; default moonlet.proc), clock.
+--- runtime (process runtime; default moonlet.proc), clock, pod_informer (a
+--- shared, possibly running v1/Pod informer to read instead of an own one).
 function M.new(opts)
   local self = setmetatable({
     client = opts.client,
@@ -450,6 +459,7 @@ function M.new(opts)
     host_ip = "127.0.0.1",
     image_dirs = opts.image_path or {},
     keep_pods = opts.keep_pods,
+    pod_informer = opts.pod_informer,
     log = opts.log or function(level, msg) require("moonlet.core.runtime").log(level, msg) end,
     clock = opts.clock or loop.time,
     workers = {},
@@ -539,9 +549,11 @@ function M.start(server)
   if o.no_kubelet then return nil end
   for _, e in ipairs(policies.load(server.loaded)) do runtime_log("error", "kubelet: " .. e) end
   local client = require("moonlet.client").new({ transport = server.transport })
+  -- The manager's shared pod informer (the scheduler's): one cache of pods.
+  local shared = server.manager and server.manager:informer("v1/Pod")
   local agent = M.new({ client = client, data_dir = o.data_dir, node_name = o.node_name,
     image_path = o.image_path, crashloop_initial = o.crashloop_initial, crashloop_max = o.crashloop_max,
-    keep_pods = o.keep_pods })
+    keep_pods = o.keep_pods, pod_informer = shared })
   agent.server, agent.loaded = server, server.loaded
   local ok, err = agent:start()
   if not ok then return nil, err end

@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Pods issue, peer comparison (not part of ctest; run as root, loopback only).
+# One run measures moonlet and its peers with the peers' own driver
+# (bench.py of the shared peer baselines, imported, not copied):
+#  1. restart after kill -9 (restartPolicy Always, first restart): moonlet
+#     vs supervisord and PM2, bench.py's W2 method (kill -9, poll /proc every
+#     ~0.5 ms until a process with the program's command line exists again)
+#  2. N pods (default 1000), each its own HTTP server on 127.0.0.1 with an
+#     HTTP liveness probe every 1 s: moonlet server CPU % of one core over a
+#     30 s window, with monit checking 50 servers every 1 s (bench.py W4
+#     steady state) as the baseline, compared per check
+#  3. moonlet server RSS/PSS with those N running pods, and with N `sleep`
+#     pods and no probes (also the idle CPU, to separate the probes' share)
+# Usage: tests/bench/bench_peers.sh [BUILD_DIR]
+# Env: ML_PEERS_DIR (default $ML_SRC/../shared/bench/peers), W2_REPS (30),
+#      PODS (1000), WINDOW (30 s), MONIT_SERVERS (50), PEERS ("supervisord pm2
+#      monit"; drop one to skip it), PARTS ("restart health"; pick either),
+#      KEEP_RESULTS=DIR (keep the JSON there).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+export ML_SRC="${ML_SRC:-$(cd "$here/../.." && pwd)}"
+build="${1:-$ML_SRC/build}"
+export ML_BIN="${ML_BIN:-$(cd "$build" && pwd)/moonlet}"
+export ML_PEERS_DIR="${ML_PEERS_DIR:-$ML_SRC/../shared/bench/peers}"
+export W2_REPS="${W2_REPS:-30}" PODS="${PODS:-1000}" WINDOW="${WINDOW:-30}"
+export MONIT_SERVERS="${MONIT_SERVERS:-50}"
+peers="${PEERS-supervisord pm2 monit}"
+parts="${PARTS:-restart health}"
+[ -x "$ML_BIN" ] || { echo "no moonlet binary at $ML_BIN" >&2; exit 1; }
+[ -f "$ML_PEERS_DIR/bench.py" ] || { echo "no bench.py in $ML_PEERS_DIR (set ML_PEERS_DIR)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || echo "warning: bench.py expects root (the peers were measured as root)" >&2
+tmp="$(mktemp -d)"
+export RES="${KEEP_RESULTS:-$tmp/results}"
+mkdir -p "$RES"
+trap 'rm -rf "$tmp"' EXIT
+ulimit -n 65536 2>/dev/null || true
+
+# The moonlet side: bench.py imported as a module, with moonlet registered as
+# one more peer (the README's "Adding our product as a peer").
+cat >"$tmp/ours.py" <<'PY'
+import json, os, signal, socket, statistics, sys, time
+sys.path.insert(0, os.environ["ML_PEERS_DIR"])
+import bench
+
+BIN = os.environ["ML_BIN"]
+SRC = os.environ["ML_SRC"]
+HSRV = os.path.join(SRC, "tests", "bench", "peers_hsrv.lua")
+LOAD = os.path.join(SRC, "tests", "bench", "peers_load.lua")
+
+
+class Moonlet(bench.Peer):
+    name = "moonlet"
+    settings = ("`moonlet server --data-dir DIR --image-path examples/images` (sqlite "
+                "store, defaults); one Pod per program, restartPolicy Always, "
+                "terminationGracePeriodSeconds 1, command = the program's argv; created "
+                "with 16 requests in flight through the API. W2: one pod per kill (as many "
+                "pods as kills), so every kill is that pod's first restart.")
+
+    def setup_cold(self, programs, http=False):
+        pods = []
+        for p in programs:
+            c = {"name": "main", "image": "busybox", "command": p.argv}
+            if http:
+                c["livenessProbe"] = {"httpGet": {"path": "/", "port": p.port},
+                                      "periodSeconds": 1, "timeoutSeconds": 1}
+            pods.append({"apiVersion": "v1", "kind": "Pod",
+                         "metadata": {"name": p.name.lower(), "namespace": "default"},
+                         "spec": {"restartPolicy": "Always", "terminationGracePeriodSeconds": 1,
+                                  "containers": [c]}})
+        bench.write(f"{self.d}/pods.json", json.dumps(pods))
+
+    def start(self):
+        data = f"{self.d}/data"
+        self.sock = f"{data}/moonlet.sock"
+        self.main_pid = bench.spawn([BIN, "server", "--data-dir", data, "--image-path",
+                                     os.path.join(SRC, "examples", "images")],
+                                    out=f"{self.d}/server.log")
+        if not bench.wait_for(lambda: os.path.exists(self.sock), 30, 0.02):
+            raise RuntimeError("moonlet server did not start")
+        rc, out, _ = bench.run_cmd([BIN, "lua", "--server", "unix:" + self.sock, LOAD,
+                                    f"{self.d}/pods.json"], timeout=600)
+        if rc != 0:
+            raise RuntimeError(f"creating pods failed ({rc}): {out}")
+        return []
+
+    def stop(self):
+        if self.alive(self.main_pid):
+            bench.kill_pid(self.main_pid, signal.SIGTERM)
+            bench.wait_for(lambda: not self.alive(self.main_pid), 60, 0.05)
+
+
+bench.PEERS = bench.PEERS + ("moonlet",)
+bench.PEER_CLASSES["moonlet"] = Moonlet
+
+
+def get(port, path, timeout=1.0):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            buf = b""
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    break
+                buf += b
+        head, _, body = buf.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body.decode()
+    except (OSError, ValueError, IndexError):
+        return None, None
+
+
+def health(opts, probes=True):
+    """N pods, each its own HTTP server, each probed every second: the
+    server's CPU and memory over a window (bench.py's measure_window), and
+    the probes the servers saw in that window (their /count). With
+    probes=False: N `sleep` pods and no probes (the idle baseline)."""
+    n = opts.n
+    if probes:
+        progs = [bench.Prog(f"h{19000 + i}", [BIN, "lua", HSRV, str(19000 + i)], port=19000 + i)
+                 for i in range(n)]
+    else:
+        progs = bench.sleep_programs(n)
+    with bench.Session("moonlet", opts) as peer:
+        t0 = bench.now()
+        w = bench.start_and_wait(peer, progs, opts, http=probes)
+        t_up = bench.now() - t0
+        if probes and not bench.wait_for(
+                lambda: all(get(p.port, "/count")[0] == 200 for p in progs), 120, 0.5):
+            raise RuntimeError("not all HTTP servers answer")
+        time.sleep(opts.settle)
+        c0 = [int(get(p.port, "/count")[1] or -1) for p in progs] if probes else []
+        win = bench.measure_window(peer, opts.seconds)
+        c1 = [int(get(p.port, "/count")[1] or -1) for p in progs] if probes else []
+        w.scan()
+        n_run = sum(1 for p in progs if p.name in w.key2pid)
+    seen = [b - a for a, b in zip(c0, c1) if a >= 0 and b >= 0]
+    data = {"workload": "health" if probes else "idle", "peer": "moonlet", "pods": n,
+            "settings": Moonlet.settings + (
+                " Each pod runs tests/bench/peers_hsrv.lua (moonlet lua, 127.0.0.1:PORT) "
+                "with livenessProbe httpGet / every 1 s, timeout 1 s." if probes else
+                " Each pod runs `sleep 100000+i`, no probes."),
+            "all_pods_exec_s": round(t_up, 2), "steady_state": win,
+            "pods_running_at_end": n_run}
+    if probes:
+        data.update({"probes_in_window": sum(seen), "servers_answering": len(seen),
+                     "probes_per_server_median": statistics.median(seen) if seen else 0,
+                     "probes_per_s": round(sum(seen) / win["window_s"], 1)})
+    bench.save(opts, f"{data['workload']}-moonlet-{n}", data)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] in ("health", "idle"):
+        import argparse
+        ap = argparse.ArgumentParser()
+        ap.add_argument("workload")
+        ap.add_argument("--n", type=int, default=1000)
+        ap.add_argument("--seconds", type=float, default=30.0)
+        ap.add_argument("--settle", type=float, default=5.0)
+        ap.add_argument("--timeout", type=float, default=300.0)
+        ap.add_argument("--keep", action="store_true")
+        ap.add_argument("--out-dir", required=True)
+        opts = ap.parse_args()
+        bench.become_subreaper()
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        try:
+            health(opts, probes=opts.workload == "health")
+        finally:
+            bench.cleanup_descendants()
+    else:
+        # W2 with one pod per kill: every kill is that pod's first restart
+        # (a second one would wait out Kubernetes' 10 s crash-loop back-off).
+        reps = int(sys.argv[sys.argv.index("--reps") + 1])
+        orig = bench.sleep_programs
+        bench.sleep_programs = lambda k: orig(max(k, reps))
+        bench.main()
+PY
+
+py() { python3 "$@"; }
+has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
+if has "$parts" restart; then
+  echo "== 1. restart after kill -9 (W2, $W2_REPS kills)"
+  py "$tmp/ours.py" w2 --peer moonlet --reps "$W2_REPS" --out-dir "$RES"
+  for p in supervisord pm2; do
+    if has "$peers" "$p"; then py "$ML_PEERS_DIR/bench.py" w2 --peer "$p" --reps "$W2_REPS" --out-dir "$RES"; fi
+  done
+fi
+if has "$parts" health; then
+  echo "== 3. $PODS sleep pods, no probes (idle baseline)"
+  py "$tmp/ours.py" idle --n "$PODS" --seconds "$WINDOW" --out-dir "$RES"
+  echo "== 2. $PODS pods with an HTTP liveness probe every 1 s"
+  py "$tmp/ours.py" health --n "$PODS" --seconds "$WINDOW" --out-dir "$RES"
+  if has "$peers" monit; then
+    py "$ML_PEERS_DIR/bench.py" w4 --peer monit --servers "$MONIT_SERVERS" --reps 0 --hang-reps 0 \
+      --seconds "$WINDOW" --out-dir "$RES"
+  fi
+fi
+
+echo "== summary"
+py - <<'PY'
+import json, os
+res = os.environ["RES"]
+def load(name):
+    try:
+        with open(os.path.join(res, name + ".json")) as f:
+            return json.load(f)
+    except OSError:
+        return None
+w2 = load("w2-moonlet")
+ours = w2["restart_ms"] if w2 else None
+if ours:
+    print(f"restart after kill -9, ms (n, min / median / p90 / max):")
+    print(f"  moonlet     n={ours['n']} (poll period {w2['poll_period_ms_mean']} ms) {ours['min']} / {ours['median']} / {ours['p90']} / {ours['max']}")
+for p in ("supervisord", "pm2"):
+    d = load(f"w2-{p}") if ours else None
+    if d:
+        r = d["restart_ms"]
+        print(f"  {p:11s} n={r['n']} (poll period {d['poll_period_ms_mean']} ms) {r['min']} / {r['median']} / {r['p90']} / {r['max']}"
+              f"   -> moonlet median is {r['median'] / max(ours['median'], 0.01):.1f}x faster"
+              f" (target >= 10x)")
+h = load(f"health-moonlet-{os.environ['PODS']}")
+if not h:
+    raise SystemExit(0)
+s = h["steady_state"]
+checks = h["probes_per_s"]
+us = s["cpu_pct"] / 100 * 1e6 / checks if checks else float("nan")
+print(f"{h['pods']} pods, HTTP liveness probe every 1 s ({h['probes_in_window']} probes seen by "
+      f"{h['servers_answering']} servers in {s['window_s']} s = {checks}/s):")
+print(f"  moonlet server CPU {s['cpu_pct']} % of one core (self {s['cpu_pct_self']} %, reaped "
+      f"children {s['cpu_pct_reaped_children']} %; target <= 10 %) = {us:.1f} us CPU per check")
+print(f"  moonlet server RSS {s['rss_mib_median']} MiB median, {s['rss_mib_max']} max, PSS "
+      f"{s['pss_mib_median']} MiB (target 40 MiB); {h['pods_running_at_end']} pods running at "
+      f"the end; all {h['pods']} exec'd {h['all_pods_exec_s']} s after server start")
+i = load(f"idle-moonlet-{os.environ['PODS']}")
+if i:
+    s = i["steady_state"]
+    print(f"{i['pods']} sleep pods, no probes: moonlet server CPU {s['cpu_pct']} % of one core, RSS "
+          f"{s['rss_mib_median']} MiB median, PSS {s['pss_mib_median']} MiB (target 40 MiB); "
+          f"all exec'd {i['all_pods_exec_s']} s after server start")
+m = load("w4-monit")
+if m:
+    ms = m["steady_state"]
+    mus = ms["cpu_pct"] / 100 * 1e6 / m["servers"]
+    print(f"  monit, {m['servers']} servers every 1 s: CPU {ms['cpu_pct']} % = {mus:.1f} us per check; "
+          f"RSS {ms['rss_mib_median']} MiB")
+    if us == us and us > 0:
+        print(f"  -> per check moonlet uses {mus / us:.1f}x less CPU than monit; monit's CPU scaled "
+              f"to {checks:.0f} checks/s would be {ms['cpu_pct'] / m['servers'] * checks:.1f} %")
+PY
