@@ -4,16 +4,9 @@
 
 #include "loop.h"
 
-static int failures, count;
-#define CHECK(cond, msg)                                                     \
-  do {                                                                       \
-    count++;                                                                 \
-    if (cond) printf("ok %d - %s\n", count, msg);                            \
-    else {                                                                   \
-      failures++;                                                            \
-      printf("not ok %d - %s\n", count, msg);                                \
-    }                                                                        \
-  } while (0)
+#include "tap.h"
+
+#define CHECK(cond, msg) ok((cond), "%s", (msg))
 
 static ml_event_t *ev(uint64_t id) {
   ml_event_t *e = calloc(1, sizeof *e);
@@ -74,6 +67,6 @@ int main(void) {
   ml_loop_close(&loop);
   uv_run(&uv, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&uv) == 0, "uv_loop_close() == 0");
-  printf("1..%d\n", count);
-  return failures ? 1 : 0;
+  printf("1..%d\n", ntests);
+  return nfailed ? 1 : 0;
 }

@@ -25,34 +25,7 @@
 #include "loop.h"
 #include "proc.h"
 
-/* {====== TAP */
-
-static int ntests, nfailed;
-
-static void ok(int cond, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  printf("%sok %d - ", cond ? "" : "not ", ++ntests);
-  vprintf(fmt, ap);
-  printf("\n");
-  va_end(ap);
-  if (!cond) nfailed++;
-}
-
-#define IS_INT(a, b, name)                                                     \
-  do {                                                                         \
-    long long a_ = (long long)(a), b_ = (long long)(b);                        \
-    ok(a_ == b_, "%s (got %lld, want %lld)", name, a_, b_);                    \
-  } while (0)
-
-#define IS_STR(a, b, name)                                                     \
-  do {                                                                         \
-    const char *a_ = (a), *b_ = (b);                                           \
-    ok(a_ &&b_ &&strcmp(a_, b_) == 0, "%s (got '%s', want '%s')", name,        \
-       a_ ? a_ : "(null)", b_);                                                \
-  } while (0)
-
-/* }====== */
+#include "tap.h"
 
 /* {====== loop harness: events land in a list; run until one arrives */
 
