@@ -14,63 +14,12 @@ local M = {}
 M.ANNOTATION = "scaledown.moonlet.dev/policy"
 M.DEFAULT = "default"
 
-local registry -- name -> policy; nil until loaded
-
---- Checks a policy plugin value; nil or a message.
-function M.check(p)
-  if type(p) ~= "table" then return "a scale-down policy plugin must return a table" end
-  if type(p.name) ~= "string" or not p.name:match("^[%w][%w%-_.]*$") then
-    return 'field "name": must be a name like "default"'
-  end
-  if type(p.less) ~= "function" then return 'field "less": must be a function' end
-  return nil
-end
-
---- Replaces the registry with the scale-down policies among loaded plugins
---- (moonlet.plugins.load result; entries named "scaledown/<file>").
---- @return list of "display: message" errors
-function M.load(loaded)
-  local reg, errors, names = {}, {}, {}
-  for name in pairs((loaded or {}).policies or {}) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
-    if name:match("^scaledown/") then
-      local p = loaded.policies[name]
-      local err = M.check(p.value)
-      if err then errors[#errors + 1] = p.display .. ": " .. err else reg[p.value.name] = p.value end
-    end
-  end
-  registry = reg
-  return errors
-end
-
--- The built-ins compiled into the binary, loaded on first use.
-local function ensure()
-  if registry then return registry end
-  M.load(require("moonlet.plugins").load({}, {}))
-  return registry
-end
-
---- Registers one policy (tests, embedders). Raises on a bad value.
-function M.register(p)
-  local err = M.check(p)
-  if err then error(err, 2) end
-  ensure()[p.name] = p
-end
-
---- The policy called name, or nil.
-function M.get(name) return ensure()[name] end
+local base = require("moonlet.policy_registry").new({ type = "scaledown", fn = "less",
+  what = "scale-down policy", example = "default" })
+M.check, M.load, M.register, M.get, M.reset = base.check, base.load, base.register, base.get, base.reset
 
 --- Names of the known policies, sorted.
-function M.names()
-  local out = {}
-  for n in pairs(ensure()) do out[#out + 1] = n end
-  table.sort(out)
-  return out
-end
-
---- Forgets loaded policies (the next use reloads the built-ins).
-function M.reset() registry = nil end
+function M.names() return base.names() end
 
 local function time_of(ts)
   if type(ts) ~= "string" or ts == "" then return nil end
