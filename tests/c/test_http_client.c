@@ -591,7 +591,7 @@ static void test_redirects(void) {
                               .redirects = ML_HTTP_REDIRECT_SAME_HOST});
   ok(ev && ev->err == ML_EIO && ev->errmsg &&
          strstr(ev->errmsg, "10 redirects"),
-     "SAME_HOST stops after 10 redirects: %s", ev ? ev->errmsg : "");
+     "SAME_HOST stops after 10 redirects: %s", ev && ev->errmsg ? ev->errmsg : "");
   ev_free(ev);
   ev = fetch((ml_http_opts_t){.url = url("/see-other"),
                               .method = "POST",
