@@ -1,15 +1,18 @@
-/* Minimal TAP output for the C unit tests: ok(cond, fmt, ...) prints one
- * numbered line, IS_INT/IS_STR show got/want on failure; a test's main
- * ends with `printf("1..%d\n", ntests); return nfailed ? 1 : 0;`. One
- * translation unit per test, so the counters live here. */
+/* Minimal TAP output for the C unit tests: ok(cond, fmt, ...) and
+ * OK(cond, fmt, ...) (the latter names file:line on failure) print one
+ * numbered line, IS_INT/IS_STR show got/want on failure; a test's main ends
+ * with `return tap_done();`. One translation unit per test, so the
+ * counters live here; they are atomic because some tests assert from a
+ * client thread. */
 #ifndef ML_TAP_H
 #define ML_TAP_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
-static int ntests, nfailed;
+static atomic_int ntests, nfailed;
 
 static inline void ok(int cond, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -22,6 +25,26 @@ static inline void ok(int cond, const char *fmt, ...) {
   printf("\n");
   va_end(ap);
   if (!cond) nfailed++;
+}
+
+#define OK(cond, ...)                                                          \
+  do {                                                                         \
+    int n_ = atomic_fetch_add(&ntests, 1) + 1;                                 \
+    if (cond) {                                                                \
+      printf("ok %d - ", n_);                                                  \
+    } else {                                                                   \
+      atomic_fetch_add(&nfailed, 1);                                           \
+      printf("not ok %d - (%s:%d) ", n_, __FILE__, __LINE__);                  \
+    }                                                                          \
+    printf(__VA_ARGS__);                                                       \
+    printf("\n");                                                              \
+    fflush(stdout);                                                            \
+  } while (0)
+
+/** Prints the plan; @return the exit status (1 if anything failed). */
+static inline int tap_done(void) {
+  printf("1..%d\n", atomic_load(&ntests));
+  return atomic_load(&nfailed) ? 1 : 0;
 }
 
 #define IS_INT(a, b, name)                                                     \

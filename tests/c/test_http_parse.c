@@ -7,20 +7,7 @@
 
 #include "http_parse.h"
 
-static int failures, count;
-
-#define OK(cond, ...)                                                    \
-  do {                                                                   \
-    count++;                                                             \
-    if (cond) {                                                          \
-      printf("ok %d - ", count);                                         \
-    } else {                                                             \
-      failures++;                                                        \
-      printf("not ok %d - (%s:%d) ", count, __FILE__, __LINE__);         \
-    }                                                                    \
-    printf(__VA_ARGS__);                                                 \
-    printf("\n");                                                        \
-  } while (0)
+#include "tap.h"
 
 static bool str_is(const char *s, size_t n, const char *want) {
   return s && n == strlen(want) && memcmp(s, want, n) == 0;
@@ -324,6 +311,5 @@ int main(void) {
   test_malformed();
   test_targets();
   test_unescape();
-  printf("1..%d\n", count);
-  return failures ? 1 : 0;
+  return tap_done();
 }

@@ -22,21 +22,7 @@
 #include "err.h"
 #include "http_server.h"
 
-static atomic_int failures, count;
-
-#define OK(cond, ...)                                                    \
-  do {                                                                   \
-    int n_ = atomic_fetch_add(&count, 1) + 1;                            \
-    if (cond) {                                                          \
-      printf("ok %d - ", n_);                                            \
-    } else {                                                             \
-      atomic_fetch_add(&failures, 1);                                    \
-      printf("not ok %d - (%s:%d) ", n_, __FILE__, __LINE__);            \
-    }                                                                    \
-    printf(__VA_ARGS__);                                                 \
-    printf("\n");                                                        \
-    fflush(stdout);                                                      \
-  } while (0)
+#include "tap.h"
 
 /* {====== server side (main thread) */
 
@@ -733,6 +719,5 @@ int main(int argc, char **argv) {
   if (rc) uv_walk(&uv, walk_report, NULL);
   OK(rc == 0, "uv_loop_close() == 0");
   rmdir(dir);
-  printf("1..%d\n", atomic_load(&count));
-  return atomic_load(&failures) ? 1 : 0;
+  return tap_done();
 }

@@ -10,20 +10,7 @@
 #include "field_selector.h"
 #include "selector.h"
 
-static int failures, count;
-
-#define OK(cond, ...)                                                    \
-  do {                                                                   \
-    count++;                                                             \
-    if (cond) {                                                          \
-      printf("ok %d - ", count);                                         \
-    } else {                                                             \
-      failures++;                                                        \
-      printf("not ok %d - (%s:%d) ", count, __FILE__, __LINE__);         \
-    }                                                                    \
-    printf(__VA_ARGS__);                                                 \
-    printf("\n");                                                        \
-  } while (0)
+#include "tap.h"
 
 #define NAME_PART_MSG                                                        \
   "name part must consist of alphanumeric characters, '-', '_' or '.', and " \
@@ -332,6 +319,5 @@ int main(void) {
   test_lexer();
   test_quote();
   test_fields();
-  printf("1..%d\n", count);
-  return failures ? 1 : 0;
+  return tap_done();
 }

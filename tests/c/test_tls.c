@@ -25,21 +25,7 @@
 #include "http_server.h"
 #include "tls.h"
 
-static atomic_int failures, count;
-
-#define OK(cond, ...)                                                    \
-  do {                                                                   \
-    int n_ = atomic_fetch_add(&count, 1) + 1;                            \
-    if (cond) {                                                          \
-      printf("ok %d - ", n_);                                            \
-    } else {                                                             \
-      atomic_fetch_add(&failures, 1);                                    \
-      printf("not ok %d - (%s:%d) ", n_, __FILE__, __LINE__);            \
-    }                                                                    \
-    printf(__VA_ARGS__);                                                 \
-    printf("\n");                                                        \
-    fflush(stdout);                                                      \
-  } while (0)
+#include "tap.h"
 
 static char dir[64], dir2[64], cert_path[128], key_path[128];
 
@@ -571,6 +557,5 @@ int main(void) {
   test_listener();
   rm_dir(dir);
   rm_dir(dir2);
-  printf("1..%d\n", atomic_load(&count));
-  return atomic_load(&failures) ? 1 : 0;
+  return tap_done();
 }

@@ -3,28 +3,13 @@
 -- pods/NAME/binding subresource with the API server's checks, the
 -- scheduler plugin, and the pods/NAME/log error messages.
 require("moonlet_core")
-local plugins = require("moonlet.plugins")
-local kinds = require("moonlet.api.kinds")
 local json = require("moonlet.json")
 local fake = require("fake_client") -- for fake.run only
 
 local function stack()
-  local store = assert(require("moonlet.store").open({ backend = "memory" }))
-  local loaded, errors = plugins.load({})
-  assert.are.same({}, errors)
-  kinds.reset()
-  for _, name in ipairs(plugins.names(loaded, "kinds")) do
-    kinds.register(loaded.kinds[name].value, loaded.kinds[name].display)
-  end
-  local router = require("moonlet.api.router").new({ store = store, token = "t", version = "0.0.0",
-    log = function() end })
-  local transport = require("moonlet.api.inproc").transport(router)
-  local client = require("moonlet.client").new({ transport = transport })
-  for _, ns in ipairs({ "default", "kube-node-lease" }) do
-    assert(client:create("v1/Namespace", { apiVersion = "v1", kind = "Namespace", metadata = { name = ns } }))
-  end
+  local s = require("api_stack").new()
   require("moonlet.kubelet.subresources").install()
-  return { store = store, client = client, loaded = loaded, transport = transport }
+  return s
 end
 
 local function pod(name, extra)

@@ -2,26 +2,12 @@
 -- shared pod informer (one cache of pods instead of two), and the
 -- scheduler's per-pod host port memo staying right across pod updates.
 require("moonlet_core")
-local plugins = require("moonlet.plugins")
-local kinds = require("moonlet.api.kinds")
 local loop = require("moonlet.loop")
 local fake = require("fake_client") -- for fake.run only
 
 local function stack()
-  local store = assert(require("moonlet.store").open({ backend = "memory" }))
-  local loaded, errors = plugins.load({})
-  assert.are.same({}, errors)
-  kinds.reset()
-  for _, name in ipairs(plugins.names(loaded, "kinds")) do
-    kinds.register(loaded.kinds[name].value, loaded.kinds[name].display)
-  end
-  local router = require("moonlet.api.router").new({ store = store, token = "t", version = "0.0.0",
-    log = function() end })
-  local transport = require("moonlet.api.inproc").transport(router)
-  local client = require("moonlet.client").new({ transport = transport })
-  for _, ns in ipairs({ "default", "kube-node-lease" }) do
-    assert(client:create("v1/Namespace", { apiVersion = "v1", kind = "Namespace", metadata = { name = ns } }))
-  end
+  local s = require("api_stack").new()
+  local client, loaded = s.client, s.loaded
   local m = require("moonlet.controller").new({ client = client, log = function() end })
   m:add(loaded.controllers["scheduler"].value)
   m:start()

@@ -1,0 +1,29 @@
+-- Test helper (not a spec): the server's API stack in-process — a memory
+-- store, the built-in kinds, the router and an in-process client — with the
+-- namespaces a server creates at start. Specs that need the real API without
+-- a socket build on this.
+local plugins = require("moonlet.plugins")
+local kinds = require("moonlet.api.kinds")
+
+local M = {}
+
+--- @return { store, router, transport, client, loaded }
+function M.new()
+  local store = assert(require("moonlet.store").open({ backend = "memory" }))
+  local loaded, errors = plugins.load({})
+  assert(#errors == 0, table.concat(errors, "\n"))
+  kinds.reset()
+  for _, name in ipairs(plugins.names(loaded, "kinds")) do
+    kinds.register(loaded.kinds[name].value, loaded.kinds[name].display)
+  end
+  local router = require("moonlet.api.router").new({ store = store, token = "t", version = "0.0.0",
+    log = function() end })
+  local transport = require("moonlet.api.inproc").transport(router)
+  local client = require("moonlet.client").new({ transport = transport })
+  for _, ns in ipairs({ "default", "kube-node-lease" }) do
+    assert(client:create("v1/Namespace", { apiVersion = "v1", kind = "Namespace", metadata = { name = ns } }))
+  end
+  return { store = store, router = router, transport = transport, client = client, loaded = loaded }
+end
+
+return M
