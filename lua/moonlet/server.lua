@@ -31,6 +31,7 @@ Flags:
                        on disk) or normal (survives a crash of moonlet, not
                        of the machine; several times faster)
   --log-level L        debug, info, warn or error (default info)
+  --event-ttl D        how long Events are kept (default 1h, as kube-apiserver)
   --check-scripts DIR  validate the scripts in DIR (repeatable) and exit
   -h, --help           show this help
 
@@ -57,7 +58,7 @@ function M.parse_flags(argv, first)
       return value(a)
     end
     local needs = { ["--data-dir"] = "data_dir", ["--store"] = "store", ["--log-level"] = "log_level",
-      ["--store-sync"] = "store_sync" }
+      ["--store-sync"] = "store_sync", ["--event-ttl"] = "event_ttl" }
     local lists = { ["--scripts"] = "scripts", ["--listen"] = "listen", ["--check-scripts"] = "check" }
     if a == "-h" or a == "--help" then
       o.help = true
@@ -82,6 +83,11 @@ function M.parse_flags(argv, first)
   if o.store_sync ~= "full" and o.store_sync ~= "normal" then
     return nil, "--store-sync must be full or normal"
   end
+  local ttl = require("moonlet.kubelet.agent").parse_duration(o.event_ttl or "1h")
+  if not ttl or ttl <= 0 then
+    return nil, "--event-ttl must be a positive duration such as 1h or 90s, got " .. tostring(o.event_ttl)
+  end
+  o.event_ttl = ttl
   for _, l in ipairs(o.listen) do
     if not (l:match("^tcp://[^:/]+:%d+$") or l:match("^https://[^:/]+:%d+$")) then
       return nil, "--listen must be tcp://HOST:PORT, got " .. tostring(l)
@@ -298,7 +304,8 @@ end
 -- their writes get the same admission as any client's.
 function Server:start_controllers()
   local client = require("moonlet.client").new({ transport = self.transport })
-  local m = require("moonlet.controller").new({ client = client, log = runtime.log })
+  local m = require("moonlet.controller").new({ client = client, log = runtime.log,
+    options = { event_ttl = self.opts.event_ttl } })
   for _, name in ipairs(plugins.names(self.loaded, "controllers")) do
     local p = self.loaded.controllers[name]
     local ok, err = pcall(m.add, m, p.value)

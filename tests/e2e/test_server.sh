@@ -124,4 +124,16 @@ ok "SIGHUP reloads scripts"
 
 stop_server TERM
 ok "SIGTERM stops the server with status 0"
+
+# --- --event-ttl: Events go once older than the TTL; bad values are refused
+out=$("$ML_BIN" server --data-dir "$ML_DATA" --event-ttl soon 2>&1) && fail "--event-ttl soon accepted"
+expect_contains "$out" "--event-ttl must be a positive duration" "bad --event-ttl message"
+start_server --event-ttl 2s
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+sock -XPOST -H 'Content-Type: application/json' -d "{\"apiVersion\":\"v1\",\"kind\":\"Event\",\"metadata\":{\"name\":\"ttl-test\"},\"involvedObject\":{\"kind\":\"ConfigMap\",\"name\":\"after\",\"namespace\":\"default\"},\"reason\":\"Test\",\"message\":\"expires\",\"lastTimestamp\":\"$now\"}" \
+  http://x/api/v1/namespaces/default/events >/dev/null
+expect_eq "$(ml get events ttl-test -o name)" "event/ttl-test" "event stored"
+wait_for 10 "event deleted after its TTL" sh -c "! '$ML_BIN' get events ttl-test -o name"
+ok "--event-ttl expires Events"
+stop_server TERM
 finish

@@ -25,7 +25,8 @@ end
 --- (ctx.now and event timestamps; default loop.time), log(level, msg),
 --- rate_limiter() -> a fresh limiter per controller (default
 --- ratelimit.default), informer_backoff ({initial=, max=} seconds),
---- host (source.host of events).
+--- host (source.host of events), options (the server's settings, seen
+--- by every controller as ctx.options: e.g. event_ttl).
 function M.new(opts)
   assert(opts and opts.client, "manager: client required")
   return setmetatable({
@@ -35,6 +36,7 @@ function M.new(opts)
     new_limiter = opts.rate_limiter or ratelimit.default,
     informer_backoff = opts.informer_backoff,
     host = opts.host,
+    options = opts.options or {},
     informers = {},   -- kind -> shared informer
     controllers = {}, -- in add() order
     by_name = {},
@@ -102,6 +104,7 @@ local function new_ctx(mgr, ctl)
     client = mgr.client,
     name = ctl.name,
     now = mgr.clock,
+    options = mgr.options,
   }, Ctx)
   ctx.log = function(level, fmt, ...)
     local msg = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
