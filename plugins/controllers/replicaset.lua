@@ -8,86 +8,22 @@
 local json = require("moonlet.json")
 local selector = require("moonlet.selector")
 local scaledown = require("moonlet.scaledown")
-local sched = require("moonlet.sched")
-local util = require("moonlet.controller.util")
+local refs = require("moonlet.controller.refs")
+local podutil = require("moonlet.controller.podutil")
+local slowstart = require("moonlet.controller.slowstart")
 
 local RS = "apps/v1/ReplicaSet"
 local POD = "v1/Pod"
 local BURST = 500
-local EXPECTATIONS_TIMEOUT = 300
 
--- key -> { creates = {name=true}, deletes = {name=true}, at = unix s }
-local expectations = {}
+local expectations = require("moonlet.controller.expectations").new({ kind = POD })
 -- key -> { ns =, sel = } of every ReplicaSet seen, to map pods to them
 local selectors = {}
 
-local function msg_of(st)
-  return type(st) == "table" and tostring(st.message) or tostring(st)
-end
-
-local function conflict(st)
-  return type(st) == "table" and (st.code == 409 or st.reason == "Conflict")
-end
-
-local function not_found(st)
-  return type(st) == "table" and (st.code == 404 or st.reason == "NotFound")
-end
-
-local function controller_ref(obj)
-  for _, ref in ipairs((obj.metadata or {}).ownerReferences or {}) do
-    if ref.controller == true then return ref end
-  end
-  return nil
-end
-
-local function active(pod)
-  local ph = (pod.status or {}).phase
-  return ph ~= "Succeeded" and ph ~= "Failed" and not pod.metadata.deletionTimestamp
-end
-
-local function pod_ready(pod)
-  for _, c in ipairs((pod.status or {}).conditions or {}) do
-    if c.type == "Ready" then return c.status == "True", c.lastTransitionTime end
-  end
-  return false
-end
-
--- Satisfied when every pod we created is in the cache and every pod we
--- deleted is gone or terminating there, or the record is too old.
-local function satisfied(ctx, key, ns, now)
-  local e = expectations[key]
-  if not e then return true end
-  if now - e.at > EXPECTATIONS_TIMEOUT then
-    expectations[key] = nil
-    return true
-  end
-  for name in pairs(e.creates) do
-    if ctx:get(POD, ns, name) then e.creates[name] = nil end
-  end
-  for name in pairs(e.deletes) do
-    local p = ctx:get(POD, ns, name)
-    if not p or p.metadata.deletionTimestamp then e.deletes[name] = nil end
-  end
-  if next(e.creates) == nil and next(e.deletes) == nil then
-    expectations[key] = nil
-    return true
-  end
-  return false
-end
-
-local function expect(key, now)
-  local e = expectations[key]
-  if not e then
-    e = { creates = {}, deletes = {}, at = now }
-    expectations[key] = e
-  end
-  e.at = now
-  return e
-end
+local msg_of, conflict, not_found = refs.message, refs.conflict, refs.not_found
 
 local function owner_ref(rs)
-  return { apiVersion = "apps/v1", kind = "ReplicaSet", name = rs.metadata.name, uid = rs.metadata.uid,
-           controller = true, blockOwnerDeletion = true }
+  return refs.owner_ref(rs, "apps/v1", "ReplicaSet")
 end
 
 -- Pod name prefix (getPodsPrefix): "<rs>-", or "<rs>" if that is no valid name.
@@ -112,96 +48,27 @@ local function pod_from_template(rs)
   }
 end
 
--- Writes the pod's ownerReferences (with a resourceVersion precondition).
-local function set_owners(ctx, pod, refs)
-  return ctx.client:patch(POD, pod.metadata.namespace, pod.metadata.name, "merge", {
-    metadata = { resourceVersion = pod.metadata.resourceVersion,
-                 ownerReferences = #refs > 0 and json.array(refs) or json.null },
-  })
-end
-
 -- ClaimPods: the pods this ReplicaSet controls after adopting and releasing.
 local function claim(ctx, rs, sel, pods)
-  local uid, deleting = rs.metadata.uid, rs.metadata.deletionTimestamp ~= nil
-  local out, fresh_checked = {}, false
-  for _, pod in ipairs(pods) do
-    local ref = controller_ref(pod)
-    local matches = sel:matches(pod.metadata.labels or {})
-    if ref and ref.uid == uid then
-      if matches or deleting then
-        out[#out + 1] = pod
-      else
-        -- Relabelled out of the set: release it (it keeps running).
-        local refs = {}
-        for _, r in ipairs(pod.metadata.ownerReferences or {}) do
-          if r.uid ~= uid then refs[#refs + 1] = r end
-        end
-        local ok, st = set_owners(ctx, pod, refs)
-        if not ok and not not_found(st) and not conflict(st) then
-          error("releasing pod " .. pod.metadata.name .. ": " .. msg_of(st), 0)
-        end
-      end
-    elseif not ref and matches and not deleting and not pod.metadata.deletionTimestamp then
-      -- Adoption needs the ReplicaSet as it is now, not as cached.
-      if not fresh_checked then
-        local cur = ctx.client:get(RS, rs.metadata.namespace, rs.metadata.name)
-        if not cur or cur.metadata.uid ~= uid then return nil end
-        if cur.metadata.deletionTimestamp then
-          error(string.format("%s %s/%s has just been deleted at %s", "ReplicaSet", rs.metadata.namespace,
-            rs.metadata.name, cur.metadata.deletionTimestamp), 0)
-        end
-        fresh_checked = true
-      end
-      local refs = {}
-      for _, r in ipairs(pod.metadata.ownerReferences or {}) do refs[#refs + 1] = r end
-      refs[#refs + 1] = owner_ref(rs)
-      local res, st = set_owners(ctx, pod, refs)
-      if res then
-        out[#out + 1] = type(res) == "table" and res.metadata and res or pod
-      elseif not not_found(st) and not conflict(st) then
-        error("adopting pod " .. pod.metadata.name .. ": " .. msg_of(st), 0)
-      end
-    end
-  end
-  return out
-end
-
--- One batch: `size` creates in flight at once, results in order.
-local function create_batch(ctx, rs, size)
-  local results, pending = {}, size
-  for i = 1, size do
-    sched.spawn("replicaset create", function()
-      local ok, pod, st = pcall(ctx.client.create, ctx.client, POD, pod_from_template(rs))
-      if not ok then pod, st = nil, { message = tostring(pod) } end
-      results[i] = { pod = pod, st = st }
-      pending = pending - 1
-    end)
-  end
-  util.wait_for(function() return pending == 0 end, math.huge, 1)
-  return results
+  return refs.claim(ctx, { owner = rs, owner_kind = RS, ref = owner_ref(rs), kind = POD,
+    selector = sel, objects = pods })
 end
 
 -- Creates `n` pods in slow-start batches (1, 2, 4, ...); the first batch
 -- with a failure stops the rest, which the next sync retries.
 -- @return number created, error message or nil
 local function create_pods(ctx, key, rs, n, now)
-  local created, batch = 0, 1
-  while created < n do
-    local failed
-    for _, r in ipairs(create_batch(ctx, rs, math.min(batch, n - created))) do
-      if r.pod then
-        created = created + 1
-        expect(key, now).creates[r.pod.metadata.name] = true
-        ctx:event(rs, "Normal", "SuccessfulCreate", "Created pod: " .. r.pod.metadata.name)
-      else
-        failed = msg_of(r.st)
-        ctx:event(rs, "Warning", "FailedCreate", "Error creating: " .. failed)
-      end
+  local created, err = slowstart.run(n, function()
+    local pod, st = ctx.client:create(POD, pod_from_template(rs))
+    if not pod then
+      ctx:event(rs, "Warning", "FailedCreate", "Error creating: " .. msg_of(st))
+      return nil, msg_of(st)
     end
-    if failed then return created, failed end
-    batch = batch * 2
-  end
-  return created, nil
+    expectations:created(key, pod.metadata.name, now)
+    ctx:event(rs, "Normal", "SuccessfulCreate", "Created pod: " .. pod.metadata.name)
+    return pod
+  end)
+  return #created, err
 end
 
 local function delete_pods(ctx, key, rs, victims, now)
@@ -209,7 +76,7 @@ local function delete_pods(ctx, key, rs, victims, now)
   for _, pod in ipairs(victims) do
     local ok, st = ctx.client:delete(POD, pod.metadata.namespace, pod.metadata.name)
     if ok or not_found(st) then
-      expect(key, now).deletes[pod.metadata.name] = true
+      expectations:deleted(key, pod.metadata.name, now)
       if ok then ctx:event(rs, "Normal", "SuccessfulDelete", "Deleted pod: " .. pod.metadata.name) end
     else
       failed = msg_of(st)
@@ -241,21 +108,18 @@ local function compute_status(rs, pods, now, manage_err)
   local st = { replicas = 0, fullyLabeledReplicas = 0, readyReplicas = 0, availableReplicas = 0,
     observedGeneration = rs.metadata.generation }
   local next_check
-  local duration = require("moonlet.printers.duration")
   for _, pod in ipairs(pods) do
     st.replicas = st.replicas + 1
     local labels, full = pod.metadata.labels or {}, true
     for k, v in pairs(tpl_labels) do if labels[k] ~= v then full = false end end
     if full then st.fullyLabeledReplicas = st.fullyLabeledReplicas + 1 end
-    local ready, since = pod_ready(pod)
-    if ready then
+    if podutil.ready(pod) then
       st.readyReplicas = st.readyReplicas + 1
-      local t = duration.parse(since or "") or 0
-      if min_ready == 0 or t + min_ready <= now then
+      local available, wait = podutil.available(pod, min_ready, now)
+      if available then
         st.availableReplicas = st.availableReplicas + 1
-      else
-        local wait = t + min_ready - now
-        if not next_check or wait < next_check then next_check = wait end
+      elseif not next_check or wait < next_check then
+        next_check = wait
       end
     end
   end
@@ -299,7 +163,8 @@ return {
 
   reconcile = function(ctx, key, rs)
     if not rs then
-      expectations[key], selectors[key] = nil, nil
+      expectations:forget(key)
+      selectors[key] = nil
       return
     end
     local ns = rs.metadata.namespace
@@ -307,11 +172,11 @@ return {
     if not sel then return end
     selectors[key] = { ns = ns, sel = sel }
     local now = ctx.now()
-    local ok_exp = satisfied(ctx, key, ns, now)
+    local ok_exp = expectations:satisfied(ctx, key, ns, now)
     local pods = claim(ctx, rs, sel, ctx:list(POD, { namespace = ns }))
     if not pods then return end -- the ReplicaSet went away meanwhile
     local filtered = {}
-    for _, p in ipairs(pods) do if active(p) then filtered[#filtered + 1] = p end end
+    for _, p in ipairs(pods) do if podutil.active(p) then filtered[#filtered + 1] = p end end
 
     local manage_err
     if ok_exp and not rs.metadata.deletionTimestamp then
