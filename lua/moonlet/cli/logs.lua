@@ -28,16 +28,8 @@ M.flags = {
 
 -- Go duration ("5s", "2m30s", "1h") -> seconds, rounded as kubectl does.
 local function go_duration(s)
-  local total, rest = 0, s
-  local units = { ns = 1e-9, us = 1e-6, ["µs"] = 1e-6, ms = 1e-3, s = 1, m = 60, h = 3600 }
-  if rest == "0" then return 0 end
-  while rest ~= "" do
-    local num, unit, tail = rest:match("^(%d+%.?%d*)([a-zµ]+)(.*)$")
-    if not num or not units[unit] then return nil end
-    total = total + tonumber(num) * units[unit]
-    rest = tail
-  end
-  return math.floor(total + 0.5)
+  local secs = require("moonlet.go_duration").parse(s)
+  return secs and math.floor(secs + 0.5)
 end
 
 local function pod_name(ctx, arg)

@@ -47,20 +47,11 @@ M.USAGE = [[
   --no-kubelet         run no node agent on this host
 ]]
 
---- Seconds from "10s", "1m30s", "500ms", "2" (seconds); nil if malformed.
+--- Seconds from a Go duration ("10s", "1m30s", "500ms") or a plain
+--- number of seconds ("2"); nil if malformed.
 function M.parse_duration(s)
   if type(s) ~= "string" or s == "" then return nil end
-  local n = tonumber(s)
-  if n then return n end
-  local total, rest = 0, s
-  local units = { ms = 0.001, s = 1, m = 60, h = 3600 }
-  while rest ~= "" do
-    local num, unit, tail = rest:match("^(%d+%.?%d*)(%a+)(.*)$")
-    if not num or not units[unit] then return nil end
-    total = total + tonumber(num) * units[unit]
-    rest = tail
-  end
-  return total
+  return tonumber(s) or (require("moonlet.go_duration").parse(s))
 end
 
 --- Takes one agent flag into opts. value() fetches the flag's argument.

@@ -65,14 +65,7 @@ function Backoff:forget_prefix(prefix)
   end
 end
 
---- Go's time.Duration String for whole seconds: 10s, 1m20s, 5m0s, 1h0m0s.
-function M.go_duration(seconds)
-  local s = math.floor(seconds + 0.5)
-  if s < 60 then return s .. "s" end
-  local m = s // 60
-  s = s % 60
-  if m < 60 then return string.format("%dm%ds", m, s) end
-  return string.format("%dh%dm%ds", m // 60, m % 60, s)
-end
+--- Go's time.Duration String: 10s, 1m20s, 5m0s, 1h0m0s.
+M.go_duration = require("moonlet.go_duration").format
 
 return M

@@ -64,13 +64,7 @@ end
 
 function Registry:has(name) return self.checks[name] ~= nil end
 
-local function go_duration(seconds)
-  if seconds >= 1 and seconds == math.floor(seconds) then
-    return string.format("%ds", math.floor(seconds))
-  end
-  if seconds >= 1 then return string.format("%gs", seconds) end
-  return string.format("%dms", math.floor(seconds * 1000 + 0.5))
-end
+local go_duration = require("moonlet.go_duration").format
 
 function Registry:_log(level, msg)
   if self.log then self.log(level, msg) else runtime.log(level, msg) end
