@@ -20,7 +20,6 @@ typedef struct {
     uv_signal_t signal;
   } h;
   ml_loop_t *loop;
-  lua_State *L;
   uint64_t id;
   int self_ref; /* anchors the userdata while the handle is active */
   int signum;
@@ -37,9 +36,11 @@ typedef struct {
 
 static void rec_close_cb(uv_handle_t *h) { free(h->data); }
 
-static void rec_unanchor(handle_rec_t *rec) {
+/* L is the caller's state: never one saved at creation, as the coroutine
+ * that made the handle may have ended and been collected since. */
+static void rec_unanchor(lua_State *L, handle_rec_t *rec) {
   if (rec->self_ref != LUA_NOREF) {
-    ml_unref(rec->L, rec->self_ref);
+    ml_unref(L, rec->self_ref);
     rec->self_ref = LUA_NOREF;
   }
 }
@@ -86,7 +87,7 @@ static int handle_close(lua_State *L, const char *mt) {
   handle_rec_t *rec = ud->rec;
   if (!rec) return 0;
   ud->rec = NULL;
-  rec_unanchor(rec);
+  rec_unanchor(L, rec);
   /* A tick that fired but was not delivered yet dies with the handle. */
   ml_loop_cancel(rec->loop, rec->id);
   if (!uv_is_closing(&rec->h.handle)) uv_close(&rec->h.handle, rec_close_cb);
@@ -102,7 +103,6 @@ static handle_ud_t *new_handle(lua_State *L, const char *mt, handle_rec_t **out)
   if (!rec) luaL_error(L, "out of memory");
   ml_runtime_t *rt = ml_runtime_get(L);
   rec->loop = &rt->loop;
-  rec->L = L;
   rec->self_ref = LUA_NOREF;
   rec->h.handle.data = rec;
   ud->rec = rec;
@@ -135,7 +135,7 @@ static int ltimer_stop(lua_State *L) {
   handle_rec_t *rec = check_open(L, 1, TIMER_MT);
   uv_timer_stop(&rec->h.timer);
   ml_loop_cancel(rec->loop, rec->id);
-  rec_unanchor(rec);
+  rec_unanchor(L, rec);
   return 0;
 }
 

@@ -134,7 +134,11 @@ ml_runtime_t *ml_runtime_get(lua_State *L) {
   memset(rt, 0, sizeof *rt);
   uv_loop_init(&rt->uv);
   ml_loop_init(&rt->loop, &rt->uv);
-  rt->L = L;
+  /* The main thread, whoever asks first: a coroutine may end and be
+   * collected while the runtime lives on. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  rt->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
   rt->dispatch_ref = LUA_NOREF;
   lua_newtable(L); /* stack: rt mt */
   lua_pushcfunction(L, runtime_gc);

@@ -240,6 +240,7 @@ function Server:start()
   self.client_router_create = function(kind, obj) return inproc.create(router, kind, obj) end
   self:ensure_namespaces()
   self:start_controllers()
+  self.stop_event_ttl = require("moonlet.api.event_ttl").start({ client = self.client, ttl = o.event_ttl })
   local httpd = require("moonlet.httpd")
   local function handler(req) router:handle(req, req) end
   self.listeners = {}
@@ -304,8 +305,7 @@ end
 -- their writes get the same admission as any client's.
 function Server:start_controllers()
   local client = require("moonlet.client").new({ transport = self.transport })
-  local m = require("moonlet.controller").new({ client = client, log = runtime.log,
-    options = { event_ttl = self.opts.event_ttl } })
+  local m = require("moonlet.controller").new({ client = client, log = runtime.log })
   for _, name in ipairs(plugins.names(self.loaded, "controllers")) do
     local p = self.loaded.controllers[name]
     local ok, err = pcall(m.add, m, p.value)
@@ -317,6 +317,7 @@ function Server:start_controllers()
 end
 
 function Server:stop()
+  if self.stop_event_ttl then self.stop_event_ttl() end
   for _, l in ipairs(self.listeners or {}) do l:close() end
   self:stop_kubelet()
   -- Controllers finish the item in hand before their watches end.
@@ -365,6 +366,14 @@ function M.main(argv)
       if server.manager then server.manager:stop(5) end
       server:start_controllers()
       runtime.log("info", string.format("reloaded scripts (%d error(s))", n))
+    end)
+    -- SIGUSR1: a one-line memory report in the log, for operators
+    -- watching a long-running server.
+    signals[#signals + 1] = loop.on_signal("SIGUSR1", function()
+      local before = collectgarbage("count")
+      collectgarbage()
+      runtime.log("info", string.format("memory: rss %d KiB, lua heap %d KiB (%d KiB live)",
+        math.floor(sys.rss() / 1024), math.floor(before), math.floor(collectgarbage("count"))))
     end)
     sched.wait(stop_id)
     server:stop()

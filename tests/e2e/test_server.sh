@@ -135,5 +135,8 @@ sock -XPOST -H 'Content-Type: application/json' -d "{\"apiVersion\":\"v1\",\"kin
 expect_eq "$(ml get events ttl-test -o name)" "event/ttl-test" "event stored"
 wait_for 10 "event deleted after its TTL" sh -c "! '$ML_BIN' get events ttl-test -o name"
 ok "--event-ttl expires Events"
+kill -USR1 "$ML_PID"
+wait_for 5 "memory report after SIGUSR1" grep -q "memory: rss [0-9]* KiB, lua heap" "$ML_LOG"
+ok "SIGUSR1 logs a memory report"
 stop_server TERM
 finish
