@@ -82,7 +82,7 @@ ok "an unrelated label changes nothing"
 
 kc scale rs kubia --replicas=5 >/dev/null || fail "kubectl scale up"
 wait_for 30 "5 Running" count_running kubia 5
-kc scale rs kubia --replicas=2 >/dev/null || fail "kubectl scale down"
+kc scale rs kubia --current-replicas=5 --replicas=2 >/dev/null || fail "kubectl scale down with a precondition"
 two_left() { [ "$(owned_pods kubia | wc -l)" -eq 2 ]; }
 wait_for 30 "2 left" two_left
 ok "kubectl scale rs up and down (scale subresource)"

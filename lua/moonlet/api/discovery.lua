@@ -65,8 +65,12 @@ function M.resources(group, version)
       if #d.categories > 0 then r.categories = json.array(d.categories) end
       list[#list + 1] = r
       for _, sub in ipairs(d.subresources or {}) do
-        list[#list + 1] = { name = d.plural .. "/" .. sub, singularName = "", namespaced = d.namespaced,
+        local r = { name = d.plural .. "/" .. sub, singularName = "", namespaced = d.namespaced,
           kind = d.kind, verbs = SUBRESOURCE_VERBS }
+        -- The scale subresource speaks autoscaling/v1 Scale, whatever the
+        -- kind's own group: clients (kubectl scale) read it from here.
+        if sub == "scale" then r.group, r.version, r.kind = "autoscaling", "v1", "Scale" end
+        list[#list + 1] = r
       end
     end
   end
