@@ -46,6 +46,8 @@ local function with_api(fn)
     assert(client:create("v1/Namespace", { apiVersion = "v1", kind = "Namespace", metadata = { name = "default" } }))
     local m = manager.new({ client = client, log = log })
     local ctl = m:add(loaded.controllers["replicaset"].value)
+    -- deletes propagate through the garbage collector, as in the server
+    m:add(loaded.controllers["garbagecollector"].value)
     m:start()
     local env = { client = client, m = m, ctl = ctl, lines = lines }
     -- In-process watch events lag the writes by more than a loop turn:

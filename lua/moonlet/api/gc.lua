@@ -1,131 +1,90 @@
--- Garbage collection over ownerReferences, run in line with deletes: when
--- an owner goes, dependents whose owners are all gone are deleted
--- (Background); the `orphan` finalizer strips the owner's reference from its
--- dependents first (Orphan); `foregroundDeletion` keeps the owner until its
--- blocking dependents are gone (Foreground).
+-- The API server's part of garbage collection (semantics 7): on DELETE it
+-- decides the propagation policy (the request's, else the kind's default)
+-- and which GC finalizer (`orphan`, `foregroundDeletion`) the object must
+-- carry. The collecting itself is the garbagecollector controller plugin.
 local json = require("moonlet.json")
-local kinds = require("moonlet.api.kinds")
+local validation = require("moonlet.validation")
+local status = require("moonlet.api.status")
 
 local M = {}
 
-local function owners_of(obj)
-  return (obj.metadata and obj.metadata.ownerReferences) or {}
-end
+M.ORPHAN = "orphan"
+M.FOREGROUND = "foregroundDeletion"
 
--- Every object in every kind that names `uid` as an owner: { {def, obj} }.
-local function dependents(store, uid)
-  local out = {}
-  for _, def in ipairs(kinds.all()) do
-    local res = store:list(def.store_resource, {})
-    for _, o in ipairs(res and res.items or {}) do
-      for _, ref in ipairs(owners_of(o)) do
-        if ref.uid == uid then out[#out + 1] = { def, o } break end
-      end
-    end
+-- The warning batch/v1 answers a Job delete without a policy with
+-- (pkg/registry/batch/job/storage/storage.go).
+M.JOB_WARNING = "child pods are preserved by default when jobs are deleted; "
+  .. "set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning"
+
+local POLICIES = { Foreground = true, Background = true, Orphan = true }
+
+-- Errors about DeleteOptions name that kind, not the object's.
+local DELETE_OPTIONS = { kind = "DeleteOptions", group = "meta.k8s.io" }
+
+--- Checks the policy fields of DeleteOptions as ValidateDeleteOptions does.
+--- @param opts DeleteOptions table (propagationPolicy, orphanDependents)
+--- @return nil when valid, else a 422 Status table
+function M.validate_options(opts)
+  local errs = {}
+  local p = opts.propagationPolicy
+  if opts.orphanDependents ~= nil and p ~= nil then
+    errs[#errs + 1] = validation.invalid("propagationPolicy", p,
+      "orphanDependents and deletionPropagation cannot be both set")
   end
-  return out
-end
-
-local function exists(store, uid, ref, ns)
-  for _, def in ipairs(kinds.all()) do
-    if def.kind == ref.kind and def.api_version == ref.apiVersion then
-      local o = store:get(def.store_resource, def.namespaced and ns or "", ref.name)
-      return o ~= nil and o.metadata.uid == uid and o
-    end
+  if p ~= nil and not POLICIES[p] then
+    errs[#errs + 1] = validation.not_supported("propagationPolicy", p,
+      { "Foreground", "Background", "Orphan", "nil" })
   end
-  return false
+  if #errs > 0 then return status.invalid(DELETE_OPTIONS, "", errs) end
+  return nil
 end
 
-local function remove_finalizer(store, def, obj, name)
+--- The policy the server applies when a request names none: the kind
+--- plugin's `default_propagation`, else Orphan for batch Jobs (kept from
+--- batch/v1's first days), else Background.
+--- @return policy, warning (the API warning to send, or nil)
+function M.default_policy(def)
+  if def.default_propagation then return def.default_propagation, def.default_propagation_warning end
+  if def.group == "batch" and def.kind == "Job" then return "Orphan", M.JOB_WARNING end
+  return "Background", nil
+end
+
+--- The finalizers obj must carry after a delete with opts, as the generic
+--- registry's deletionFinalizersForGarbageCollection: an explicit policy
+--- wins, then a GC finalizer already on the object, then the default.
+--- @return new finalizers (a JSON array) or nil when unchanged, warning or nil
+function M.deletion_finalizers(def, obj, opts)
+  local warning
+  local explicit = opts.orphanDependents ~= nil or opts.propagationPolicy ~= nil
+  local orphan, foreground
+  if opts.orphanDependents ~= nil then
+    orphan, foreground = opts.orphanDependents == true, false
+  elseif opts.propagationPolicy ~= nil then
+    orphan, foreground = opts.propagationPolicy == "Orphan", opts.propagationPolicy == "Foreground"
+  end
+  local old = (obj.metadata or {}).finalizers or {}
+  if not explicit then
+    for _, f in ipairs(old) do
+      if orphan == nil and f == M.ORPHAN then orphan, foreground = true, false end
+      if orphan == nil and f == M.FOREGROUND then orphan, foreground = false, true end
+    end
+    local policy
+    policy, warning = M.default_policy(def)
+    if orphan == nil then orphan, foreground = policy == "Orphan", policy == "Foreground" end
+  end
   local fins = json.array()
-  for _, f in ipairs(obj.metadata.finalizers or {}) do
-    if f ~= name then fins[#fins + 1] = f end
+  for _, f in ipairs(old) do
+    if f ~= M.ORPHAN and f ~= M.FOREGROUND then fins[#fins + 1] = f end
   end
-  obj.metadata.finalizers = fins
-  return store:update(def.store_resource, obj, { generation = def.generation == true,
-    status_subresource = def.status_subresource == true })
-end
-
-local function has_finalizer(obj, name)
-  for _, f in ipairs(obj.metadata.finalizers or {}) do if f == name then return true end end
-  return false
-end
-
-local collect
-
--- Deletes `o` if none of its owners is alive any more.
-local function maybe_collect(store, def, o, deleting_uid)
-  for _, ref in ipairs(owners_of(o)) do
-    if ref.uid ~= deleting_uid then
-      local owner = exists(store, ref.uid, ref, o.metadata.namespace)
-      if owner and not owner.metadata.deletionTimestamp then return end
-    end
-  end
-  local res, removed = store:delete(def.store_resource, o.metadata.namespace or "", o.metadata.name, {})
-  if res then collect(store, def, res, removed) end
-end
-
---- Called after every delete: res is the object as the store left it,
---- removed whether it is gone (else it is terminating).
-collect = function(store, def, res, removed)
-  local uid = res.metadata.uid
-  if removed then
-    for _, d in ipairs(dependents(store, uid)) do maybe_collect(store, d[1], d[2], uid) end
-    M.settle_foreground(store, res)
-    return
-  end
-  if has_finalizer(res, "orphan") then
-    for _, d in ipairs(dependents(store, uid)) do
-      local ddef, o = d[1], d[2]
-      local refs = json.array()
-      for _, ref in ipairs(owners_of(o)) do if ref.uid ~= uid then refs[#refs + 1] = ref end end
-      -- Kubernetes drops the field rather than leaving an empty list.
-      o.metadata.ownerReferences = #refs > 0 and refs or nil
-      store:update(ddef.store_resource, o, { generation = ddef.generation == true,
-        status_subresource = ddef.status_subresource == true })
-    end
-    local cur = store:get(def.store_resource, res.metadata.namespace or "", res.metadata.name)
-    if cur then remove_finalizer(store, def, cur, "orphan") end
-  elseif has_finalizer(res, "foregroundDeletion") then
-    for _, d in ipairs(dependents(store, uid)) do
-      local r, rm = store:delete(d[1].store_resource, d[2].metadata.namespace or "", d[2].metadata.name, {})
-      if r then collect(store, d[1], r, rm) end
-    end
-    M.settle_foreground(store, nil, res)
-  end
-end
-M.collect = collect
-
---- Drops the foregroundDeletion finalizer of owners whose blocking
---- dependents are all gone (checked for `owner`, or for the owners of a
---- just-removed dependent).
-function M.settle_foreground(store, removed_dependent, owner)
-  local candidates = {}
-  if owner then candidates[1] = owner end
-  if removed_dependent then
-    for _, ref in ipairs(owners_of(removed_dependent)) do
-      local o = exists(store, ref.uid, ref, removed_dependent.metadata.namespace)
-      if o then candidates[#candidates + 1] = o end
-    end
-  end
-  for _, o in ipairs(candidates) do
-    if o.metadata.deletionTimestamp and has_finalizer(o, "foregroundDeletion") then
-      local blocking = false
-      for _, d in ipairs(dependents(store, o.metadata.uid)) do
-        for _, ref in ipairs(owners_of(d[2])) do
-          if ref.uid == o.metadata.uid and ref.blockOwnerDeletion then blocking = true end
-        end
-      end
-      if not blocking then
-        for _, def in ipairs(kinds.all()) do
-          if def.kind == o.kind and def.api_version == o.apiVersion then
-            local cur = store:get(def.store_resource, o.metadata.namespace or "", o.metadata.name)
-            if cur then remove_finalizer(store, def, cur, "foregroundDeletion") end
-          end
-        end
-      end
-    end
-  end
+  if orphan then fins[#fins + 1] = M.ORPHAN end
+  if foreground then fins[#fins + 1] = M.FOREGROUND end
+  -- Compared as sets: the order on the object is kept when nothing changes.
+  local want, have = {}, {}
+  for _, f in ipairs(fins) do want[f] = true end
+  for _, f in ipairs(old) do have[f] = true end
+  for f in pairs(want) do if not have[f] then return fins, warning end end
+  for f in pairs(have) do if not want[f] then return fins, warning end end
+  return nil, warning
 end
 
 return M

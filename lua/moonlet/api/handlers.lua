@@ -418,13 +418,8 @@ local function delete_options(ctx)
   local orphan = param(q, "orphanDependents")
   if orphan ~= nil then o.orphanDependents = orphan == "true" end
   if q.dryRun then o.dryRun = q.dryRun end
-  if o.propagationPolicy == nil and o.orphanDependents ~= nil then
-    o.propagationPolicy = o.orphanDependents and "Orphan" or "Background"
-  end
   return o
 end
-
-local FINALIZER = { Orphan = "orphan", Foreground = "foregroundDeletion" }
 
 -- Deletes one object with DeleteOptions; returns res, removed | nil, status.
 function M.delete_object(ctx, name, opts)
@@ -432,35 +427,39 @@ function M.delete_object(ctx, name, opts)
   local ns = ctx.namespace or ""
   local obj = ctx.store:get(def.store_resource, ns, name)
   if not obj then return nil, status.not_found(def, name) end
-  local policy = opts.propagationPolicy or def.default_propagation or "Background"
-  if policy ~= "Orphan" and policy ~= "Foreground" and policy ~= "Background" then
-    return nil, status.invalid(def, name, { validation.not_supported("propagationPolicy", policy,
-      { "Foreground", "Background", "Orphan" }) })
+  -- Propagation is the garbagecollector controller's work; the server only
+  -- puts the finalizer that asks for Orphan or Foreground on the object.
+  local gc = require("moonlet.api.gc")
+  local bad = gc.validate_options(opts)
+  if bad then return nil, bad end
+  local fins, warning = gc.deletion_finalizers(def, obj, opts)
+  if warning and ctx.warnings then
+    local seen = false
+    for _, w in ipairs(ctx.warnings) do if w == warning then seen = true end end
+    if not seen then ctx.warnings[#ctx.warnings + 1] = warning end
   end
   if ctx.options and ctx.options.dryRun or dry_run(ctx) then return obj, false end
   if def.before_delete then
     local st = def.before_delete(obj, ctx.store, opts)
     if st then return nil, st end
   end
-  local fin = FINALIZER[policy]
-  if fin then
-    local fins = obj.metadata.finalizers or json.array()
-    local has = false
-    for _, f in ipairs(fins) do if f == fin then has = true end end
-    if not has then
-      fins[#fins + 1] = fin
-      obj.metadata.finalizers = fins
-      local upd, msg, code = ctx.store:update(def.store_resource, obj, store_opts(def))
-      if not upd then return nil, store_failure(ctx, name, msg, code) end
-    end
-  end
   local pre = opts.preconditions or {}
+  local pre_rv = pre.resourceVersion
+  if fins and (not pre.uid or pre.uid == obj.metadata.uid)
+      and (not pre_rv or pre_rv == obj.metadata.resourceVersion) then
+    obj.metadata.finalizers = #fins > 0 and fins or nil
+    local upd, msg, code = ctx.store:update(def.store_resource, obj, store_opts(def))
+    if not upd then return nil, store_failure(ctx, name, msg, code) end
+    -- Taking the last finalizer off a deleted object removes it.
+    if msg == true then return upd, true end
+    -- The precondition was met by the object this write replaced.
+    if pre_rv then pre_rv = upd.metadata.resourceVersion end
+  end
   local grace = opts.gracePeriodSeconds
   if def.graceful then grace = def.graceful(obj, grace) end
   local res, removed_or_msg, code = ctx.store:delete(def.store_resource, ns, name,
-    { uid = pre.uid, resource_version = pre.resourceVersion, grace_seconds = def.graceful and grace or nil })
+    { uid = pre.uid, resource_version = pre_rv, grace_seconds = def.graceful and grace or nil })
   if not res then return nil, store_failure(ctx, name, removed_or_msg, code) end
-  require("moonlet.api.gc").collect(ctx.store, def, res, removed_or_msg)
   return res, removed_or_msg
 end
 

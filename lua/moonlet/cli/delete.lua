@@ -27,8 +27,27 @@ M.flags = {
   { name = "output", short = "o", type = "string", help = "Output mode. Use \"-o name\" for shorter output." },
 }
 
-local POLICIES = { background = "Background", ["true"] = "Background", foreground = "Foreground",
-  orphan = "Orphan", ["false"] = "Orphan" }
+local POLICIES = { background = "Background", foreground = "Foreground", orphan = "Orphan" }
+-- kubectl still takes Go booleans (strconv.ParseBool) with a warning.
+local LEGACY = { ["1"] = true, t = true, T = true, TRUE = true, ["true"] = true, True = true,
+  ["0"] = false, f = false, F = false, FALSE = false, ["false"] = false, False = false }
+
+-- --cascade as kubectl's parseCascadingFlag: the policy, warning on stderr
+-- for the deprecated boolean forms.
+local function cascade_policy(ctx, value)
+  local b = LEGACY[value]
+  if b ~= nil then
+    local word = b and "background" or "orphan"
+    ctx.err(string.format("warning: --cascade=%s is deprecated (boolean value) and can be replaced with --cascade=%s.\n",
+      value, word))
+    return POLICIES[word]
+  end
+  local policy = POLICIES[value]
+  if not policy then
+    common.fail(string.format('invalid cascade value (%s). Must be "background", "foreground", or "orphan"', value))
+  end
+  return policy
+end
 
 -- Waits until each deleted object answers 404 (or the timeout passes).
 local function wait_gone(ctx, gone, timeout_ms)
@@ -59,10 +78,7 @@ end
 
 function M.run(ctx, argv)
   local f = ctx.flags
-  local policy = POLICIES[f.cascade]
-  if not policy then
-    common.fail(string.format('invalid cascade value (%s). Must be "background", "foreground", or "orphan".', f.cascade))
-  end
+  local policy = cascade_policy(ctx, f.cascade)
   local dry = f["dry-run"]
   if dry ~= "none" and dry ~= "client" and dry ~= "server" then
     common.fail(string.format('Invalid dry-run value (%s). Must be "none", "server", or "client".', dry))

@@ -25,8 +25,7 @@ end
 --- (ctx.now and event timestamps; default loop.time), log(level, msg),
 --- rate_limiter() -> a fresh limiter per controller (default
 --- ratelimit.default), informer_backoff ({initial=, max=} seconds),
---- host (source.host of events), options (the server's settings, seen
---- by every controller as ctx.options: e.g. event_ttl).
+--- host (source.host of events).
 function M.new(opts)
   assert(opts and opts.client, "manager: client required")
   return setmetatable({
@@ -36,7 +35,6 @@ function M.new(opts)
     new_limiter = opts.rate_limiter or ratelimit.default,
     informer_backoff = opts.informer_backoff,
     host = opts.host,
-    options = opts.options or {},
     informers = {},   -- kind -> shared informer
     controllers = {}, -- in add() order
     by_name = {},
@@ -90,6 +88,19 @@ function Ctx:list(kind, opts)
   return out
 end
 
+--- For a plugin's setup(ctx): hands raw changes of `kind` to handlers
+--- { add = fn(obj), update = fn(old, new), delete = fn(obj) } on the shared
+--- informer, and holds this controller's workers until it has synced.
+--- Objects are the cached tables: read them, never change them.
+--- @return the informer
+function Ctx:watch(kind, handlers)
+  local ctl = self._ctl
+  local inf = self._mgr:informer(kind)
+  ctl.informers[#ctl.informers + 1] = inf
+  inf:add_handler(handlers)
+  return inf
+end
+
 --- Records a v1 Event about obj (source.component = controller name).
 --- @return the Event | nil, status (failures are not raised)
 function Ctx:event(obj, type_, reason, message)
@@ -99,12 +110,13 @@ end
 local function new_ctx(mgr, ctl)
   local ctx = setmetatable({
     _mgr = mgr,
+    _ctl = ctl,
+    queue = ctl.queue,
     _recorder = events.new({ client = mgr.client, component = ctl.name,
                              host = mgr.host, clock = mgr.clock }),
     client = mgr.client,
     name = ctl.name,
     now = mgr.clock,
-    options = mgr.options,
   }, Ctx)
   ctx.log = function(level, fmt, ...)
     local msg = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
@@ -197,7 +209,7 @@ end
 
 local function process(ctl, key)
   local inf = ctl.mgr.informers[ctl.kind]
-  local obj = inf:get_by_key(key)
+  local obj = inf and inf:get_by_key(key)
   ctl.stats.reconciles = ctl.stats.reconciles + 1
   local ok, res = xpcall(ctl.plugin.reconcile, debug.traceback, ctl.ctx, key, obj)
   local q = ctl.queue
@@ -255,7 +267,10 @@ end
 
 --- Adds a controller plugin: { name, kind, owns = {kinds}, watches =
 --- {{kind=, map=fn(obj) -> key | {keys}}}, workers = 1, resync_seconds,
---- reconcile = fn(ctx, key, obj) -> nil | {requeue_after=s} | {requeue=true} }.
+--- setup = fn(ctx) (optional: called once here; may ctx:watch() kinds and
+--- keep state on ctx), reconcile = fn(ctx, key, obj) -> nil |
+--- {requeue_after=s} | {requeue=true} }. kind "*" (with setup) means no
+--- primary kind: keys come from what setup wires to ctx.queue, obj is nil.
 --- @return the controller record (queue, stats, ctx)
 function Manager:add(plugin)
   assert(type(plugin) == "table", "manager: plugin must be a table")
@@ -264,9 +279,12 @@ function Manager:add(plugin)
   assert(type(plugin.reconcile) == "function", "controller " .. name .. ": reconcile must be a function")
   assert(type(plugin.kind) == "string", "controller " .. name .. ": kind required")
   if self.by_name[name] then error("manager: controller '" .. name .. "' added twice", 2) end
+  local primary_kind = plugin.kind ~= "*"
+  assert(primary_kind or type(plugin.setup) == "function",
+    "controller " .. name .. ': kind "*" needs a setup function')
   local ctl = {
     mgr = self, plugin = plugin, name = name, kind = plugin.kind,
-    gvk = util.parse_kind(plugin.kind),
+    gvk = primary_kind and util.parse_kind(plugin.kind) or nil,
     workers = plugin.workers or 1,
     queue = workqueue.new({ name = name, rate_limiter = self.new_limiter() }),
     informers = {},
@@ -274,9 +292,15 @@ function Manager:add(plugin)
     stats = { reconciles = 0, errors = 0 },
   }
   ctl.ctx = new_ctx(self, ctl)
-  local primary = self:informer(plugin.kind)
-  ctl.informers[1] = primary
-  primary:add_handler(primary_handler(ctl), plugin.resync_seconds)
+  local primary
+  if primary_kind then
+    primary = self:informer(plugin.kind)
+    ctl.informers[1] = primary
+    primary:add_handler(primary_handler(ctl), plugin.resync_seconds)
+  else
+    assert(#(plugin.owns or {}) == 0, "controller " .. name .. ': kind "*" cannot own kinds')
+  end
+  if plugin.setup then plugin.setup(ctl.ctx) end
   for _, kind in ipairs(plugin.owns or {}) do
     local inf = self:informer(kind)
     ctl.informers[#ctl.informers + 1] = inf
