@@ -19,6 +19,8 @@ local VERBS = {
   ["api-resources"] = "moonlet.cli.api_resources",
   version = "moonlet.cli.version",
   logs = "moonlet.cli.logs", -- kubelet: pods/NAME/log
+  rollout = "moonlet.cli.rollout", -- status|history|undo|pause|resume|restart
+  scale = "moonlet.cli.scale",
 }
 
 --- Verb names, sorted (for help output).

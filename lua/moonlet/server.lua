@@ -199,6 +199,8 @@ function Server:load_scripts()
   end
   -- Scale-down policies (policies/scaledown/*.lua) for the ReplicaSet controller.
   for _, e in ipairs(require("moonlet.scaledown").load(loaded)) do runtime.log("error", e) end
+  -- Missed-run and overlap policies (policies/cron/*.lua) for the CronJob controller.
+  for _, e in ipairs(require("moonlet.cron_policy").load(loaded)) do runtime.log("error", e) end
   -- Custom probe checks (probes/*.lua) become the registry `lua:` handlers use.
   local checks = require("moonlet.kubelet.checks")
   local reg = checks.new({ log = runtime.log })

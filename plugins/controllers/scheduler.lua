@@ -1,12 +1,14 @@
 -- default-scheduler: binds each unbound pod (spec.nodeName empty,
--- schedulerName default-scheduler) to a node that is Ready, schedulable,
--- matches the pod's nodeSelector and has the pod's explicit hostPorts free,
+-- schedulerName default-scheduler) to a node that is Ready, schedulable (or
+-- tolerated unschedulable), matches the pod's nodeSelector and required node
+-- affinity and has the pod's explicit hostPorts free,
 -- through the pods/NAME/binding subresource (a `Scheduled` event follows).
 -- A pod that fits nowhere stays Pending with PodScheduled=False
 -- (Unschedulable) and a FailedScheduling event in kube-scheduler's words;
 -- node changes and pods leaving a node retry the waiting ones.
 local json = require("moonlet.json")
 local client_mod = require("moonlet.client")
+local nodematch = require("moonlet.nodematch")
 
 local unschedulable = {} -- key -> true for pods waiting for a fit
 
@@ -108,10 +110,15 @@ local function has_taint_toleration(pod, taint)
   return false
 end
 
+local UNSCHEDULABLE_TAINT = { key = "node.kubernetes.io/unschedulable", effect = "NoSchedule" }
+
 -- The first reason a node does not fit (nil when it does).
 local function misfit(pod, node, used)
   if node.metadata.deletionTimestamp then return "node(s) were being deleted" end
-  if node.spec and node.spec.unschedulable then return "node(s) were unschedulable" end
+  -- NodeUnschedulable: a cordoned node takes the pods that tolerate its taint.
+  if node.spec and node.spec.unschedulable and not has_taint_toleration(pod, UNSCHEDULABLE_TAINT) then
+    return "node(s) were unschedulable"
+  end
   if not ready(node) then
     return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
   end
@@ -120,7 +127,9 @@ local function misfit(pod, node, used)
       return string.format("node(s) had untolerated taint {%s: %s}", taint.key, taint.value or "")
     end
   end
-  if not selector_matches(pod, node) then return "node(s) didn't match Pod's node affinity/selector" end
+  if not selector_matches(pod, node) or not nodematch.affinity_matches(pod.spec, node) then
+    return "node(s) didn't match Pod's node affinity/selector"
+  end
   local u = used[node.metadata.name] or {}
   for _, hp in ipairs(host_ports(pod.spec)) do
     if u[hp:gsub("^(%a+)/[^/]*/", "%1/")] then

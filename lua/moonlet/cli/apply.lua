@@ -26,6 +26,8 @@ local FILE_FLAGS = {
 local CREATE_FLAGS = {
   { name = "from-literal", type = "list", help = "Key and literal value for a configmap (key=value)." },
   { name = "from-file", type = "list", help = "Key file for a configmap ([key=]path)." },
+  { name = "from", type = "string", help = "The resource to create a job from (only cronjob is supported)." },
+  { name = "image", type = "string", help = "Image name to run (create job)." },
 }
 
 function M.flags_for(verb)
@@ -207,6 +209,7 @@ end
 -- `create namespace NAME`, `create configmap NAME --from-literal k=v`.
 local function create_generator(ctx, argv)
   local what, name = argv[1], argv[2]
+  if what == "job" then return require("moonlet.cli.create_job").run(ctx, { table.unpack(argv, 2) }) end
   local obj
   if what == "namespace" or what == "ns" then
     if not name then common.fail("exactly one NAME is required, got 0") end

@@ -86,10 +86,15 @@ function M.events(w, items, now)
     w.write(0, "Events:\t<none>\n")
     return
   end
+  -- sort.Sort by time in kubectl; events of the same second keep the
+  -- server's order here, which is stable and reads in creation order.
+  local order = {}
+  for i, e in ipairs(items) do order[e] = i end
+  local function at(e) return duration.parse(e.lastTimestamp) or duration.parse(e.eventTime) or 0 end
   table.sort(items, function(a, b)
-    local ta = duration.parse(a.lastTimestamp) or duration.parse(a.eventTime) or 0
-    local tb = duration.parse(b.lastTimestamp) or duration.parse(b.eventTime) or 0
-    return ta < tb
+    local ta, tb = at(a), at(b)
+    if ta ~= tb then return ta < tb end
+    return order[a] < order[b]
   end)
   w.write(0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n")
   w.write(1, "----\t------\t----\t----\t-------\n")
@@ -149,6 +154,10 @@ M.describers = {
   ["/Pod"] = "moonlet.cli.describe_pod",
   ["/Node"] = "moonlet.cli.describe_node",
   ["apps/ReplicaSet"] = "moonlet.cli.describe_replicaset",
+  ["batch/CronJob"] = "moonlet.cli.describe_cronjob",
+  ["batch/Job"] = "moonlet.cli.describe_job",
+  ["apps/DaemonSet"] = "moonlet.cli.describe_daemonset",
+  ["apps/Deployment"] = "moonlet.cli.describe_deployment",
 }
 
 -- camelcase.Split + Title, with the acronyms kubectl keeps upper-case.

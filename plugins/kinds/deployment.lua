@@ -1,0 +1,299 @@
+-- apps/v1 Deployment: schema (the pod template through moonlet.api.podspec),
+-- SetDefaults_Deployment plus a selector defaulted from the template labels
+-- when a manifest leaves it out (the chapter relies on it), ValidateDeployment
+-- and ValidateDeploymentUpdate (selector matching the template, immutable;
+-- strategy and int-or-percent rules), kubectl's printer columns and the
+-- `scale` subresource (autoscaling/v1 Scale).
+local S = require("moonlet.api.schema")
+local columns = require("moonlet.api.table")
+local validation = require("moonlet.validation")
+local selector = require("moonlet.selector")
+local json = require("moonlet.json")
+local podspec = require("moonlet.api.podspec")
+local status = require("moonlet.api.status")
+local dutil = require("moonlet.controller.deployment_util")
+
+local LabelSelector = S.struct("v1.LabelSelector", {
+  matchLabels = S.map(S.string),
+  matchExpressions = S.list(S.struct("v1.LabelSelectorRequirement", {
+    key = S.string, operator = S.string, values = S.list(S.string),
+  })),
+})
+
+local Condition = S.struct("v1.DeploymentCondition", {
+  type = S.string, status = S.string, lastUpdateTime = S.time, lastTransitionTime = S.time,
+  reason = S.string, message = S.string,
+})
+
+local Spec = S.struct("v1.DeploymentSpec", {
+  replicas = S.integer, selector = LabelSelector,
+  template = S.struct("v1.PodTemplateSpec", { metadata = S.ObjectMeta, spec = podspec.schema }),
+  strategy = S.struct("v1.DeploymentStrategy", {
+    type = S.string,
+    rollingUpdate = S.struct("v1.RollingUpdateDeployment", { maxUnavailable = S.intstr, maxSurge = S.intstr }),
+  }),
+  minReadySeconds = S.integer, revisionHistoryLimit = S.integer, paused = S.boolean,
+  progressDeadlineSeconds = S.integer,
+})
+
+local Status = S.struct("v1.DeploymentStatus", {
+  observedGeneration = S.int64, replicas = S.integer, updatedReplicas = S.integer,
+  readyReplicas = S.integer, availableReplicas = S.integer, unavailableReplicas = S.integer,
+  terminatingReplicas = S.integer, conditions = S.list(Condition), collisionCount = S.integer,
+})
+
+local function is_table(v) return type(v) == "table" end
+local function given(v) return v ~= nil and v ~= json.null end
+
+local function nonneg(v, path, errs)
+  if math.type(v) and v < 0 then
+    errs:add(validation.invalid(path, v, "must be greater than or equal to 0"))
+  end
+end
+
+-- {====== validation (K: pkg/apis/apps/validation/validation.go)
+
+local PERCENT_MSG = validation.regex_error(
+  "a valid percent string must be a numeric string followed by an ending '%'", "[0-9]+%", "1%", "93%")
+
+-- ValidatePositiveIntOrPercent.
+local function int_or_percent(v, path, errs)
+  if type(v) == "string" then
+    if not v:match("^[0-9]+%%$") then errs:add(validation.invalid(path, v, PERCENT_MSG)) end
+  elseif math.type(v) == "integer" then
+    nonneg(v, path, errs)
+  elseif given(v) then
+    errs:add(validation.invalid(path, v, "must be an integer or percentage (e.g '5%')"))
+  end
+end
+
+-- getIntOrPercentValue: the number before the %, or the integer.
+local function int_or_percent_value(v)
+  if type(v) == "string" then return math.tointeger(tonumber(v:match("^(%d+)%%$") or "")) end
+  if math.type(v) == "integer" then return v end
+  return nil
+end
+
+local function validate_strategy(st, errs)
+  if not is_table(st) then return end
+  local t = st.type
+  if t == "Recreate" then
+    if given(st.rollingUpdate) then
+      errs:add(validation.forbidden("spec.strategy.rollingUpdate",
+        "may not be specified when strategy `type` is 'Recreate'"))
+    end
+  elseif t == "RollingUpdate" then
+    local ru = st.rollingUpdate
+    if not is_table(ru) then
+      errs:add(validation.required("spec.strategy.rollingUpdate", "this should be defaulted and never be nil"))
+      return
+    end
+    int_or_percent(ru.maxUnavailable, "spec.strategy.rollingUpdate.maxUnavailable", errs)
+    int_or_percent(ru.maxSurge, "spec.strategy.rollingUpdate.maxSurge", errs)
+    if int_or_percent_value(ru.maxUnavailable) == 0 and int_or_percent_value(ru.maxSurge) == 0 then
+      errs:add(validation.invalid("spec.strategy.rollingUpdate.maxUnavailable", ru.maxUnavailable,
+        "may not be 0 when `maxSurge` is 0"))
+    end
+    if type(ru.maxUnavailable) == "string" then
+      local n = int_or_percent_value(ru.maxUnavailable)
+      if n and n > 100 then
+        errs:add(validation.invalid("spec.strategy.rollingUpdate.maxUnavailable", ru.maxUnavailable,
+          "must not be greater than 100%"))
+      end
+    end
+  else
+    errs:add(validation.not_supported("spec.strategy.type", t or "", { "Recreate", "RollingUpdate" }))
+  end
+end
+
+-- ValidatePodTemplateSpecForReplicaSet (Deployments use the same rules).
+local function validate_template(tpl, sel, errs)
+  if not is_table(tpl) then
+    errs:add(validation.required("spec.template", ""))
+    return
+  end
+  local meta = is_table(tpl.metadata) and tpl.metadata or {}
+  if sel and not sel:empty() and not sel:matches(meta.labels or {}) then
+    errs:add(validation.invalid("spec.template.metadata.labels", meta.labels or json.null,
+      "`selector` does not match template `labels`"))
+  end
+  if meta.labels ~= nil then validation.validate_labels(meta.labels, "spec.template.metadata.labels", errs) end
+  if meta.annotations ~= nil then
+    validation.validate_annotations(meta.annotations, "spec.template.metadata.annotations", errs)
+  end
+  local spec = is_table(tpl.spec) and tpl.spec or {}
+  podspec.validate(spec, "spec.template.spec", errs, {})
+  if spec.restartPolicy ~= nil and spec.restartPolicy ~= "Always" then
+    errs:add(validation.not_supported("spec.template.spec.restartPolicy", spec.restartPolicy, { "Always" }))
+  end
+  if given(spec.activeDeadlineSeconds) then
+    errs:add(validation.invalid("spec.template.spec.activeDeadlineSeconds", spec.activeDeadlineSeconds,
+      "activeDeadlineSeconds in ReplicaSet is not Supported"))
+  end
+end
+
+-- ValidateDeploymentSpec.
+local function validate_spec(spec, errs)
+  nonneg(spec.replicas, "spec.replicas", errs)
+  local sel
+  if not is_table(spec.selector) then
+    errs:add(validation.required("spec.selector", ""))
+  else
+    local s, serrs = selector.from_table(spec.selector, "spec.selector")
+    if s then sel = s else for _, e in ipairs(serrs:list()) do errs:add(e) end end
+    local n = 0
+    for _ in pairs(is_table(spec.selector.matchLabels) and spec.selector.matchLabels or {}) do n = n + 1 end
+    n = n + #(is_table(spec.selector.matchExpressions) and spec.selector.matchExpressions or {})
+    if n == 0 then
+      errs:add(validation.invalid("spec.selector", spec.selector, "empty selector is invalid for deployment"))
+    end
+  end
+  if sel or not is_table(spec.selector) then validate_template(spec.template, sel, errs) end
+  validate_strategy(spec.strategy, errs)
+  nonneg(spec.minReadySeconds, "spec.minReadySeconds", errs)
+  nonneg(spec.revisionHistoryLimit, "spec.revisionHistoryLimit", errs)
+  local pds = spec.progressDeadlineSeconds
+  if math.type(pds) then
+    nonneg(pds, "spec.progressDeadlineSeconds", errs)
+    if pds <= (math.type(spec.minReadySeconds) and spec.minReadySeconds or 0) then
+      errs:add(validation.invalid("spec.progressDeadlineSeconds", pds, "must be greater than minReadySeconds"))
+    end
+  end
+end
+
+-- }======
+
+-- {====== scale subresource (autoscaling/v1 Scale)
+
+local function scale_of(d)
+  local sel = selector.from_table(d.spec.selector or {})
+  return {
+    kind = "Scale", apiVersion = "autoscaling/v1",
+    metadata = { name = d.metadata.name, namespace = d.metadata.namespace, uid = d.metadata.uid,
+      resourceVersion = d.metadata.resourceVersion, creationTimestamp = d.metadata.creationTimestamp },
+    spec = { replicas = d.spec.replicas or 0 },
+    status = { replicas = (d.status or {}).replicas or 0, selector = sel and sel:string() or "" },
+  }
+end
+
+-- GET returns the Scale; PUT a Scale or PATCH a (merge) patch of one writes
+-- spec.replicas through the store, so generation and watches follow.
+local function scale_handler(ctx, method)
+  local def = ctx.def
+  local d = ctx.store:get(def.store_resource, ctx.namespace, ctx.name)
+  if not d then return ctx:fail(status.not_found(def, ctx.name)) end
+  if method == "GET" then return ctx:reply(200, scale_of(d)) end
+  if method ~= "PUT" and method ~= "PATCH" then return ctx:fail(status.method_not_allowed()) end
+  local body, derr = json.decode(ctx.body or "")
+  if not is_table(body) then
+    return ctx:fail(status.bad_request("error decoding patch or body: " .. tostring(derr)))
+  end
+  if method == "PUT" then
+    local rv = is_table(body.metadata) and body.metadata.resourceVersion
+    if rv and rv ~= "" and rv ~= d.metadata.resourceVersion then
+      return ctx:fail(status.conflict(def, ctx.name, "the object has been modified; please apply your "
+        .. "changes to the latest version and try again"))
+    end
+  end
+  local want = is_table(body.spec) and body.spec.replicas
+  if want == nil then want = d.spec.replicas or 0 end
+  if not math.type(want) or want < 0 then
+    local errs = validation.errors()
+    errs:add(validation.invalid("spec.replicas", want, "must be greater than or equal to 0"))
+    return ctx:fail(status.invalid({ kind = "Scale", group = "autoscaling" }, ctx.name, errs:list()))
+  end
+  if want ~= d.spec.replicas then
+    d.spec.replicas = want
+    local res, msg = ctx.store:update(def.store_resource, d, { generation = true, status_subresource = true })
+    if not res then return ctx:fail(status.internal(msg)) end
+    d = res
+  end
+  return ctx:reply(200, scale_of(d))
+end
+
+-- }======
+
+local function containers_field(d, field)
+  local out = {}
+  local spec = is_table(d.spec) and is_table(d.spec.template) and d.spec.template.spec or {}
+  for _, c in ipairs(is_table(spec) and spec.containers or {}) do out[#out + 1] = c[field] or "" end
+  return table.concat(out, ",")
+end
+
+return {
+  group = "apps", version = "v1", kind = "Deployment", plural = "deployments", singular = "deployment",
+  short_names = { "deploy" }, namespaced = true, categories = { "all" },
+  status_subresource = true,
+  generation = true,
+  subresources = { "status", "scale" },
+  subresource_handlers = { scale = scale_handler },
+  schema = S.kind("Deployment", { spec = Spec, status = Status }),
+
+  prepare_create = function(obj)
+    obj.status = nil
+  end,
+
+  -- SetDefaults_Deployment (apps/v1), the pod template's defaults, and the
+  -- selector taken from the template labels when none was given.
+  defaults = function(obj)
+    obj.spec = is_table(obj.spec) and obj.spec or {}
+    local spec = obj.spec
+    if not given(spec.replicas) then spec.replicas = 1 end
+    if not given(spec.selector) and is_table(spec.template) and is_table(spec.template.metadata)
+      and is_table(spec.template.metadata.labels) and next(spec.template.metadata.labels) then
+      spec.selector = { matchLabels = json.copy(spec.template.metadata.labels) }
+    end
+    if not is_table(spec.strategy) then spec.strategy = {} end
+    local st = spec.strategy
+    if not given(st.type) or st.type == "" then st.type = "RollingUpdate" end
+    if st.type == "RollingUpdate" then
+      if not is_table(st.rollingUpdate) then st.rollingUpdate = {} end
+      if not given(st.rollingUpdate.maxUnavailable) then st.rollingUpdate.maxUnavailable = "25%" end
+      if not given(st.rollingUpdate.maxSurge) then st.rollingUpdate.maxSurge = "25%" end
+    end
+    if not given(spec.revisionHistoryLimit) then spec.revisionHistoryLimit = 10 end
+    if not given(spec.progressDeadlineSeconds) then spec.progressDeadlineSeconds = 600 end
+    if is_table(spec.template) then
+      spec.template.spec = is_table(spec.template.spec) and spec.template.spec or {}
+      podspec.defaults(spec.template.spec, {})
+    end
+  end,
+
+  validate = function(obj, errs)
+    validate_spec(obj.spec or {}, errs)
+  end,
+
+  validate_update = function(obj, old, errs)
+    local ns, os_ = (obj.spec or {}).selector, (old.spec or {}).selector
+    if not dutil.same(ns, os_) then
+      errs:add(validation.invalid("spec.selector", ns or json.null, "field is immutable"))
+    end
+  end,
+
+  columns = {
+    columns.name(),
+    { name = "Ready", type = "string", description = "Number of the pod with ready state",
+      value = function(d)
+        return string.format("%d/%d", (d.status or {}).readyReplicas or 0, (d.spec or {}).replicas or 0)
+      end },
+    { name = "Up-to-date", type = "string",
+      description = "Total number of non-terminated pods targeted by this deployment that have the desired "
+        .. "template spec.",
+      value = function(d) return (d.status or {}).updatedReplicas or 0 end },
+    { name = "Available", type = "string",
+      description = "Total number of available pods (ready for at least minReadySeconds) targeted by this "
+        .. "deployment.",
+      value = function(d) return (d.status or {}).availableReplicas or 0 end },
+    columns.age(),
+    { name = "Containers", type = "string", priority = 1,
+      description = "Names of each container in the template.",
+      value = function(d) return containers_field(d, "name") end },
+    { name = "Images", type = "string", priority = 1,
+      description = "Images referenced by each container in the template.",
+      value = function(d) return containers_field(d, "image") end },
+    { name = "Selector", type = "string", priority = 1,
+      description = "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the "
+        .. "ones affected by this deployment.",
+      value = function(d) return selector.format_selector((d.spec or {}).selector) end },
+  },
+}

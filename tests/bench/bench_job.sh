@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Job benchmarks of the Jobs issue (not part of ctest), each on a fresh
+# `moonlet server` (memory store) with its kubelet running real processes:
+#  - 1,000 Jobs of one `true` pod each, created at once: until all Complete
+#  - one Job with completions 1,000 and parallelism 50: until Complete
+#  - baseline in the same run: a bare fork/exec loop of the same number of
+#    `true` processes (bash), and the ratio of each figure to it
+#  - the controller alone: N one-pod Jobs in process with a fake node that
+#    marks each pod Succeeded at once (jobs_inproc.lua)
+# Usage: tests/bench/bench_job.sh [BUILD_DIR] [N] [PARALLELISM]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${1:-$here/../../build}"
+n="${2:-1000}"
+par="${3:-50}"
+bin="$build/moonlet"
+tmp="$(mktemp -d)"
+spid=""
+cleanup() { [ -n "$spid" ] && kill -KILL "$spid" 2>/dev/null; sleep 0.5; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+
+run_server() { # mode args...
+  rm -rf "$tmp/data"
+  "$bin" server --data-dir "$tmp/data" --store memory >"$tmp/server.log" 2>&1 &
+  spid=$!
+  for _ in $(seq 1 200); do [ -S "$tmp/data/moonlet.sock" ] && break; sleep 0.05; done
+  sleep 0.5
+  "$bin" lua --server "unix:$tmp/data/moonlet.sock" "$here/jobs_load.lua" "$@"
+  kill -TERM "$spid"; wait "$spid" 2>/dev/null || true; spid=""
+}
+
+echo "== load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+t0=$(now)
+for _ in $(seq 1 "$n"); do /bin/true; done
+t1=$(now)
+base=$(echo "$t1 - $t0" | bc -l)
+printf '{"baseline":"fork/exec loop","processes":%d,"seconds":%.3f}\n' "$n" "$base"
+
+echo "== controller alone: $n one-pod Jobs, pods marked Succeeded at once (in process)"
+"$bin" lua "$here/jobs_inproc.lua" "$n"
+echo "== $n Jobs of one pod each"
+many=$(run_server many "$n")
+echo "$many"
+echo "== one Job, completions $n, parallelism $par"
+one=$(run_server one "$n" "$par")
+echo "$one"
+for r in "$many" "$one"; do
+  s=$(sed -E 's/.*"all_complete_s":([0-9.e+-]+).*/\1/' <<<"$r")
+  printf 'ratio to the fork/exec loop: %.1fx (%s s vs %.3f s)\n' "$(echo "$s / $base" | bc -l)" "$s" "$base"
+done

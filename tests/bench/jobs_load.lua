@@ -1,0 +1,61 @@
+-- Job load on a running server (moonlet lua --server URL jobs_load.lua
+-- MODE N [P]): `many` creates N Jobs of one `true` pod each, 16 requests in
+-- flight; `one` creates one Job with completions N, parallelism P. Waits
+-- until every Job is Complete (polling the list every 100 ms) and prints
+-- {"mode":..,"n":..,"create_s":..,"all_complete_s":..}.
+local client = require("moonlet.client").default()
+local loop = require("moonlet.loop")
+local sched = require("moonlet.sched")
+local json = require("moonlet.json")
+
+local mode, n, par = arg[1] or "many", tonumber(arg[2] or "") or 1000, tonumber(arg[3] or "") or 50
+local run = tostring(loop.hrtime() % 1000000)
+
+local function job(name, spec)
+  local obj = { apiVersion = "batch/v1", kind = "Job", metadata = { name = name, namespace = "default" },
+    spec = { template = { spec = { restartPolicy = "Never", terminationGracePeriodSeconds = 1,
+      containers = { { name = "main", image = "busybox", command = { "true" } } } } } } }
+  for k, v in pairs(spec or {}) do obj.spec[k] = v end
+  return obj
+end
+
+local t0 = loop.hrtime()
+local want
+if mode == "one" then
+  assert(client:create("batch/v1/Job", job("bench-" .. run, { completions = n, parallelism = par })))
+  want = 1
+else
+  local next_i, done = 1, 0
+  local finished = loop.next_id()
+  for _ = 1, 16 do
+    sched.spawn("creator", function()
+      while next_i <= n do
+        local i = next_i
+        next_i = next_i + 1
+        assert(client:create("batch/v1/Job", job("bench-" .. run .. "-" .. i)))
+      end
+      done = done + 1
+      if done == 16 then sched.wake(finished) end
+    end)
+  end
+  if done < 16 then sched.wait(finished) end
+  want = n
+end
+local created = (loop.hrtime() - t0) / 1e9
+local deadline = loop.hrtime() + 300e9
+while true do
+  local list = assert(client:list("batch/v1/Job", { namespace = "default" }))
+  local complete = 0
+  for _, j in ipairs(list.items) do
+    if j.metadata.name:find("bench-" .. run, 1, true) == 1 then
+      for _, c in ipairs((j.status or {}).conditions or {}) do
+        if c.type == "Complete" and c.status == "True" then complete = complete + 1 end
+      end
+    end
+  end
+  if complete >= want then break end
+  if loop.hrtime() > deadline then error(string.format("only %d of %d jobs complete after 300 s", complete, want)) end
+  loop.sleep(100)
+end
+print(json.encode({ mode = mode, n = n, parallelism = mode == "one" and par or nil, create_s = created,
+  all_complete_s = (loop.hrtime() - t0) / 1e9 }))
