@@ -5,10 +5,11 @@
 -- OnDelete) through ControllerRevisions, reports status. Built on the manager.
 local json = require("moonlet.json")
 local selector = require("moonlet.selector")
-local sched = require("moonlet.sched")
-local util = require("moonlet.controller.util")
 local dutil = require("moonlet.controller.deployment_util")
 local nodematch = require("moonlet.nodematch")
+local refs = require("moonlet.controller.refs")
+local podutil = require("moonlet.controller.podutil")
+local slowstart = require("moonlet.controller.slowstart")
 local duration = require("moonlet.printers.duration")
 
 local DS = "apps/v1/DaemonSet"
@@ -16,7 +17,6 @@ local POD = "v1/Pod"
 local NODE = "v1/Node"
 local CR = "apps/v1/ControllerRevision"
 local BURST = 250
-local EXPECTATIONS_TIMEOUT = 300
 local BACKOFF_INITIAL, BACKOFF_MAX = 1, 900
 local HASH_LABEL = "controller-revision-hash"
 local GENERATION_LABEL = "pod-template-generation"
@@ -24,8 +24,7 @@ local TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 
 local M = {}
 
--- key -> { creates = {name=true}, deletes = {name=true}, at = unix s }
-local expectations = {}
+local expectations = require("moonlet.controller.expectations").new({ kind = POD })
 -- key -> { ns =, sel = } of every DaemonSet seen, to map pods and nodes
 local selectors = {}
 -- "<ds uid>/<node>" -> { delay =, last = } (failedPodsBackoff)
@@ -33,41 +32,13 @@ local backoff = {}
 
 local function is_table(v) return type(v) == "table" end
 
-local function msg_of(st)
-  return is_table(st) and tostring(st.message) or tostring(st)
-end
-
-local function conflict(st) return is_table(st) and (st.code == 409 or st.reason == "Conflict") end
-local function not_found(st) return is_table(st) and (st.code == 404 or st.reason == "NotFound") end
+local msg_of, conflict, not_found = refs.message, refs.conflict, refs.not_found
 local function exists(st) return is_table(st) and (st.code == 409 and st.reason == "AlreadyExists") end
 
-local function controller_ref(obj)
-  for _, ref in ipairs((obj.metadata or {}).ownerReferences or {}) do
-    if ref.controller == true then return ref end
-  end
-  return nil
-end
+local controller_ref = refs.controller_ref
+local pod_ready, available = podutil.ready, podutil.available
 
-local function owner_ref(ds)
-  return { apiVersion = "apps/v1", kind = "DaemonSet", name = ds.metadata.name, uid = ds.metadata.uid,
-           controller = true, blockOwnerDeletion = true }
-end
-
-local function pod_ready(pod)
-  for _, c in ipairs((pod.status or {}).conditions or {}) do
-    if c.type == "Ready" then return c.status == "True", c.lastTransitionTime end
-  end
-  return false
-end
-
--- IsPodAvailable: ready for at least minReadySeconds.
-local function available(pod, min_ready, now)
-  local ready, since = pod_ready(pod)
-  if not ready then return false end
-  if (min_ready or 0) == 0 then return true end
-  local t = duration.parse(since or "")
-  return t ~= nil and t + min_ready <= now
-end
+local function owner_ref(ds) return refs.owner_ref(ds, "apps/v1", "DaemonSet") end
 
 local function creation(pod) return duration.parse(pod.metadata.creationTimestamp or "") or 0 end
 
@@ -162,40 +133,6 @@ end
 
 -- }======
 
--- {====== expectations
-
-local function satisfied(ctx, key, ns, now)
-  local e = expectations[key]
-  if not e then return true end
-  if now - e.at > EXPECTATIONS_TIMEOUT then
-    expectations[key] = nil
-    return true
-  end
-  for name in pairs(e.creates) do
-    if ctx:get(POD, ns, name) then e.creates[name] = nil end
-  end
-  for name in pairs(e.deletes) do
-    local p = ctx:get(POD, ns, name)
-    if not p or p.metadata.deletionTimestamp then e.deletes[name] = nil end
-  end
-  if next(e.creates) == nil and next(e.deletes) == nil then
-    expectations[key] = nil
-    return true
-  end
-  return false
-end
-
-local function expect(key, now)
-  local e = expectations[key]
-  if not e then
-    e = { creates = {}, deletes = {}, at = now }
-    expectations[key] = e
-  end
-  e.at = now
-  return e
-end
-
--- }======
 
 -- {====== history (ControllerRevisions)
 
@@ -319,55 +256,11 @@ end
 
 -- {====== pods
 
-local function set_owners(ctx, pod, refs)
-  return ctx.client:patch(POD, pod.metadata.namespace, pod.metadata.name, "merge", {
-    metadata = { resourceVersion = pod.metadata.resourceVersion,
-                 ownerReferences = #refs > 0 and json.array(refs) or json.null },
-  })
-end
-
 -- ClaimPods: owned pods whose labels still match, released otherwise;
 -- matching orphans adopted after a fresh read of the DaemonSet.
 local function claim(ctx, ds, sel, pods)
-  local uid, deleting = ds.metadata.uid, ds.metadata.deletionTimestamp ~= nil
-  local out, fresh_checked = {}, false
-  for _, pod in ipairs(pods) do
-    local ref = controller_ref(pod)
-    local matches = sel:matches(pod.metadata.labels or {})
-    if ref and ref.uid == uid then
-      if matches or deleting then
-        out[#out + 1] = pod
-      else
-        local refs = {}
-        for _, r in ipairs(pod.metadata.ownerReferences or {}) do
-          if r.uid ~= uid then refs[#refs + 1] = r end
-        end
-        local ok, st = set_owners(ctx, pod, refs)
-        if not ok and not not_found(st) and not conflict(st) then
-          error("releasing pod " .. pod.metadata.name .. ": " .. msg_of(st), 0)
-        end
-      end
-    elseif not ref and matches and not deleting and not pod.metadata.deletionTimestamp then
-      if not fresh_checked then
-        local cur = ctx.client:get(DS, ds.metadata.namespace, ds.metadata.name)
-        if not cur or cur.metadata.uid ~= uid then return nil end
-        if cur.metadata.deletionTimestamp then
-          error(string.format("DaemonSet %s/%s has just been deleted at %s", ds.metadata.namespace,
-            ds.metadata.name, cur.metadata.deletionTimestamp), 0)
-        end
-        fresh_checked = true
-      end
-      local refs = json.copy(pod.metadata.ownerReferences or {})
-      refs[#refs + 1] = owner_ref(ds)
-      local res, st = set_owners(ctx, pod, refs)
-      if res then
-        out[#out + 1] = is_table(res) and res.metadata and res or pod
-      elseif not not_found(st) and not conflict(st) then
-        error("adopting pod " .. pod.metadata.name .. ": " .. msg_of(st), 0)
-      end
-    end
-  end
-  return out
+  return refs.claim(ctx, { owner = ds, owner_kind = DS, ref = owner_ref(ds), kind = POD,
+    selector = sel, objects = pods })
 end
 
 -- getNodesToDaemonPods: node name -> claimed pods targeting it (finished
@@ -603,42 +496,24 @@ local function sync_nodes(ctx, key, ds, to_delete, to_create, hash, now)
   for _, pod in ipairs(to_delete) do
     local ok, st = ctx.client:delete(POD, pod.metadata.namespace, pod.metadata.name)
     if ok or not_found(st) then
-      expect(key, now).deletes[pod.metadata.name] = true
+      expectations:deleted(key, pod.metadata.name, now)
       if ok then ctx:event(ds, "Normal", "SuccessfulDelete", "Deleted pod: " .. pod.metadata.name) end
     else
       failed = msg_of(st)
       ctx:event(ds, "Warning", "FailedDelete", "Error deleting: " .. failed)
     end
   end
-  local i, batch = 1, 1
-  local n = math.min(#to_create, BURST)
-  while i <= n do
-    local size = math.min(batch, n - i + 1)
-    local results, pending = {}, size
-    for j = 0, size - 1 do
-      local node = to_create[i + j]
-      sched.spawn("daemonset create", function()
-        local ok, pod, st = pcall(ctx.client.create, ctx.client, POD, new_pod(ds, node, hash))
-        if not ok then pod, st = nil, { message = tostring(pod) } end
-        results[j + 1] = { pod = pod, st = st }
-        pending = pending - 1
-      end)
+  local _, err = slowstart.run(math.min(#to_create, BURST), function(i)
+    local pod, st = ctx.client:create(POD, new_pod(ds, to_create[i], hash))
+    if not pod then
+      ctx:event(ds, "Warning", "FailedCreate", "Error creating: " .. msg_of(st))
+      return nil, msg_of(st)
     end
-    util.wait_for(function() return pending == 0 end, math.huge, 1)
-    local batch_failed
-    for _, r in ipairs(results) do
-      if r.pod then
-        expect(key, now).creates[r.pod.metadata.name] = true
-        ctx:event(ds, "Normal", "SuccessfulCreate", "Created pod: " .. r.pod.metadata.name)
-      else
-        batch_failed = msg_of(r.st)
-        ctx:event(ds, "Warning", "FailedCreate", "Error creating: " .. batch_failed)
-      end
-    end
-    if batch_failed then return batch_failed end
-    i = i + size
-    batch = batch * 2
-  end
+    expectations:created(key, pod.metadata.name, now)
+    ctx:event(ds, "Normal", "SuccessfulCreate", "Created pod: " .. pod.metadata.name)
+    return pod
+  end)
+  if err then return err end
   return failed
 end
 
@@ -716,7 +591,8 @@ end
 
 local function reconcile(ctx, key, ds)
   if not ds then
-    expectations[key], selectors[key] = nil, nil
+    expectations:forget(key)
+    selectors[key] = nil
     return
   end
   local ns = ds.metadata.namespace
@@ -730,7 +606,7 @@ local function reconcile(ctx, key, ds)
   if not cur then error(old, 0) end
   local hash = (cur.metadata.labels or {})[HASH_LABEL]
 
-  local ok_exp = satisfied(ctx, key, ns, now)
+  local ok_exp = expectations:satisfied(ctx, key, ns, now)
   local pods = claim(ctx, ds, sel, ctx:list(POD, { namespace = ns }))
   if not pods then return end
   local node_pods = nodes_to_pods(pods)

@@ -11,6 +11,7 @@ local json = require("moonlet.json")
 local selector = require("moonlet.selector")
 local util = require("moonlet.controller.util")
 local du = require("moonlet.controller.deployment_util")
+local refs = require("moonlet.controller.refs")
 
 local D = "apps/v1/Deployment"
 local RS = "apps/v1/ReplicaSet"
@@ -26,17 +27,7 @@ local recreate_rs = {}
 -- object, a name collision): not worth an error event.
 local RETRY = setmetatable({}, { __tostring = function() return "retry" end })
 
-local function msg_of(st)
-  return type(st) == "table" and tostring(st.message) or tostring(st)
-end
-
-local function is_conflict(st)
-  return type(st) == "table" and (st.code == 409 or st.reason == "Conflict")
-end
-
-local function not_found(st)
-  return type(st) == "table" and (st.code == 404 or st.reason == "NotFound")
-end
+local msg_of, is_conflict, not_found = refs.message, refs.conflict, refs.not_found
 
 -- Raises RETRY on a conflict, a descriptive error otherwise.
 local function check(res, st, what)
@@ -45,17 +36,9 @@ local function check(res, st, what)
   error(what .. ": " .. msg_of(st), 0)
 end
 
-local function controller_ref(obj)
-  for _, ref in ipairs((obj.metadata or {}).ownerReferences or {}) do
-    if ref.controller == true then return ref end
-  end
-  return nil
-end
+local controller_ref = refs.controller_ref
 
-local function owner_ref(d)
-  return { apiVersion = "apps/v1", kind = "Deployment", name = d.metadata.name, uid = d.metadata.uid,
-           controller = true, blockOwnerDeletion = true }
-end
+local function owner_ref(d) return refs.owner_ref(d, "apps/v1", "Deployment") end
 
 local function want(d) return d.spec.replicas or 1 end
 local function size(rs) return (rs.spec or {}).replicas or 0 end
@@ -129,54 +112,10 @@ end
 
 -- {====== claiming ReplicaSets (ClaimReplicaSets)
 
-local function set_owners(ctx, rs, refs)
-  return ctx.client:patch(RS, rs.metadata.namespace, rs.metadata.name, "merge", {
-    metadata = { resourceVersion = rs.metadata.resourceVersion,
-                 ownerReferences = #refs > 0 and json.array(refs) or json.null },
-  })
-end
-
 local function claim(run, sel, rss)
-  local ctx, d = run.ctx, run.d
-  local uid, deleting = d.metadata.uid, d.metadata.deletionTimestamp ~= nil
-  local out, fresh = {}, false
-  for _, rs in ipairs(rss) do
-    local ref = controller_ref(rs)
-    local matches = sel:matches(rs.metadata.labels or {})
-    if ref and ref.uid == uid then
-      if matches or deleting then
-        out[#out + 1] = rs
-      else
-        local refs = {}
-        for _, r in ipairs(rs.metadata.ownerReferences or {}) do
-          if r.uid ~= uid then refs[#refs + 1] = r end
-        end
-        local ok, st = set_owners(ctx, rs, refs)
-        if not ok and not not_found(st) and not is_conflict(st) then
-          error("releasing replica set " .. rs.metadata.name .. ": " .. msg_of(st), 0)
-        end
-      end
-    elseif not ref and matches and not deleting and not rs.metadata.deletionTimestamp then
-      -- Adoption needs the Deployment as it is now, not as cached.
-      if not fresh then
-        local cur = ctx.client:get(D, d.metadata.namespace, d.metadata.name)
-        if not cur or cur.metadata.uid ~= uid then return nil end
-        if cur.metadata.deletionTimestamp then
-          error(string.format("Deployment %s/%s has just been deleted at %s", d.metadata.namespace,
-            d.metadata.name, cur.metadata.deletionTimestamp), 0)
-        end
-        fresh = true
-      end
-      local refs = concat(rs.metadata.ownerReferences or {}, owner_ref(d))
-      local res, st = set_owners(ctx, rs, refs)
-      if res then
-        out[#out + 1] = res
-      elseif not not_found(st) and not is_conflict(st) then
-        error("adopting replica set " .. rs.metadata.name .. ": " .. msg_of(st), 0)
-      end
-    end
-  end
-  return out
+  local d = run.d
+  return refs.claim(run.ctx, { owner = d, owner_kind = D, ref = owner_ref(d), kind = RS,
+    selector = sel, objects = rss })
 end
 
 -- }======
