@@ -169,10 +169,9 @@ end
 -- pods rather than the namespace's; a manual selector lists by selector so
 -- matching orphans can be adopted. nil when the Job went away meanwhile.
 local function owned_pods(ctx, job, sel)
-  local inf = ctx._mgr and ctx._mgr.informers and ctx._mgr.informers[POD]
   local candidates
-  if inf and inf.by_owner and job.spec.manualSelector ~= true then
-    candidates = inf:by_owner(job.metadata.uid)
+  if job.spec.manualSelector ~= true then
+    candidates = ctx:owned(POD, job.metadata.uid, job.metadata.namespace)
   else
     candidates = ctx:list(POD, { namespace = job.metadata.namespace, selector = sel })
   end

@@ -49,12 +49,7 @@ end
 -- Calls fn(pod) for every cached pod, read-only: the informer's own
 -- objects rather than copies, since scheduling one pod looks at all.
 local function each_pod(ctx, fn)
-  local inf = ctx._mgr and ctx._mgr.informers and ctx._mgr.informers["v1/Pod"]
-  if inf and inf.cache and inf.has_synced and inf:has_synced() then
-    for _, p in pairs(inf.cache) do fn(p) end
-    return
-  end
-  for _, p in ipairs(ctx:list("v1/Pod")) do fn(p) end
+  ctx:each_cached("v1/Pod", fn)
 end
 
 -- host_ports of the cached pods, remembered per spec table (an update

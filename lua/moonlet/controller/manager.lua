@@ -101,6 +101,33 @@ function Ctx:watch(kind, handlers)
   return inf
 end
 
+--- Snapshots of the objects of kind that name `uid` in an ownerReference,
+--- from the informer's owner index when the kind is watched (a sync then
+--- costs the owner's dependents, not the namespace), else from the API.
+function Ctx:owned(kind, uid, namespace)
+  local inf = self._mgr.informers[kind]
+  if inf and inf:has_synced() then return inf:by_owner(uid) end
+  local out = {}
+  for _, obj in ipairs(self:list(kind, { namespace = namespace })) do
+    for _, ref in ipairs((obj.metadata or {}).ownerReferences or {}) do
+      if ref.uid == uid then out[#out + 1] = obj break end
+    end
+  end
+  return out
+end
+
+--- Calls fn(obj) for every cached object of kind, read-only: the cache's
+--- own tables, not copies, for passes that look at everything (the
+--- scheduler's view of every pod). Falls back to a list when not watched.
+function Ctx:each_cached(kind, fn)
+  local inf = self._mgr.informers[kind]
+  if inf and inf:has_synced() then
+    for _, obj in pairs(inf.cache) do fn(obj) end
+    return
+  end
+  for _, obj in ipairs(self:list(kind)) do fn(obj) end
+end
+
 --- Records a v1 Event about obj (source.component = controller name).
 --- @return the Event | nil, status (failures are not raised)
 function Ctx:event(obj, type_, reason, message)
