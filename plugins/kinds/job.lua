@@ -238,7 +238,8 @@ local function job_status(job)
   if present(job.metadata.deletionTimestamp) then return "Terminating" end
   if has_condition(job, "Suspended") then return "Suspended" end
   if has_condition(job, "FailureTarget") then return "FailureTarget" end
-  if has_condition(job, "SuccessCriteriaMet") then return "SuccessCriteriaMet" end
+  -- kubectl 1.32 has no SuccessCriteriaMet status (it came in 1.34): a Job
+  -- between that interim condition and Complete still reads Running.
   return "Running"
 end
 

@@ -155,6 +155,7 @@ describe("job kind", function()
       local j = assert(s.client:create(JOB, job("batch-job")))
       assert(s.client:create(JOB, job("multi", { completions = 5, parallelism = 2 })))
       assert(s.client:create(JOB, job("queue", { parallelism = 3 })))
+      assert(s.client:create(JOB, job("deadline")))
       local t = table_of(s, "/apis/batch/v1/namespaces/default/jobs")
       local names = {}
       for i, c in ipairs(t.columnDefinitions) do names[i] = c.name .. ":" .. c.priority end
@@ -180,12 +181,18 @@ describe("job kind", function()
       q.status = { startTime = "2020-06-07T22:36:04Z", failed = 7,
         conditions = { { type = "FailureTarget", status = "True" }, { type = "Failed", status = "True" } } }
       assert(s.client:update_status(JOB, q))
+      -- kubectl 1.32 shows the interim SuccessCriteriaMet as Running
+      local d = assert(s.client:get(JOB, "default", "deadline"))
+      d.status = { startTime = "2020-06-07T22:36:04Z", succeeded = 1,
+        conditions = { { type = "SuccessCriteriaMet", status = "True" } } }
+      assert(s.client:update_status(JOB, d))
       t = table_of(s, "/apis/batch/v1/namespaces/default/jobs")
       rows = {}
       for _, r in ipairs(t.rows) do rows[r.cells[1]] = r.cells end
       assert.are.same({ "Complete", "1/1", "2m45s" }, { table.unpack(rows["batch-job"], 2, 4) })
       assert.are.equal("Suspended", rows.multi[2])
       assert.are.equal("Failed", rows.queue[2])
+      assert.are.equal("Running", rows.deadline[2])
       assert.truthy(rows.queue[4]:match("^%d+y")) -- still counting: no completionTime
     end)
   end)
