@@ -10,7 +10,6 @@ local validation = require("moonlet.validation")
 local selector = require("moonlet.selector")
 local json = require("moonlet.json")
 local podspec = require("moonlet.api.podspec")
-local status = require("moonlet.api.status")
 local dutil = require("moonlet.controller.deployment_util")
 
 local LabelSelector = S.struct("v1.LabelSelector", {
@@ -163,55 +162,6 @@ end
 
 -- }======
 
--- {====== scale subresource (autoscaling/v1 Scale)
-
-local function scale_of(d)
-  local sel = selector.from_table(d.spec.selector or {})
-  return {
-    kind = "Scale", apiVersion = "autoscaling/v1",
-    metadata = { name = d.metadata.name, namespace = d.metadata.namespace, uid = d.metadata.uid,
-      resourceVersion = d.metadata.resourceVersion, creationTimestamp = d.metadata.creationTimestamp },
-    spec = { replicas = d.spec.replicas or 0 },
-    status = { replicas = (d.status or {}).replicas or 0, selector = sel and sel:string() or "" },
-  }
-end
-
--- GET returns the Scale; PUT a Scale or PATCH a (merge) patch of one writes
--- spec.replicas through the store, so generation and watches follow.
-local function scale_handler(ctx, method)
-  local def = ctx.def
-  local d = ctx.store:get(def.store_resource, ctx.namespace, ctx.name)
-  if not d then return ctx:fail(status.not_found(def, ctx.name)) end
-  if method == "GET" then return ctx:reply(200, scale_of(d)) end
-  if method ~= "PUT" and method ~= "PATCH" then return ctx:fail(status.method_not_allowed()) end
-  local body, derr = json.decode(ctx.body or "")
-  if not is_table(body) then
-    return ctx:fail(status.bad_request("error decoding patch or body: " .. tostring(derr)))
-  end
-  if method == "PUT" then
-    local rv = is_table(body.metadata) and body.metadata.resourceVersion
-    if rv and rv ~= "" and rv ~= d.metadata.resourceVersion then
-      return ctx:fail(status.conflict(def, ctx.name, "the object has been modified; please apply your "
-        .. "changes to the latest version and try again"))
-    end
-  end
-  local want = is_table(body.spec) and body.spec.replicas
-  if want == nil then want = d.spec.replicas or 0 end
-  if not math.type(want) or want < 0 then
-    local errs = validation.errors()
-    errs:add(validation.invalid("spec.replicas", want, "must be greater than or equal to 0"))
-    return ctx:fail(status.invalid({ kind = "Scale", group = "autoscaling" }, ctx.name, errs:list()))
-  end
-  if want ~= d.spec.replicas then
-    d.spec.replicas = want
-    local res, msg = ctx.store:update(def.store_resource, d, { generation = true, status_subresource = true })
-    if not res then return ctx:fail(status.internal(msg)) end
-    d = res
-  end
-  return ctx:reply(200, scale_of(d))
-end
-
--- }======
 
 local function containers_field(d, field)
   local out = {}
@@ -226,7 +176,7 @@ return {
   status_subresource = true,
   generation = true,
   subresources = { "status", "scale" },
-  subresource_handlers = { scale = scale_handler },
+  subresource_handlers = { scale = require("moonlet.api.scale").handler },
   schema = S.kind("Deployment", { spec = Spec, status = Status }),
 
   prepare_create = function(obj)

@@ -8,7 +8,6 @@ local validation = require("moonlet.validation")
 local selector = require("moonlet.selector")
 local json = require("moonlet.json")
 local podspec = require("moonlet.api.podspec")
-local status = require("moonlet.api.status")
 
 local LabelSelector = S.struct("v1.LabelSelector", {
   matchLabels = S.map(S.string),
@@ -98,57 +97,6 @@ local function validate_spec(spec, errs)
   validate_template(spec.template, sel, errs)
 end
 
--- {====== scale subresource (autoscaling/v1 Scale)
-
-local function scale_of(rs)
-  local sel = selector.from_table(rs.spec.selector)
-  return {
-    kind = "Scale", apiVersion = "autoscaling/v1",
-    metadata = { name = rs.metadata.name, namespace = rs.metadata.namespace, uid = rs.metadata.uid,
-      resourceVersion = rs.metadata.resourceVersion, creationTimestamp = rs.metadata.creationTimestamp },
-    spec = { replicas = rs.spec.replicas or 0 },
-    status = { replicas = (rs.status or {}).replicas or 0, selector = sel and sel:string() or "" },
-  }
-end
-
--- GET returns the Scale; PUT takes a Scale, PATCH a merge (or strategic
--- merge, the same for this flat object) patch of one; both write
--- spec.replicas through the store so generation and watches follow.
-local function scale_handler(ctx, method)
-  local def = ctx.def
-  local rs = ctx.store:get(def.store_resource, ctx.namespace, ctx.name)
-  if not rs then return ctx:fail(status.not_found(def, ctx.name)) end
-  if method == "GET" then return ctx:reply(200, scale_of(rs)) end
-  if method ~= "PUT" and method ~= "PATCH" then return ctx:fail(status.method_not_allowed()) end
-  local body, derr = json.decode(ctx.body or "")
-  if not is_table(body) then
-    return ctx:fail(status.bad_request("error decoding patch or body: " .. tostring(derr)))
-  end
-  local want = is_table(body.spec) and body.spec.replicas
-  if method == "PUT" then
-    local rv = is_table(body.metadata) and body.metadata.resourceVersion
-    if rv and rv ~= "" and rv ~= rs.metadata.resourceVersion then
-      return ctx:fail(status.conflict(def, ctx.name, "the object has been modified; please apply your "
-        .. "changes to the latest version and try again"))
-    end
-  end
-  if want == nil then want = rs.spec.replicas or 0 end
-  if not math.type(want) or want < 0 then
-    local errs = validation.errors()
-    errs:add(validation.invalid("spec.replicas", want, "must be greater than or equal to 0"))
-    return ctx:fail(status.invalid({ kind = "Scale", group = "autoscaling" }, ctx.name, errs:list()))
-  end
-  if want ~= rs.spec.replicas then
-    rs.spec.replicas = want
-    local res, msg = ctx.store:update(def.store_resource, rs,
-      { generation = true, status_subresource = true })
-    if not res then return ctx:fail(status.internal(msg)) end
-    rs = res
-  end
-  return ctx:reply(200, scale_of(rs))
-end
-
--- }======
 
 local function int_col(name, desc, get, priority)
   return { name = name, type = "integer", description = desc, priority = priority,
@@ -168,7 +116,7 @@ return {
   status_subresource = true,
   generation = true,
   subresources = { "status", "scale" },
-  subresource_handlers = { scale = scale_handler },
+  subresource_handlers = { scale = require("moonlet.api.scale").handler },
   schema = S.kind("ReplicaSet", { spec = Spec, status = Status }),
 
   prepare_create = function(obj)

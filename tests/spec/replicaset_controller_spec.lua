@@ -176,6 +176,12 @@ describe("replicaset controller", function()
       -- the adopted orphan is Running, so Pending pods go first
       adopted.status.phase = "Running"
       assert(c:update_status("v1/Pod", adopted))
+      -- a dry run answers the new Scale and writes nothing
+      r = c:raw("PATCH", "/apis/apps/v1/namespaces/default/replicasets/web/scale?dryRun=All",
+        { spec = { replicas = 2 } }, { ["Content-Type"] = "application/merge-patch+json" })
+      assert.are.equal(200, r.status, r.body)
+      assert.are.equal(2, json.decode(r.body).spec.replicas)
+      assert.are.equal(5, assert(c:get(RS, "default", "web")).spec.replicas)
       r = c:raw("PATCH", "/apis/apps/v1/namespaces/default/replicasets/web/scale",
         { spec = { replicas = 1 } }, { ["Content-Type"] = "application/merge-patch+json" })
       assert.are.equal(200, r.status, r.body)

@@ -92,6 +92,10 @@ local function dry_run(ctx)
   return false
 end
 
+--- True when the request asks for ?dryRun=All (or DeleteOptions.dryRun):
+--- subresource handlers answer without writing.
+M.is_dry_run = dry_run
+
 -- Runs defaults and validation; returns a 422 Status or nil.
 local function validate(ctx, obj, old)
   local def = ctx.def
