@@ -14,12 +14,9 @@ local podspec = require("moonlet.api.podspec")
 -- spec.templateGeneration (bumped only when the pod template changes).
 local TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 
-local LabelSelector = S.struct("v1.LabelSelector", {
-  matchLabels = S.map(S.string),
-  matchExpressions = S.list(S.struct("v1.LabelSelectorRequirement", {
-    key = S.string, operator = S.string, values = S.list(S.string),
-  })),
-})
+local workload = require("moonlet.api.workload")
+
+local LabelSelector = workload.LabelSelector
 
 local Spec = S.struct("v1.DaemonSetSpec", {
   selector = LabelSelector, minReadySeconds = S.integer, revisionHistoryLimit = S.integer,
@@ -42,11 +39,7 @@ local Status = S.struct("v1.DaemonSetStatus", {
 local function is_table(v) return type(v) == "table" end
 local function present(v) return v ~= nil and v ~= json.null end
 
-local function nonneg(v, path, errs)
-  if math.type(v) and v < 0 then
-    errs:add(validation.invalid(path, v, "must be greater than or equal to 0"))
-  end
-end
+local nonneg = workload.nonneg
 
 -- intstr value for the "is it zero" test (getIntOrPercentValue).
 local function intstr_value(v)
@@ -100,43 +93,8 @@ end
 
 -- ValidateDaemonSetSpec.
 local function validate_spec(spec, errs)
-  local sel
-  if not is_table(spec.selector) then
-    errs:add(validation.required("spec.selector", ""))
-  else
-    local s, serrs = selector.from_table(spec.selector, "spec.selector")
-    if s then sel = s else for _, e in ipairs(serrs:list()) do errs:add(e) end end
-    local n = 0
-    for _ in pairs(is_table(spec.selector.matchLabels) and spec.selector.matchLabels or {}) do n = n + 1 end
-    n = n + #(is_table(spec.selector.matchExpressions) and spec.selector.matchExpressions or {})
-    if n == 0 then
-      errs:add(validation.invalid("spec.selector", spec.selector, "empty selector is invalid for daemonset"))
-    end
-  end
-  local tpl = spec.template
-  if not is_table(tpl) then
-    errs:add(validation.required("spec.template", ""))
-  else
-    local meta = is_table(tpl.metadata) and tpl.metadata or {}
-    if sel and not sel:matches(meta.labels or {}) then
-      errs:add(validation.invalid("spec.template.metadata.labels", meta.labels or json.null,
-        "`selector` does not match template `labels`"))
-    end
-    if meta.labels ~= nil then validation.validate_labels(meta.labels, "spec.template.metadata.labels", errs) end
-    if meta.annotations ~= nil then
-      validation.validate_annotations(meta.annotations, "spec.template.metadata.annotations", errs)
-    end
-    local pspec = is_table(tpl.spec) and tpl.spec or {}
-    podspec.validate(pspec, "spec.template.spec", errs, {})
-    if pspec.restartPolicy ~= "Always" then
-      errs:add(validation.not_supported("spec.template.spec.restartPolicy", pspec.restartPolicy or "",
-        { "Always" }))
-    end
-    if present(pspec.activeDeadlineSeconds) then
-      errs:add(validation.invalid("spec.template.spec.activeDeadlineSeconds", pspec.activeDeadlineSeconds,
-        "activeDeadlineSeconds in DaemonSet is not Supported"))
-    end
-  end
+  local sel = workload.validate_selector(spec, errs, "daemonset")
+  workload.validate_template(spec.template, sel, errs, "DaemonSet")
   nonneg(spec.minReadySeconds, "spec.minReadySeconds", errs)
   validate_strategy(spec.updateStrategy, errs)
   nonneg(spec.revisionHistoryLimit, "spec.revisionHistoryLimit", errs)
@@ -145,13 +103,6 @@ end
 local function int_col(name, desc, field)
   return { name = name, type = "integer", description = desc,
     value = function(ds) return (is_table(ds.status) and ds.status[field]) or 0 end }
-end
-
-local function containers_field(ds, field)
-  local out = {}
-  local spec = is_table(ds.spec) and is_table(ds.spec.template) and ds.spec.template.spec or {}
-  for _, c in ipairs(is_table(spec) and spec.containers or {}) do out[#out + 1] = c[field] or "" end
-  return table.concat(out, ",")
 end
 
 local function template_spec(ds)
@@ -241,16 +192,9 @@ return {
         return selector.format_labels(is_table(ns) and ns or nil)
       end },
     columns.age(),
-    { name = "Containers", type = "string", priority = 1,
-      description = "Names of each container in the template.",
-      value = function(ds) return containers_field(ds, "name") end },
-    { name = "Images", type = "string", priority = 1,
-      description = "Images referenced by each container in the template.",
-      value = function(ds) return containers_field(ds, "image") end },
-    { name = "Selector", type = "string", priority = 1,
-      description = "A label query over pods that are managed by the daemon set. Must match in order to be "
+    table.unpack(workload.wide_columns(workload.template_pod_spec, workload.spec_selector,
+      "A label query over pods that are managed by the daemon set. Must match in order to be "
         .. "controlled. It must match the pod template's labels. More info: "
-        .. "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
-      value = function(ds) return selector.format_selector((ds.spec or {}).selector) end },
+        .. "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors")),
   },
 }

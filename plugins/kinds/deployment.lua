@@ -7,17 +7,13 @@
 local S = require("moonlet.api.schema")
 local columns = require("moonlet.api.table")
 local validation = require("moonlet.validation")
-local selector = require("moonlet.selector")
 local json = require("moonlet.json")
 local podspec = require("moonlet.api.podspec")
 local dutil = require("moonlet.controller.deployment_util")
 
-local LabelSelector = S.struct("v1.LabelSelector", {
-  matchLabels = S.map(S.string),
-  matchExpressions = S.list(S.struct("v1.LabelSelectorRequirement", {
-    key = S.string, operator = S.string, values = S.list(S.string),
-  })),
-})
+local workload = require("moonlet.api.workload")
+
+local LabelSelector = workload.LabelSelector
 
 local Condition = S.struct("v1.DeploymentCondition", {
   type = S.string, status = S.string, lastUpdateTime = S.time, lastTransitionTime = S.time,
@@ -44,11 +40,7 @@ local Status = S.struct("v1.DeploymentStatus", {
 local function is_table(v) return type(v) == "table" end
 local function given(v) return v ~= nil and v ~= json.null end
 
-local function nonneg(v, path, errs)
-  if math.type(v) and v < 0 then
-    errs:add(validation.invalid(path, v, "must be greater than or equal to 0"))
-  end
-end
+local nonneg = workload.nonneg
 
 -- {====== validation (K: pkg/apis/apps/validation/validation.go)
 
@@ -105,49 +97,12 @@ local function validate_strategy(st, errs)
   end
 end
 
--- ValidatePodTemplateSpecForReplicaSet (Deployments use the same rules).
-local function validate_template(tpl, sel, errs)
-  if not is_table(tpl) then
-    errs:add(validation.required("spec.template", ""))
-    return
-  end
-  local meta = is_table(tpl.metadata) and tpl.metadata or {}
-  if sel and not sel:empty() and not sel:matches(meta.labels or {}) then
-    errs:add(validation.invalid("spec.template.metadata.labels", meta.labels or json.null,
-      "`selector` does not match template `labels`"))
-  end
-  if meta.labels ~= nil then validation.validate_labels(meta.labels, "spec.template.metadata.labels", errs) end
-  if meta.annotations ~= nil then
-    validation.validate_annotations(meta.annotations, "spec.template.metadata.annotations", errs)
-  end
-  local spec = is_table(tpl.spec) and tpl.spec or {}
-  podspec.validate(spec, "spec.template.spec", errs, {})
-  if spec.restartPolicy ~= nil and spec.restartPolicy ~= "Always" then
-    errs:add(validation.not_supported("spec.template.spec.restartPolicy", spec.restartPolicy, { "Always" }))
-  end
-  if given(spec.activeDeadlineSeconds) then
-    errs:add(validation.invalid("spec.template.spec.activeDeadlineSeconds", spec.activeDeadlineSeconds,
-      "activeDeadlineSeconds in ReplicaSet is not Supported"))
-  end
-end
-
 -- ValidateDeploymentSpec.
 local function validate_spec(spec, errs)
   nonneg(spec.replicas, "spec.replicas", errs)
-  local sel
-  if not is_table(spec.selector) then
-    errs:add(validation.required("spec.selector", ""))
-  else
-    local s, serrs = selector.from_table(spec.selector, "spec.selector")
-    if s then sel = s else for _, e in ipairs(serrs:list()) do errs:add(e) end end
-    local n = 0
-    for _ in pairs(is_table(spec.selector.matchLabels) and spec.selector.matchLabels or {}) do n = n + 1 end
-    n = n + #(is_table(spec.selector.matchExpressions) and spec.selector.matchExpressions or {})
-    if n == 0 then
-      errs:add(validation.invalid("spec.selector", spec.selector, "empty selector is invalid for deployment"))
-    end
-  end
-  if sel or not is_table(spec.selector) then validate_template(spec.template, sel, errs) end
+  local sel = workload.validate_selector(spec, errs, "deployment")
+  -- ValidatePodTemplateSpecForReplicaSet: Deployments use the same rules.
+  if sel or not is_table(spec.selector) then workload.validate_template(spec.template, sel, errs, "ReplicaSet") end
   validate_strategy(spec.strategy, errs)
   nonneg(spec.minReadySeconds, "spec.minReadySeconds", errs)
   nonneg(spec.revisionHistoryLimit, "spec.revisionHistoryLimit", errs)
@@ -162,13 +117,6 @@ end
 
 -- }======
 
-
-local function containers_field(d, field)
-  local out = {}
-  local spec = is_table(d.spec) and is_table(d.spec.template) and d.spec.template.spec or {}
-  for _, c in ipairs(is_table(spec) and spec.containers or {}) do out[#out + 1] = c[field] or "" end
-  return table.concat(out, ",")
-end
 
 return {
   group = "apps", version = "v1", kind = "Deployment", plural = "deployments", singular = "deployment",
@@ -235,15 +183,8 @@ return {
         .. "deployment.",
       value = function(d) return (d.status or {}).availableReplicas or 0 end },
     columns.age(),
-    { name = "Containers", type = "string", priority = 1,
-      description = "Names of each container in the template.",
-      value = function(d) return containers_field(d, "name") end },
-    { name = "Images", type = "string", priority = 1,
-      description = "Images referenced by each container in the template.",
-      value = function(d) return containers_field(d, "image") end },
-    { name = "Selector", type = "string", priority = 1,
-      description = "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the "
-        .. "ones affected by this deployment.",
-      value = function(d) return selector.format_selector((d.spec or {}).selector) end },
+    table.unpack(workload.wide_columns(workload.template_pod_spec, workload.spec_selector,
+      "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the "
+        .. "ones affected by this deployment.")),
   },
 }

@@ -5,16 +5,12 @@
 local S = require("moonlet.api.schema")
 local columns = require("moonlet.api.table")
 local validation = require("moonlet.validation")
-local selector = require("moonlet.selector")
 local json = require("moonlet.json")
 local podspec = require("moonlet.api.podspec")
 
-local LabelSelector = S.struct("v1.LabelSelector", {
-  matchLabels = S.map(S.string),
-  matchExpressions = S.list(S.struct("v1.LabelSelectorRequirement", {
-    key = S.string, operator = S.string, values = S.list(S.string),
-  })),
-})
+local workload = require("moonlet.api.workload")
+
+local LabelSelector = workload.LabelSelector
 
 local Condition = S.struct("v1.ReplicaSetCondition", {
   type = S.string, status = S.string, lastTransitionTime = S.time, reason = S.string, message = S.string,
@@ -41,73 +37,21 @@ local function equal(a, b)
   return true
 end
 
-local function nonneg(v, path, errs)
-  if math.type(v) and v < 0 then
-    errs:add(validation.invalid(path, v, "must be greater than or equal to 0"))
-  end
-end
-
--- ValidatePodTemplateSpecForReplicaSet.
-local function validate_template(tpl, sel, errs)
-  if not is_table(tpl) then
-    errs:add(validation.required("spec.template", ""))
-    return
-  end
-  local meta = is_table(tpl.metadata) and tpl.metadata or {}
-  if sel and not sel:empty() and not sel:matches(meta.labels or {}) then
-    errs:add(validation.invalid("spec.template.metadata.labels", meta.labels or json.null,
-      "`selector` does not match template `labels`"))
-  end
-  if meta.labels ~= nil then validation.validate_labels(meta.labels, "spec.template.metadata.labels", errs) end
-  if meta.annotations ~= nil then
-    validation.validate_annotations(meta.annotations, "spec.template.metadata.annotations", errs)
-  end
-  local spec = is_table(tpl.spec) and tpl.spec or {}
-  podspec.validate(spec, "spec.template.spec", errs, {})
-  if spec.restartPolicy ~= nil and spec.restartPolicy ~= "Always" then
-    errs:add(validation.not_supported("spec.template.spec.restartPolicy", spec.restartPolicy, { "Always" }))
-  end
-  if spec.activeDeadlineSeconds ~= nil and spec.activeDeadlineSeconds ~= json.null then
-    errs:add(validation.invalid("spec.template.spec.activeDeadlineSeconds", spec.activeDeadlineSeconds,
-      "activeDeadlineSeconds in ReplicaSet is not Supported"))
-  end
-end
-
 -- ValidateReplicaSetSpec.
 local function validate_spec(spec, errs)
-  nonneg(spec.replicas, "spec.replicas", errs)
-  nonneg(spec.minReadySeconds, "spec.minReadySeconds", errs)
-  local sel
-  if not is_table(spec.selector) then
-    errs:add(validation.required("spec.selector", ""))
-  else
-    local s, serrs = selector.from_table(spec.selector, "spec.selector")
-    if s then sel = s else for _, e in ipairs(serrs:list()) do errs:add(e) end end
-    local n = 0
-    for _ in pairs(is_table(spec.selector.matchLabels) and spec.selector.matchLabels or {}) do n = n + 1 end
-    n = n + #(is_table(spec.selector.matchExpressions) and spec.selector.matchExpressions or {})
-    if n == 0 then
-      errs:add(validation.invalid("spec.selector", spec.selector, "empty selector is invalid for deployment"))
-    end
-    if not s then
-      errs:add(validation.invalid("spec.selector", spec.selector, "invalid label selector"))
-      return
-    end
+  workload.nonneg(spec.replicas, "spec.replicas", errs)
+  workload.nonneg(spec.minReadySeconds, "spec.minReadySeconds", errs)
+  local sel = workload.validate_selector(spec, errs, "deployment")
+  if is_table(spec.selector) and not sel then
+    errs:add(validation.invalid("spec.selector", spec.selector, "invalid label selector"))
+    return
   end
-  validate_template(spec.template, sel, errs)
+  workload.validate_template(spec.template, sel, errs, "ReplicaSet")
 end
-
 
 local function int_col(name, desc, get, priority)
   return { name = name, type = "integer", description = desc, priority = priority,
     value = function(rs) return get(rs) or 0 end }
-end
-
-local function containers_field(rs, field)
-  local out = {}
-  local spec = is_table(rs.spec) and is_table(rs.spec.template) and rs.spec.template.spec or {}
-  for _, c in ipairs(is_table(spec) and spec.containers or {}) do out[#out + 1] = c[field] or "" end
-  return table.concat(out, ",")
 end
 
 return {
@@ -155,14 +99,7 @@ return {
     int_col("Ready", "The number of ready replicas for this replica set.",
       function(rs) return (rs.status or {}).readyReplicas end),
     columns.age(),
-    { name = "Containers", type = "string", priority = 1,
-      description = "Names of each container in the template.",
-      value = function(rs) return containers_field(rs, "name") end },
-    { name = "Images", type = "string", priority = 1,
-      description = "Images referenced by each container in the template.",
-      value = function(rs) return containers_field(rs, "image") end },
-    { name = "Selector", type = "string", priority = 1,
-      description = "Selector is a label query over pods that should match the replica count.",
-      value = function(rs) return selector.format_selector((rs.spec or {}).selector) end },
+    table.unpack(workload.wide_columns(workload.template_pod_spec, workload.spec_selector,
+      "Selector is a label query over pods that should match the replica count.")),
   },
 }
