@@ -18,12 +18,9 @@ local NAME_LABEL = "batch.kubernetes.io/job-name"
 local LEGACY_NAME_LABEL = "job-name"
 local MAX_PARALLELISM_INDEXED = 100000
 
-local LabelSelector = S.struct("v1.LabelSelector", {
-  matchLabels = S.map(S.string),
-  matchExpressions = S.list(S.struct("v1.LabelSelectorRequirement", {
-    key = S.string, operator = S.string, values = S.list(S.string),
-  })),
-})
+local workload = require("moonlet.api.workload")
+
+local LabelSelector = workload.LabelSelector
 
 local Condition = S.struct("v1.JobCondition", {
   type = S.string, status = S.string, lastProbeTime = S.time, lastTransitionTime = S.time,
@@ -260,13 +257,6 @@ local function job_duration(job, now)
   return duration.human(finish - start)
 end
 
-local function containers_field(job, field)
-  local out = {}
-  local spec = is_table(job.spec) and is_table(job.spec.template) and job.spec.template.spec or {}
-  for _, c in ipairs(is_table(spec) and spec.containers or {}) do out[#out + 1] = c[field] or "" end
-  return table.concat(out, ",")
-end
-
 -- }======
 
 -- Adds the generated selector and the controller-uid labels (generateSelector);
@@ -373,17 +363,10 @@ return {
     { name = "Duration", type = "string", description = "Time required to complete the job.",
       value = job_duration },
     columns.age(),
-    { name = "Containers", type = "string", priority = 1,
-      description = "Names of each container in the template.",
-      value = function(job) return containers_field(job, "name") end },
-    { name = "Images", type = "string", priority = 1,
-      description = "Images referenced by each container in the template.",
-      value = function(job) return containers_field(job, "image") end },
-    { name = "Selector", type = "string", priority = 1,
-      description = "A label query over pods that should match the pod count. Normally, the system sets this "
+    table.unpack(workload.wide_columns(workload.template_pod_spec, workload.spec_selector,
+      "A label query over pods that should match the pod count. Normally, the system sets this "
         .. "field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/"
-        .. "#label-selectors",
-      value = function(job) return selector.format_selector((job.spec or {}).selector) end },
+        .. "#label-selectors")),
   },
 
   -- For the controller and specs: the label names.

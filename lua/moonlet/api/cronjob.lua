@@ -21,12 +21,9 @@ M.POLICIES = { "Allow", "Forbid", "Replace" }
 local function is_table(v) return type(v) == "table" end
 local function set(v) return v ~= nil and v ~= json.null end
 
-local LabelSelector = S.struct("v1.LabelSelector", {
-  matchLabels = S.map(S.string),
-  matchExpressions = S.list(S.struct("v1.LabelSelectorRequirement", {
-    key = S.string, operator = S.string, values = S.list(S.string),
-  })),
-})
+local workload = require("moonlet.api.workload")
+
+local LabelSelector = workload.LabelSelector
 
 local JobSpec = S.struct("v1.JobSpec", {
   parallelism = S.integer, completions = S.integer, activeDeadlineSeconds = S.int64,
@@ -128,12 +125,10 @@ local function validate_spec(obj, old, errs)
   validate_job_template(spec.jobTemplate, errs)
 end
 
-local function containers_field(cj, field)
-  local out = {}
-  local js = is_table(cj.spec) and is_table(cj.spec.jobTemplate) and cj.spec.jobTemplate.spec or {}
-  local spec = is_table(js) and is_table(js.template) and js.template.spec or {}
-  for _, c in ipairs(is_table(spec) and spec.containers or {}) do out[#out + 1] = c[field] or "" end
-  return table.concat(out, ",")
+-- The Job template's pod spec and selector, for the wide columns.
+local function job_spec(cj)
+  local spec = is_table(cj.spec) and cj.spec or {}
+  return is_table(spec.jobTemplate) and is_table(spec.jobTemplate.spec) and spec.jobTemplate.spec or {}
 end
 
 M.columns = {
@@ -163,16 +158,10 @@ M.columns = {
       return duration.since(t, now)
     end },
   columns.age(),
-  { name = "Containers", type = "string", priority = 1, description = "Names of each container in the template.",
-    value = function(cj) return containers_field(cj, "name") end },
-  { name = "Images", type = "string", priority = 1, description = "Images referenced by each container in the template.",
-    value = function(cj) return containers_field(cj, "image") end },
-  { name = "Selector", type = "string", priority = 1,
-    description = "A label query over pods that should match the pod count.",
-    value = function(cj)
-      local js = (((cj.spec or {}).jobTemplate) or {}).spec or {}
-      return selector.format_selector(js.selector)
-    end },
+  table.unpack(workload.wide_columns(
+    function(cj) return workload.template_pod_spec({ spec = job_spec(cj) }) end,
+    function(cj) return job_spec(cj).selector end,
+    "A label query over pods that should match the pod count.")),
 }
 
 --- SetDefaults_CronJob plus the template's pod defaults.
