@@ -43,6 +43,17 @@ describe("delete --cascade", function()
     end
   end)
 
+  it("takes a bare --cascade as background without eating the next word", function()
+    local api = fake.new()
+    for _, n in ipairs({ "a", "b" }) do
+      api.add("configmaps", { apiVersion = "v1", kind = "ConfigMap", metadata = { name = n, namespace = "default" } })
+    end
+    local rc, out, err = fake.run(api, { "delete", "cm", "a", "--cascade", "b", "--wait=false" })
+    assert.are.equal(0, rc, err)
+    assert.are.equal('configmap "a" deleted\nconfigmap "b" deleted\n', out)
+    assert.are.equal("Background", last_delete_body(api).propagationPolicy)
+  end)
+
   it("refuses anything else in kubectl's words", function()
     local rc, out, err, sent = run("yes")
     assert.are.equal(1, rc)

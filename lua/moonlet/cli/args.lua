@@ -65,7 +65,11 @@ function M.parse(argv, specs)
       name = name or a:sub(3)
       local s = by_long[name]
       if not s then return nil, "unknown flag: --" .. name end
-      if value == nil and s.type ~= "bool" then
+      if value == nil and s.no_opt_default ~= nil then
+        -- pflag's NoOptDefVal: a bare `--cascade` takes the default and
+        -- never swallows the next word (only `--flag=value` sets a value).
+        value = s.no_opt_default
+      elseif value == nil and s.type ~= "bool" then
         i = i + 1
         value = argv[i]
         if value == nil then return nil, "flag needs an argument: --" .. name end

@@ -15,7 +15,7 @@ M.flags = {
   { name = "field-selector", type = "string", help = "Selector (field query) to filter on." },
   { name = "all", type = "bool", help = "Delete all resources, in the namespace of the specified resource types." },
   { name = "all-namespaces", short = "A", type = "bool", help = "If present, list the requested object(s) across all namespaces." },
-  { name = "cascade", type = "string", default = "background",
+  { name = "cascade", type = "string", default = "background", no_opt_default = "background",
     help = "Must be \"background\", \"orphan\", or \"foreground\"." },
   { name = "grace-period", type = "int", default = -1, help = "Period of time in seconds given to the resource to terminate gracefully." },
   { name = "now", type = "bool", help = "If true, resources are signaled for immediate shutdown (same as --grace-period=1)." },
