@@ -243,13 +243,29 @@ local function first_zone(types, tx)
   return 1
 end
 
---- Parses TZif data (RFC 8536, v1..v4). @return zone | nil, message
+local parse_tzif
+
+--- Parses TZif data (RFC 8536, v1..v4). Truncated or inconsistent data
+--- (a damaged file) is "malformed", never a Lua error.
+--- @return zone | nil, message
 function M.parse_tzif(data, name)
+  local ok, z, err = pcall(parse_tzif, data, name)
+  if not ok then return nil, "malformed time zone information" end
+  return z, err
+end
+
+parse_tzif = function(data, name)
   if type(data) ~= "string" or data:sub(1, 4) ~= "TZif" then return nil, "malformed time zone information" end
   local version = data:sub(5, 5)
   local function header(pos)
     local isutc, isstd, leap, time, typ, char = string.unpack(">i4i4i4i4i4i4", data, pos + 20)
-    return { isutc = isutc, isstd = isstd, leap = leap, time = time, type = typ, char = char }
+    local h = { isutc = isutc, isstd = isstd, leap = leap, time = time, type = typ, char = char }
+    -- Counts a damaged file may claim: each must fit in the bytes left, so
+    -- nothing is allocated for data that is not there.
+    for _, n in pairs(h) do
+      if n < 0 or n > #data then error("malformed", 0) end
+    end
+    return h
   end
   local h, pos, tsize = header(1), 45, 4
   if version >= "2" then
@@ -258,6 +274,8 @@ function M.parse_tzif(data, name)
     h = header(pos)
     pos, tsize = pos + 44, 8
   end
+  local need = h.time * (tsize + 1) + h.type * 6 + h.char + h.leap * (tsize + 4) + h.isstd + h.isutc
+  if pos + need - 1 > #data then return nil, "malformed time zone information" end
   local fmt = tsize == 8 and ">i8" or ">i4"
   local tx = {}
   for i = 1, h.time do

@@ -136,3 +136,29 @@ describe("CronJob schedule validation", function()
       timeZone = "Asia/Tokyo" } }))
   end)
 end)
+
+-- Found by tests/fuzz/fuzz_cron.c: a damaged TZif file is "malformed",
+-- never a Lua error, and its claimed counts allocate nothing.
+describe("moonlet.tz with damaged TZif data", function()
+  local tz = require("moonlet.tz")
+  local f = assert(io.open("/usr/share/zoneinfo/Europe/Paris", "rb"))
+  local paris = f:read("a")
+  f:close()
+
+  it("refuses a truncated file", function()
+    for _, n in ipairs({ 5, 44, 60, 200, #paris // 2 }) do
+      local z, err = tz.parse_tzif(paris:sub(1, n), "cut")
+      assert.is_nil(z, "cut at " .. n)
+      assert.are.equal("malformed time zone information", err)
+    end
+    assert.truthy(tz.parse_tzif(paris, "Europe/Paris"))
+  end)
+
+  it("refuses a header that claims more than the file holds", function()
+    local huge = "TZif2" .. string.rep("\0", 15) .. string.pack(">i4i4i4i4i4i4", 0, 0, 0, 0x7fffffff, 1, 4)
+      .. string.rep("\0", 64)
+    local z, err = tz.parse_tzif(huge, "huge")
+    assert.is_nil(z)
+    assert.are.equal("malformed time zone information", err)
+  end)
+end)
