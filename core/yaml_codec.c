@@ -1154,7 +1154,9 @@ static int natural_cmp(const void *pa, const void *pb) {
     int al = rune_letter(ar[i]), bl = rune_letter(br[i]);
     if (al && bl) return ar[i] < br[i] ? -1 : 1;
     if (al || bl) return bl ? -1 : 1;
-    long long an = 0, bn = 0;
+    /* Go's int wraps on long digit runs; unsigned arithmetic wraps the
+     * same way without C's signed-overflow undefined behaviour. */
+    unsigned long long an = 0, bn = 0;
     size_t ai, bi;
     if (ar[i] == '0' || br[i] == '0') {
       for (size_t j = i; j-- > 0 && rune_digit(ar[j]);) {
@@ -1168,7 +1170,7 @@ static int natural_cmp(const void *pa, const void *pb) {
       an = an * 10 + (ar[ai] - '0');
     for (bi = i; bi < nb && rune_digit(br[bi]); bi++)
       bn = bn * 10 + (br[bi] - '0');
-    if (an != bn) return an < bn ? -1 : 1;
+    if (an != bn) return (long long)an < (long long)bn ? -1 : 1;
     if (ai != bi) return ai < bi ? -1 : 1;
     return ar[i] < br[i] ? -1 : 1;
   }

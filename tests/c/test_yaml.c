@@ -289,6 +289,10 @@ static void test_emitter(void) {
   /* go-yaml's natural key order: digits as numbers, letters after others */
   encodes_to("{\"a10\":1,\"a9\":2,\"a-b\":3,\"ab\":4,\"B\":5,\"a\":6,\"_x\":7}",
              "_x: 7\nB: 5\na: 6\na-b: 3\na9: 2\na10: 1\nab: 4\n");
+  /* Digit runs too long for an int wrap as Go's do (found by fuzz_yaml:
+   * signed overflow, which UBSan stops on) */
+  encodes_to("{\"k88888888888888888888\":1,\"k33333333333333333333\":2}",
+             "k33333333333333333333: 2\nk88888888888888888888: 1\n");
   /* keys that need quotes */
   encodes_to("{\"true\":1,\"\":2,\"a b\":3}", "\"\": 2\na b: 3\n\"true\": 1\n");
   /* long plain strings fold at the first space past column 80, as the
