@@ -35,6 +35,9 @@ local function civil_from_days(z)
   return m <= 2 and y + 1 or y, m, d
 end
 
+--- Days since 1970-01-01 of y-m-d, and back (proleptic Gregorian).
+M.days_from_civil, M.civil_from_days = days_from_civil, civil_from_days
+
 local function is_leap(y) return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0) end
 
 local MDAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }

@@ -59,31 +59,10 @@ function M.short(seconds)
   return string.format("%dy", h // 24 // 365)
 end
 
--- Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar, so we
--- never depend on the process' time zone (os.time is local time).
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = (153 * mp + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return era * 146097 + doe - 719468
-end
-
-local function civil_from_days(z)
-  z = z + 719468
-  local era = (z >= 0 and z or z - 146096) // 146097
-  local doe = z - era * 146097
-  local yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-  local y = yoe + era * 400
-  local doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-  local mp = (5 * doy + 2) // 153
-  local d = doy - (153 * mp + 2) // 5 + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  if m <= 2 then y = y + 1 end
-  return y, m, d
-end
+-- The proleptic Gregorian calendar of moonlet.tz, so nothing depends on
+-- the process' time zone (os.time is local time).
+local days_from_civil = require("moonlet.tz").days_from_civil
+local civil_from_days = require("moonlet.tz").civil_from_days
 
 --- Parses an RFC 3339 timestamp (`2024-05-01T10:00:00Z`, fractions and
 --- offsets allowed) into Unix seconds (float); nil for anything else.
