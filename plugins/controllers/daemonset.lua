@@ -492,17 +492,7 @@ end
 -- syncNodes: deletes, then creates in slow-start batches (1, 2, 4, ...).
 -- @return error message or nil
 local function sync_nodes(ctx, key, ds, to_delete, to_create, hash, now)
-  local failed
-  for _, pod in ipairs(to_delete) do
-    local ok, st = ctx.client:delete(POD, pod.metadata.namespace, pod.metadata.name)
-    if ok or not_found(st) then
-      expectations:deleted(key, pod.metadata.name, now)
-      if ok then ctx:event(ds, "Normal", "SuccessfulDelete", "Deleted pod: " .. pod.metadata.name) end
-    else
-      failed = msg_of(st)
-      ctx:event(ds, "Warning", "FailedDelete", "Error deleting: " .. failed)
-    end
-  end
+  local _, failed = expectations:delete_pods(ctx, key, ds, to_delete, now)
   local _, err = slowstart.run(math.min(#to_create, BURST), function(i)
     local pod, st = ctx.client:create(POD, new_pod(ds, to_create[i], hash))
     if not pod then

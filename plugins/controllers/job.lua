@@ -197,20 +197,7 @@ end
 
 -- @return number deleted, error message or nil
 local function delete_pods(ctx, key, job, victims, now)
-  local removed, failed = 0, nil
-  for i, pod in ipairs(victims) do
-    if i > MAX_PER_SYNC then break end
-    local ok, st = ctx.client:delete(POD, pod.metadata.namespace, pod.metadata.name)
-    if ok or not_found(st) then
-      removed = removed + 1
-      exp:deleted(key, pod.metadata.name, now)
-      if ok then ctx:event(job, "Normal", "SuccessfulDelete", "Deleted pod: " .. pod.metadata.name) end
-    else
-      failed = msg_of(st)
-      ctx:event(job, "Warning", "FailedDelete", "Error deleting: " .. failed)
-    end
-  end
-  return removed, failed
+  return exp:delete_pods(ctx, key, job, victims, now, MAX_PER_SYNC)
 end
 
 -- Which active pods go first: not yet running, then not ready, then the

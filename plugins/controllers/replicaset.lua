@@ -71,21 +71,6 @@ local function create_pods(ctx, key, rs, n, now)
   return #created, err
 end
 
-local function delete_pods(ctx, key, rs, victims, now)
-  local failed
-  for _, pod in ipairs(victims) do
-    local ok, st = ctx.client:delete(POD, pod.metadata.namespace, pod.metadata.name)
-    if ok or not_found(st) then
-      expectations:deleted(key, pod.metadata.name, now)
-      if ok then ctx:event(rs, "Normal", "SuccessfulDelete", "Deleted pod: " .. pod.metadata.name) end
-    else
-      failed = msg_of(st)
-      ctx:event(rs, "Warning", "FailedDelete", "Error deleting: " .. failed)
-    end
-  end
-  return failed
-end
-
 -- ReplicaFailure condition: set on a manage error, dropped otherwise.
 local function conditions(old, reason, message, now)
   local out = {}
@@ -193,7 +178,7 @@ return {
           policy = scaledown.DEFAULT
         end
         local victims = scaledown.victims(filtered, math.min(diff, BURST), policy, now)
-        local err = delete_pods(ctx, key, rs, victims, now)
+        local _, err = expectations:delete_pods(ctx, key, rs, victims, now)
         if err then manage_err = { reason = "FailedDelete", message = err } end
       end
     end

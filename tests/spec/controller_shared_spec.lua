@@ -69,6 +69,31 @@ describe("expectations", function()
   end)
 end)
 
+describe("expectations:delete_pods", function()
+  it("deletes up to max, expects each to go, and reports events and the failure", function()
+    local deleted, events = {}, {}
+    local ctx = {
+      client = { delete = function(_, _, _, name)
+        if name == "busy" then return nil, { code = 500, message = "store is busy" } end
+        if name == "gone" then return nil, { code = 404, reason = "NotFound" } end
+        deleted[#deleted + 1] = name
+        return true
+      end },
+      event = function(_, _, typ, reason, msg) events[#events + 1] = typ .. " " .. reason .. " " .. msg end,
+      get = function() return nil end,
+    }
+    local e = expectations.new({ kind = "v1/Pod" })
+    local function pod(n) return { metadata = { name = n, namespace = "d" } } end
+    local n, err = e:delete_pods(ctx, "d/rs", {}, { pod("a"), pod("gone"), pod("busy"), pod("later") }, 0, 3)
+    assert.are.equal(2, n) -- "a", and "gone" which is already gone
+    assert.are.equal("store is busy", err)
+    assert.are.same({ "a" }, deleted) -- max 3: "later" waits for the next sync
+    assert.are.same({ "Normal SuccessfulDelete Deleted pod: a", "Warning FailedDelete Error deleting: store is busy" },
+      events)
+    assert.is_true(e:satisfied(ctx, "d/rs", "d", 1)) -- both left the (empty) cache
+  end)
+end)
+
 describe("refs and podutil", function()
   it("finds the controller reference and builds one", function()
     local owner = { metadata = { name = "web", uid = "u1" } }

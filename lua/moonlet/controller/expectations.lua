@@ -34,6 +34,27 @@ function Exp:deleted(key, name, now) record(self, key, now).deletes[name] = true
 --- Drops the key's expectations (its owner went away).
 function Exp:forget(key) self.by_key[key] = nil end
 
+--- Deletes `pods` (at most `max`) for `owner` under `key`, expecting each
+--- to leave the cache, with the controllers' SuccessfulDelete /
+--- FailedDelete events. @return number deleted (or already gone), the
+--- last error message or nil
+function Exp:delete_pods(ctx, key, owner, pods, now, max)
+  local removed, failed = 0, nil
+  for i, pod in ipairs(pods) do
+    if max and i > max then break end
+    local ok, st = ctx.client:delete(self.kind, pod.metadata.namespace, pod.metadata.name)
+    if ok or (type(st) == "table" and (st.code == 404 or st.reason == "NotFound")) then
+      removed = removed + 1
+      self:deleted(key, pod.metadata.name, now)
+      if ok then ctx:event(owner, "Normal", "SuccessfulDelete", "Deleted pod: " .. pod.metadata.name) end
+    else
+      failed = type(st) == "table" and tostring(st.message) or tostring(st)
+      ctx:event(owner, "Warning", "FailedDelete", "Error deleting: " .. failed)
+    end
+  end
+  return removed, failed
+end
+
 --- True when every expected create is in ctx's cache and every expected
 --- delete has left it (or is terminating), or the record is too old.
 function Exp:satisfied(ctx, key, ns, now)
