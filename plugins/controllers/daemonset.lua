@@ -25,8 +25,8 @@ local TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 local M = {}
 
 local expectations = require("moonlet.controller.expectations").new({ kind = POD })
--- key -> { ns =, sel = } of every DaemonSet seen, to map pods and nodes
-local selectors = {}
+-- The selector of every DaemonSet seen, to map pods and nodes to them.
+local selectors = require("moonlet.controller.selector_index").new()
 -- "<ds uid>/<node>" -> { delay =, last = } (failedPodsBackoff)
 local backoff = {}
 
@@ -564,31 +564,20 @@ end
 
 -- }======
 
-local function ds_keys()
-  local keys = {}
-  for key in pairs(selectors) do keys[#keys + 1] = key end
-  return keys
-end
+local function ds_keys() return selectors:keys() end
 
-local function pod_to_sets(pod)
-  local keys = {}
-  local labels = (pod.metadata or {}).labels or {}
-  for key, s in pairs(selectors) do
-    if s.ns == pod.metadata.namespace and s.sel:matches(labels) then keys[#keys + 1] = key end
-  end
-  return keys
-end
+local function pod_to_sets(pod) return selectors:matching(pod) end
 
 local function reconcile(ctx, key, ds)
   if not ds then
     expectations:forget(key)
-    selectors[key] = nil
+    selectors:forget(key)
     return
   end
   local ns = ds.metadata.namespace
   local sel = selector.from_table(ds.spec.selector)
   if not sel then return end
-  selectors[key] = { ns = ns, sel = sel }
+  selectors:set(key, ns, sel)
   if ds.metadata.deletionTimestamp then return end
   local now = ctx.now()
   local nodes = ctx:list(NODE)

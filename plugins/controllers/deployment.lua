@@ -17,8 +17,8 @@ local D = "apps/v1/Deployment"
 local RS = "apps/v1/ReplicaSet"
 local POD = "v1/Pod"
 
--- key -> { ns =, sel = } of every Deployment seen, to map orphan RSs to them
-local selectors = {}
+-- The selector of every Deployment seen, to map orphan RSs to them.
+local selectors = require("moonlet.controller.selector_index").new()
 -- ReplicaSet uid -> Deployment key, for Recreate Deployments only: their
 -- pods going away is what lets the new ReplicaSet start.
 local recreate_rs = {}
@@ -474,7 +474,7 @@ end
 -- }======
 
 local function remember(key, d, sel, rss)
-  selectors[key] = { ns = d.metadata.namespace, sel = sel }
+  selectors:set(key, d.metadata.namespace, sel)
   for uid, k in pairs(recreate_rs) do if k == key then recreate_rs[uid] = nil end end
   if (d.spec.strategy or {}).type == "Recreate" then
     for _, rs in ipairs(rss) do recreate_rs[rs.metadata.uid] = key end
@@ -482,7 +482,7 @@ local function remember(key, d, sel, rss)
 end
 
 local function forget(key)
-  selectors[key] = nil
+  selectors:forget(key)
   for uid, k in pairs(recreate_rs) do if k == key then recreate_rs[uid] = nil end end
 end
 
@@ -518,12 +518,7 @@ end
 -- (adoption); owned ones reach their owner through `owns`.
 local function rs_to_deployments(rs)
   if controller_ref(rs) then return nil end
-  local keys = {}
-  local labels = (rs.metadata or {}).labels or {}
-  for key, s in pairs(selectors) do
-    if s.ns == rs.metadata.namespace and s.sel:matches(labels) then keys[#keys + 1] = key end
-  end
-  return keys
+  return selectors:matching(rs)
 end
 
 local function pod_to_deployment(pod)

@@ -17,8 +17,8 @@ local POD = "v1/Pod"
 local BURST = 500
 
 local expectations = require("moonlet.controller.expectations").new({ kind = POD })
--- key -> { ns =, sel = } of every ReplicaSet seen, to map pods to them
-local selectors = {}
+-- The selector of every ReplicaSet seen, to map pods to them.
+local selectors = require("moonlet.controller.selector_index").new()
 
 local msg_of, conflict, not_found = refs.message, refs.conflict, refs.not_found
 
@@ -130,14 +130,7 @@ end
 
 -- Map from any pod to the ReplicaSets whose selector matches it (orphans
 -- to adopt; owned pods also reach their owner through `owns`).
-local function pod_to_sets(pod)
-  local keys = {}
-  local labels = (pod.metadata or {}).labels or {}
-  for key, s in pairs(selectors) do
-    if s.ns == pod.metadata.namespace and s.sel:matches(labels) then keys[#keys + 1] = key end
-  end
-  return keys
-end
+local function pod_to_sets(pod) return selectors:matching(pod) end
 
 return {
   name = "replicaset-controller",
@@ -149,13 +142,13 @@ return {
   reconcile = function(ctx, key, rs)
     if not rs then
       expectations:forget(key)
-      selectors[key] = nil
+      selectors:forget(key)
       return
     end
     local ns = rs.metadata.namespace
     local sel = selector.from_table(rs.spec.selector)
     if not sel then return end
-    selectors[key] = { ns = ns, sel = sel }
+    selectors:set(key, ns, sel)
     local now = ctx.now()
     local ok_exp = expectations:satisfied(ctx, key, ns, now)
     local pods = claim(ctx, rs, sel, ctx:list(POD, { namespace = ns }))

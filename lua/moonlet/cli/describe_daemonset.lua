@@ -2,7 +2,6 @@
 -- node selector, labels, annotations, the scheduling counts from status,
 -- the phases of the pods it controls, the pod template and its events.
 local describe = require("moonlet.cli.describe")
-local common = require("moonlet.cli.common")
 local json = require("moonlet.json")
 local selector = require("moonlet.selector")
 local describe_pod = require("moonlet.cli.describe_pod")
@@ -46,12 +45,7 @@ end
 
 --- The describer entry (describe.lua's registry).
 function M.describe(ctx, r, ds, now)
-  local c = common.client(ctx)
-  local pods = {}
-  local sel = selector.format_selector(list(ds.spec).selector)
-  local res = c:list("v1/Pod", { namespace = ds.metadata.namespace,
-    label_selector = sel ~= "<none>" and sel ~= "<error>" and sel or nil })
-  if res then pods = res.items or {} end
+  local pods = describe_rs.selected_pods(ctx, ds)
   local events
   if ctx.flags["show-events"] then events = describe.search_events(ctx, r, ds) end
   return M.render(ds, pods, events, now)

@@ -63,14 +63,18 @@ function M.render(rs, pods, events, now)
   return w.text()
 end
 
+--- The pods an object's spec.selector selects in its namespace (for the
+--- "Pods Status" line of workload describers).
+function M.selected_pods(ctx, obj)
+  local sel = selector.format_selector(list(obj.spec).selector)
+  local res = common.client(ctx):list("v1/Pod", { namespace = obj.metadata.namespace,
+    label_selector = sel ~= "<none>" and sel ~= "<error>" and sel or nil })
+  return res and res.items or {}
+end
+
 --- The describer entry (describe.lua's registry).
 function M.describe(ctx, r, rs, now)
-  local c = common.client(ctx)
-  local pods = {}
-  local sel = selector.format_selector(list(rs.spec).selector)
-  local res = c:list("v1/Pod", { namespace = rs.metadata.namespace,
-    label_selector = sel ~= "<none>" and sel ~= "<error>" and sel or nil })
-  if res then pods = res.items or {} end
+  local pods = M.selected_pods(ctx, rs)
   local events
   if ctx.flags["show-events"] then events = describe.search_events(ctx, r, rs) end
   return M.render(rs, pods, events, now)
