@@ -17,6 +17,8 @@ local slowstart = require("moonlet.controller.slowstart")
 local podutil = require("moonlet.controller.podutil")
 local duration = require("moonlet.printers.duration")
 local go_duration = require("moonlet.go_duration")
+local indexes = require("moonlet.job_indexes")
+local policies = require("moonlet.controller.job_policies")
 
 local JOB = "batch/v1/Job"
 local POD = "v1/Pod"
@@ -79,43 +81,27 @@ end
 
 local function suspended(job) return job.spec.suspend == true end
 
+local function per_index(job) return math.type(job.spec.backoffLimitPerIndex) ~= nil end
+
+-- onlyReplaceFailedPods: a pod being deleted is neither failed nor
+-- replaced until it reaches phase Failed.
+local function only_replace_failed(job)
+  return job.spec.podReplacementPolicy == "Failed" or is_table(job.spec.podFailurePolicy)
+end
+
+-- isPodFailed.
+local function pod_failed(job, pod)
+  local ph = phase(pod)
+  if ph == "Failed" then return true end
+  if only_replace_failed(job) then return false end
+  return pod.metadata.deletionTimestamp ~= nil and ph ~= "Succeeded"
+end
+
 local function pod_index(pod)
   local v = (pod.metadata.annotations or {})[INDEX_KEY] or (pod.metadata.labels or {})[INDEX_KEY]
   local n = v and v:match("^%d+$") and tonumber(v)
   return n and math.tointeger(n) or nil
 end
-
--- {====== completed indexes ("1,3-5,7")
-
---- Parses a completedIndexes string into a set of integers below `limit`.
-local function parse_indexes(s, limit)
-  local set = {}
-  for part in tostring(s or ""):gmatch("[^,]+") do
-    local a, b = part:match("^(%d+)%-(%d+)$")
-    a, b = tonumber(a or part), tonumber(b or a or part)
-    if a and b then
-      for i = math.tointeger(a), math.min(math.tointeger(b), limit - 1) do set[i] = true end
-    end
-  end
-  return set
-end
-
---- Formats a set of integers as Kubernetes' interval list.
-local function format_indexes(set)
-  local list = {}
-  for i in pairs(set) do list[#list + 1] = i end
-  table.sort(list)
-  local out, i = {}, 1
-  while i <= #list do
-    local j = i
-    while j < #list and list[j + 1] == list[j] + 1 do j = j + 1 end
-    out[#out + 1] = i == j and tostring(list[i]) or (list[i] .. "-" .. list[j])
-    i = j + 1
-  end
-  return table.concat(out, ",")
-end
-
--- }======
 
 -- {====== pods
 
@@ -133,8 +119,9 @@ local function add_index_env(containers)
   end
 end
 
--- The pod for `job` (and completion `index` when Indexed).
-local function pod_from_template(job, index)
+-- The pod for `job` (and completion `index` when Indexed; `replaces`, the
+-- index's last failed pod under backoffLimitPerIndex).
+local function pod_from_template(job, index, replaces)
   local tpl = job.spec.template or {}
   local md = tpl.metadata or {}
   local name = job.metadata.name
@@ -149,6 +136,11 @@ local function pod_from_template(job, index)
     labels[INDEX_KEY] = tostring(index)
     annotations = annotations or {}
     annotations[INDEX_KEY] = tostring(index)
+    if per_index(job) then
+      local failed, ignored = policies.next_failure_counts(job, replaces)
+      annotations[policies.FAILURE_COUNT] = tostring(failed)
+      if ignored > 0 then annotations[policies.IGNORED_FAILURE_COUNT] = tostring(ignored) end
+    end
     add_index_env(spec.initContainers)
     add_index_env(spec.containers)
     if spec.hostname == nil or spec.hostname == "" then spec.hostname = name .. "-" .. index end
@@ -179,11 +171,13 @@ local function owned_pods(ctx, job, sel)
     objects = candidates })
 end
 
--- Creates n pods in slow-start batches (1, 2, 4, ...); `indexes` (Indexed)
--- names the index of each. @return created, error message or nil
-local function create_pods(ctx, key, job, n, indexes, now)
+-- Creates n pods in slow-start batches (1, 2, 4, ...); `todo` (Indexed)
+-- names the index of each, `last_failed` the pod each replaces.
+-- @return created, error message or nil
+local function create_pods(ctx, key, job, n, todo, last_failed, now)
   local created, err = slowstart.run(n, function(i)
-    local pod, st = ctx.client:create(POD, pod_from_template(job, indexes and indexes[i] or nil))
+    local index = todo and todo[i] or nil
+    local pod, st = ctx.client:create(POD, pod_from_template(job, index, index and last_failed[index]))
     if not pod then return nil, msg_of(st) end
     return pod
   end)
@@ -240,41 +234,68 @@ local function past_backoff_on_failure(job, pods)
   return restarts >= limit
 end
 
--- The delay before the next replacement pod (backoffRecord.getRemainingTime).
-local function remaining_backoff(state, now)
-  local n = state.failures_since_success or 0
-  if n == 0 or not state.last_failure then return 0 end
+-- The delay left after `n` consecutive failures, the last at time
+-- `last` (getRemainingTimeForFailuresCount): 10 s doubling to the cap.
+local function backoff_left(n, last, now)
+  if n == 0 or not last then return 0 end
   local d = backoff.initial
   for _ = 2, n do
     d = d * 2
     if d >= backoff.max then d = backoff.max break end
   end
-  local elapsed = now - state.last_failure
+  local elapsed = now - last
   if d < elapsed then return 0 end
   return d - elapsed
 end
 
+-- The delay before the next replacement pod (backoffRecord.getRemainingTime).
+local function remaining_backoff(state, now)
+  return backoff_left(state.failures_since_success or 0, state.last_failure, now)
+end
+
+-- When a pod finished: its containers' latest finishedAt, else when it
+-- was deleted or made (getFinishedTime).
+local function finished_at(pod)
+  local t
+  local st = is_table(pod.status) and pod.status or {}
+  for _, l in ipairs({ st.initContainerStatuses or {}, st.containerStatuses or {} }) do
+    for _, cs in ipairs(l) do
+      local term = is_table(cs.state) and cs.state.terminated
+      local ft = is_table(term) and duration.parse(term.finishedAt)
+      if ft and (not t or ft > t) then t = ft end
+    end
+  end
+  return t or duration.parse(pod.metadata.deletionTimestamp) or duration.parse(pod.metadata.creationTimestamp)
+end
+
 -- Counts finished pods once each: the status keeps counts of pods since
 -- deleted; pods first seen here are added. A pod being deleted before it
--- succeeded counts as failed (isPodFailed), except in a suspended Job.
+-- succeeded counts as failed (isPodFailed), except in a suspended Job; a
+-- failure an Ignore rule of the pod failure policy matches is not counted,
+-- though it still delays the next pod (the back-off record takes every
+-- failure).
 local function count(state, job, pods, now)
   local st = is_table(job.status) and job.status or {}
   local fresh = state.counted == nil
   if fresh then state.counted = {} end
   local present_s, present_f = 0, 0
-  local new_s, new_f = 0, 0
+  local new_s, new_f, new_ignored = 0, 0, 0
   for _, p in ipairs(pods) do
     local uid, ph = p.metadata.uid, phase(p)
     local verdict
     if ph == "Succeeded" then verdict = "s"
-    elseif ph == "Failed" or (p.metadata.deletionTimestamp and not suspended(job)
-      and not state.deleted_by_suspend[uid]) then verdict = "f" end
+    elseif pod_failed(job, p) and (ph == "Failed" or (not suspended(job) and not state.deleted_by_suspend[uid])) then
+      local _, counts = policies.match_failure(job.spec.podFailurePolicy, p)
+      verdict = counts and "f" or "i"
+    end
     if verdict then
-      if verdict == "s" then present_s = present_s + 1 else present_f = present_f + 1 end
+      if verdict == "s" then present_s = present_s + 1 elseif verdict == "f" then present_f = present_f + 1 end
       if not state.counted[uid] then
         state.counted[uid] = verdict
         if not fresh then
-          if verdict == "s" then new_s = new_s + 1 else new_f = new_f + 1 end
+          if verdict == "s" then new_s = new_s + 1
+          elseif verdict == "f" then new_f = new_f + 1
+          else new_ignored = new_ignored + 1 end
         end
       end
     end
@@ -287,8 +308,8 @@ local function count(state, job, pods, now)
   else
     state.n_s, state.n_f = state.n_s + new_s, state.n_f + new_f
     if new_s > 0 then state.failures_since_success = 0 end
-    if new_f > 0 then
-      state.failures_since_success = (state.failures_since_success or 0) + new_f
+    if new_f + new_ignored > 0 then
+      state.failures_since_success = (state.failures_since_success or 0) + new_f + new_ignored
       state.last_failure = now
     end
   end
@@ -346,7 +367,8 @@ end
 
 -- manageJob: creates or deletes pods so the right number is active.
 -- @return active count, error message or nil, seconds to wait (back-off)
-local function manage(ctx, key, state, job, act, succeeded, completed_set, now)
+local function manage(ctx, key, state, job, act, succeeded, ix, now)
+  local completed_set = ix.completed
   local spec = job.spec
   local parallelism = spec.parallelism or 1
   if suspended(job) then
@@ -386,23 +408,92 @@ local function manage(ctx, key, state, job, act, succeeded, completed_set, now)
     local removed, err = delete_pods(ctx, key, job, victims, now)
     return #act - removed, err
   end
-  local diff = math.min(want - #act, MAX_PER_SYNC)
+  local diff = math.min(want - (only_replace_failed(job) and ix.n_term or 0) - #act, MAX_PER_SYNC)
   if diff <= 0 then return #act end
-  local wait = remaining_backoff(state, now)
-  if wait > 0 then return #act, nil, wait end
-  local indexes
+  if not per_index(job) then
+    local wait = remaining_backoff(state, now)
+    if wait > 0 then return #act, nil, wait end
+  end
+  local todo
   if indexed then
+    -- firstPendingIndexes; under backoffLimitPerIndex an index waits out
+    -- its own back-off (getPodCreationInfoForIndependentIndexes).
     local busy = {}
     for _, p in ipairs(act) do local i = pod_index(p); if i then busy[i] = true end end
-    indexes = {}
+    if only_replace_failed(job) then for i in pairs(ix.terminating) do busy[i] = true end end
+    todo = {}
+    local wait
     for i = 0, spec.completions - 1 do
-      if #indexes >= diff then break end
-      if not completed_set[i] and not busy[i] then indexes[#indexes + 1] = i end
+      if #todo >= diff then break end
+      if not completed_set[i] and not busy[i] and not ix.failed[i] then
+        local last = ix.last_failed[i]
+        local left = last and backoff_left(policies.absolute_failure_count(last) + 1, finished_at(last), now) or 0
+        if left > 0 then
+          if not wait or left < wait then wait = left end
+        else
+          todo[#todo + 1] = i
+        end
+      end
     end
-    diff = #indexes
+    if #todo == 0 and wait then return #act, nil, wait end
+    diff = #todo
   end
-  local created, err = create_pods(ctx, key, job, diff, indexes, now)
+  local created, err = create_pods(ctx, key, job, diff, todo, ix.last_failed, now)
   return #act + created, err
+end
+
+-- The index view of an Indexed Job: completed and (backoffLimitPerIndex)
+-- failed indexes, the indexes of terminating pods, and per pending index
+-- the failed pod a replacement takes its failure counts from
+-- (getPodsWithDelayedDeletionPerIndex).
+local function index_view(job, pods, act)
+  local spec, st = job.spec, is_table(job.status) and job.status or {}
+  local n = spec.completions or 0
+  local ix = { completed = indexes.parse(st.completedIndexes, n), failed = {}, terminating = {}, last_failed = {} }
+  for _, p in ipairs(pods) do
+    local i = pod_index(p)
+    if i and i < n then
+      if phase(p) == "Succeeded" then ix.completed[i] = true end
+      if terminating(p) then ix.terminating[i] = true end
+    end
+  end
+  if not per_index(job) then return ix end
+  ix.failed = indexes.parse(st.failedIndexes, n)
+  local busy = {}
+  for _, p in ipairs(act) do local i = pod_index(p); if i then busy[i] = true end end
+  for _, p in ipairs(pods) do
+    local i = pod_index(p)
+    if i and i < n and pod_failed(job, p) and policies.index_failed(job, p) then ix.failed[i] = true end
+  end
+  for _, p in ipairs(pods) do
+    local i = pod_index(p)
+    if i and i < n and pod_failed(job, p) and not ix.completed[i] and not ix.failed[i] and not busy[i] then
+      local prev = ix.last_failed[i]
+      if not prev or (policies.absolute_failure_count(prev) <= policies.absolute_failure_count(p)
+        and (finished_at(p) or 0) >= (finished_at(prev) or 0)) then
+        ix.last_failed[i] = p
+      end
+    end
+  end
+  return ix
+end
+
+-- The conditions an Indexed Job's indexes decide: too many or only failed
+-- indexes left (backoffLimitPerIndex), or a success policy met.
+local function index_condition(job, ix, now)
+  local spec = job.spec
+  if per_index(job) then
+    local n_failed = indexes.count(ix.failed)
+    if math.type(spec.maxFailedIndexes) and n_failed > spec.maxFailedIndexes then
+      return new_condition("FailureTarget", "MaxFailedIndexesExceeded",
+        "Job has exceeded the specified maximal number of failed indexes", now)
+    elseif n_failed > 0 and n_failed + indexes.count(ix.completed) >= spec.completions then
+      return new_condition("FailureTarget", "FailedIndexes", "Job has failed indexes", now)
+    end
+  end
+  local msg = policies.match_success(spec.successPolicy, spec.completions, ix.completed)
+  if msg then return new_condition("SuccessCriteriaMet", "SuccessPolicy", msg, now) end
+  return nil
 end
 
 local plugin
@@ -446,17 +537,13 @@ local function reconcile(ctx, key, job)
   local n_act = #act
   local succeeded, failed = count(state, job, pods, now)
   local indexed = spec.completionMode == "Indexed"
-  local completed_set
   local old = is_table(job.status) and job.status or {}
+  local ix = { completed = {}, failed = {}, terminating = {}, last_failed = {} }
   if indexed then
-    completed_set = parse_indexes(old.completedIndexes, spec.completions or 0)
-    for _, p in ipairs(pods) do
-      local i = pod_index(p)
-      if phase(p) == "Succeeded" and i and i < (spec.completions or 0) then completed_set[i] = true end
-    end
-    succeeded = 0
-    for _ in pairs(completed_set) do succeeded = succeeded + 1 end
+    ix = index_view(job, pods, act)
+    succeeded = indexes.count(ix.completed)
   end
+  ix.n_term = n_term
 
   local st = util.copy(old)
   st.conditions = json.array(util.copy(old.conditions or {}))
@@ -468,15 +555,22 @@ local function reconcile(ctx, key, job)
     local limit = spec.backoffLimit or 6
     local start = duration.parse(st.startTime)
     local ads = spec.activeDeadlineSeconds
-    if failed > limit or past_backoff_on_failure(job, pods) then
+    local failed_pods = {}
+    for _, p in ipairs(pods) do if pod_failed(job, p) then failed_pods[#failed_pods + 1] = p end end
+    local fail_job = policies.fail_job_message(spec.podFailurePolicy, failed_pods)
+    if fail_job then
+      interim = new_condition("FailureTarget", "PodFailurePolicy", fail_job, now)
+    elseif failed > limit or past_backoff_on_failure(job, pods) then
       interim = new_condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now)
     elseif math.type(ads) and start and not suspended(job) and now - start >= ads then
       interim = new_condition("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline", now)
+    elseif indexed and index_condition(job, ix, now) then
+      interim = index_condition(job, ix, now)
     else
       if math.type(ads) and start and not suspended(job) then requeue_after = start + ads - now end
       local n_active, err, wait = #act, nil, nil
       if not job.metadata.deletionTimestamp then
-        n_active, err, wait = manage(ctx, key, state, job, act, succeeded, completed_set or {}, now)
+        n_active, err, wait = manage(ctx, key, state, job, act, succeeded, ix, now)
         manage_err = err
         if wait and (not requeue_after or wait < requeue_after) then requeue_after = wait end
       end
@@ -532,8 +626,9 @@ local function reconcile(ctx, key, job)
   st.terminating = n_term
   st.ready = ready
   if indexed then
-    local s = format_indexes(completed_set)
+    local s = indexes.format(ix.completed)
     st.completedIndexes = s ~= "" and s or nil
+    if per_index(job) then st.failedIndexes = indexes.format(ix.failed) end
   end
   st.uncountedTerminatedPods = st.uncountedTerminatedPods or json.object({})
   if #st.conditions == 0 then st.conditions = nil end
@@ -563,8 +658,8 @@ plugin = {
   backoff = backoff,
   reconcile = reconcile,
   -- For specs.
-  parse_indexes = parse_indexes,
-  format_indexes = format_indexes,
+  parse_indexes = indexes.parse,
+  format_indexes = indexes.format,
   parse_duration = parse_duration,
 }
 return plugin

@@ -16,26 +16,16 @@ local UID_LABEL = "batch.kubernetes.io/controller-uid"
 local LEGACY_UID_LABEL = "controller-uid"
 local NAME_LABEL = "batch.kubernetes.io/job-name"
 local LEGACY_NAME_LABEL = "job-name"
-local MAX_PARALLELISM_INDEXED = 100000
 
 local workload = require("moonlet.api.workload")
-
-local LabelSelector = workload.LabelSelector
+local jobspec = require("moonlet.api.jobspec")
 
 local Condition = S.struct("v1.JobCondition", {
   type = S.string, status = S.string, lastProbeTime = S.time, lastTransitionTime = S.time,
   reason = S.string, message = S.string,
 })
 
-local Spec = S.struct("v1.JobSpec", {
-  parallelism = S.integer, completions = S.integer, activeDeadlineSeconds = S.int64,
-  podFailurePolicy = S.any, successPolicy = S.any, backoffLimit = S.integer,
-  backoffLimitPerIndex = S.integer, maxFailedIndexes = S.integer, selector = LabelSelector,
-  manualSelector = S.boolean,
-  template = S.struct("v1.PodTemplateSpec", { metadata = S.ObjectMeta, spec = podspec.schema }),
-  ttlSecondsAfterFinished = S.integer, completionMode = S.string, suspend = S.boolean,
-  podReplacementPolicy = S.string, managedBy = S.string,
-})
+local Spec = jobspec.schema
 
 local Status = S.struct("v1.JobStatus", {
   conditions = S.list(Condition), startTime = S.time, completionTime = S.time,
@@ -66,12 +56,6 @@ local function copy(v)
 end
 
 local function manual(spec) return is_table(spec) and spec.manualSelector == true end
-
-local function nonneg(v, path, errs)
-  if math.type(v) and v < 0 then
-    errs:add(validation.invalid(path, v, "must be greater than or equal to 0"))
-  end
-end
 
 local function template_labels(spec)
   local tpl = is_table(spec.template) and spec.template or nil
@@ -108,58 +92,11 @@ local function validate_generated(obj, errs)
   end
 end
 
--- validatePodTemplateSpec for Jobs: the pod spec, and a restart policy of
--- OnFailure or Never (only Never with a podFailurePolicy).
-local function validate_template(spec, errs)
-  local tpl = spec.template
-  if not is_table(tpl) then
-    errs:add(validation.required("spec.template", ""))
-    return
-  end
-  local meta = is_table(tpl.metadata) and tpl.metadata or {}
-  if meta.labels ~= nil then validation.validate_labels(meta.labels, "spec.template.metadata.labels", errs) end
-  if meta.annotations ~= nil then
-    validation.validate_annotations(meta.annotations, "spec.template.metadata.annotations", errs)
-  end
-  local ps = is_table(tpl.spec) and tpl.spec or {}
-  podspec.validate(ps, "spec.template.spec", errs, {})
-  local rp = ps.restartPolicy
-  if rp == nil or rp == json.null or rp == "" then
-    errs:add(validation.required("spec.template.spec.restartPolicy", 'valid values: "OnFailure", "Never"'))
-  elseif rp ~= "OnFailure" and rp ~= "Never" then
-    errs:add(validation.not_supported("spec.template.spec.restartPolicy", rp, { "OnFailure", "Never" }))
-  elseif present(spec.podFailurePolicy) and rp ~= "Never" then
-    errs:add(validation.invalid("spec.template.spec.restartPolicy", rp,
-      'only "Never" is supported when podFailurePolicy is specified'))
-  end
-end
-
 -- validateJobSpec. `creating` without a manual selector: the selector does
 -- not exist yet (it is generated once the uid does).
 local function validate_spec(obj, errs, creating)
   local spec = is_table(obj.spec) and obj.spec or {}
-  nonneg(spec.parallelism, "spec.parallelism", errs)
-  nonneg(spec.completions, "spec.completions", errs)
-  nonneg(spec.activeDeadlineSeconds, "spec.activeDeadlineSeconds", errs)
-  nonneg(spec.backoffLimit, "spec.backoffLimit", errs)
-  nonneg(spec.ttlSecondsAfterFinished, "spec.ttlSecondsAfterFinished", errs)
-  local mode = spec.completionMode
-  if present(mode) and mode ~= "NonIndexed" and mode ~= "Indexed" then
-    errs:add(validation.not_supported("spec.completionMode", mode, { "NonIndexed", "Indexed" }))
-  end
-  if mode == "Indexed" then
-    if not present(spec.completions) then
-      errs:add(validation.required("spec.completions", "when completion mode is Indexed"))
-    end
-    if math.type(spec.parallelism) and spec.parallelism > MAX_PARALLELISM_INDEXED then
-      errs:add(validation.invalid("spec.parallelism", spec.parallelism,
-        "must be less than or equal to 100000 when completion mode is Indexed"))
-    end
-  end
-  local prp = spec.podReplacementPolicy
-  if present(prp) and prp ~= "TerminatingOrFailed" and prp ~= "Failed" then
-    errs:add(validation.not_supported("spec.podReplacementPolicy", prp, { "Failed", "TerminatingOrFailed" }))
-  end
+  jobspec.validate(spec, "spec", errs)
   if not (creating and not manual(spec)) then
     if not is_table(spec.selector) then
       errs:add(validation.required("spec.selector", ""))
@@ -173,7 +110,6 @@ local function validate_spec(obj, errs, creating)
       end
     end
   end
-  validate_template(spec, errs)
 end
 
 -- validatePodTemplateUpdate: the template is immutable, except that a
@@ -335,6 +271,7 @@ return {
       spec.podReplacementPolicy = present(spec.podFailurePolicy) and "Failed" or "TerminatingOrFailed"
     end
     if not present(spec.manualSelector) then spec.manualSelector = false end
+    jobspec.default_policies(spec)
     if is_table(spec.template) then
       spec.template.spec = is_table(spec.template.spec) and spec.template.spec or {}
       podspec.defaults(spec.template.spec, {})

@@ -38,23 +38,8 @@ no_pods() { [ -z "$(ml get pods -l "job-name=$1" -o name 2>/dev/null)" ]; }
 
 # {====== batch-job.yaml: one pod, 0/1 then 1/1, logs of the finished pod
 
-cat >"$ML_TMP/batch-job.yaml" <<'YAML'
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: batch-job
-spec:
-  template:
-    metadata:
-      labels:
-        app: batch-job
-    spec:
-      restartPolicy: OnFailure
-      containers:
-        - name: main
-          image: idealism/batch-job
-YAML
-expect_eq "$(ml create -f "$ML_TMP/batch-job.yaml")" "job.batch/batch-job created" "create batch-job"
+CHAPTER="$ML_SRC/examples/chapter"
+expect_eq "$(ml create -f "$CHAPTER/batch-job.yaml")" "job.batch/batch-job created" "create batch-job"
 match "$(kc get jobs)" '^NAME +STATUS +COMPLETIONS +DURATION +AGE' "get jobs header"
 match "$(kc get jobs batch-job)" 'batch-job +Running +0/1 ' "kubectl get jobs: 0/1"
 match "$(ml get jobs batch-job)" 'batch-job +Running +0/1 ' "moonlet get jobs: 0/1"
@@ -87,26 +72,8 @@ ok "describe job (both CLIs)"
 
 # {====== multi-completion-parallel-batch-job.yaml: 5 completions, 2 at once
 
-cat >"$ML_TMP/multi.yaml" <<'YAML'
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: multi-completion-parallel-batch-job
-spec:
-  completions: 5
-  parallelism: 2
-  template:
-    metadata:
-      labels:
-        app: batch-job
-    spec:
-      restartPolicy: OnFailure
-      containers:
-        - name: main
-          image: idealism/batch-job
-YAML
 MULTI=multi-completion-parallel-batch-job
-expect_eq "$(kc create -f "$ML_TMP/multi.yaml")" "job.batch/$MULTI created" "kubectl create multi"
+expect_eq "$(kc create -f "$CHAPTER/multi-completion-parallel-batch-job.yaml")" "job.batch/$MULTI created" "kubectl create multi"
 wait_for 20 "two pods Running" test "$(count_phase $MULTI Running)" = 2
 # Sample until done: never more than 2 pods running or pending at once.
 deadline=$((SECONDS + 60 * ${ML_TIMEOUT_SCALE:-1}))
@@ -179,7 +146,50 @@ match "$(kc describe job deadline)" 'Warning +DeadlineExceeded .*Job was active 
   "DeadlineExceeded event"
 ok "activeDeadlineSeconds: running pods end, Failed DeadlineExceeded"
 
-sed 's/OnFailure/Always/; s/name: batch-job$/name: always/' "$ML_TMP/batch-job.yaml" >"$ML_TMP/always.yaml"
+# podFailurePolicy: exit code 42 fails the Job at once (no retries), exit 3
+# is ignored (not counted, the pod is replaced).
+cat >"$ML_TMP/policy.yaml" <<'YAML'
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: policy
+spec:
+  backoffLimit: 6
+  podFailurePolicy:
+    rules:
+      - action: FailJob
+        onExitCodes: {containerName: main, operator: In, values: [42]}
+      - action: Ignore
+        onExitCodes: {operator: In, values: [3]}
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: main
+          image: idealism/batch-job
+          command: ["sh", "-c", "exit 42"]
+YAML
+kc apply -f "$ML_TMP/policy.yaml" >/dev/null || fail "create policy job"
+wait_for 30 "policy job Failed" condition_is policy Failed PodFailurePolicy
+pod=$(ml get pods -l job-name=policy -o 'jsonpath={.items[0].metadata.name}')
+expect_eq "$(job_field policy '{.status.conditions[?(@.type=="Failed")].message}')" \
+  "Container main for pod default/$pod failed with exit code 42 matching FailJob rule at index 0" "FailJob message"
+expect_eq "$(job_field policy '{.status.failed}')" "1" "one failed pod, no retry"
+match "$(kc describe job policy)" 'Warning +PodFailurePolicy .*matching FailJob rule at index 0' "PodFailurePolicy event"
+out=$(kc create -f - 2>&1 <<'YAML'
+apiVersion: batch/v1
+kind: Job
+metadata: {name: bad-policy}
+spec:
+  podFailurePolicy: {rules: [{action: FailJob, onExitCodes: {operator: In, values: [0]}}]}
+  template: {spec: {restartPolicy: Never, containers: [{name: main, image: idealism/batch-job}]}}
+YAML
+) && fail "kubectl accepted exit code 0 with In"
+expect_contains "$out" 'spec.podFailurePolicy.rules[0].onExitCodes.values[0]: Invalid value: 0: must not be 0 for the In operator' \
+  "podFailurePolicy validation (422)"
+ok "podFailurePolicy: FailJob on exit code 42, validation"
+
+sed 's/OnFailure/Always/; s/name: batch-job$/name: always/' "$CHAPTER/batch-job.yaml" >"$ML_TMP/always.yaml"
 want='"always" is invalid: spec.template.spec.restartPolicy: Unsupported value: "Always": supported values: "OnFailure", "Never"'
 out=$(kc create -f "$ML_TMP/always.yaml" 2>&1) && fail "kubectl accepted restartPolicy Always"
 expect_contains "$out" "The Job $want" "kubectl: 422"

@@ -370,13 +370,156 @@ describe("job controller", function()
       local p = env.plugin
       assert.are.equal("", p.format_indexes({}))
       assert.are.equal("0", p.format_indexes({ [0] = true }))
-      assert.are.equal("0-1,3,5-7", p.format_indexes({ [0] = true, [1] = true, [3] = true, [5] = true,
+      assert.are.equal("0,1,3,5-7", p.format_indexes({ [0] = true, [1] = true, [3] = true, [5] = true,
         [6] = true, [7] = true }))
       local set = p.parse_indexes("0-1,3,5-7,12", 10)
       assert.are.same({ [0] = true, [1] = true, [3] = true, [5] = true, [6] = true, [7] = true }, set)
       assert.are.equal(1.5, p.parse_duration("1500ms"))
       assert.are.equal(90, p.parse_duration("1m30s"))
       assert.is_nil(p.parse_duration("soon"))
+    end)
+  end)
+  describe("pod failure policy", function()
+    local function policy_job(name, rules, extra)
+      local spec = { backoffLimit = 6, podFailurePolicy = { rules = rules } }
+      for k, v in pairs(extra or {}) do spec[k] = v end
+      return job(name, spec, "Never")
+    end
+
+    it("FailJob: an exit code the rule names fails the Job at once", function()
+      with_api(function(env)
+        local j = assert(env.client:create(JOB, policy_job("pfp-fail", {
+          { action = "FailJob", onExitCodes = { containerName = "main", operator = "In", values = { 42 } } },
+        })))
+        env.settle()
+        local pod = env.active(j)[1]
+        env.finish(pod, "Failed", 42)
+        env.settle()
+        local cur = env.job("pfp-fail")
+        local failed = env.condition(cur, "Failed")
+        assert.are.same({ "True", "PodFailurePolicy",
+          "Container main for pod default/" .. pod.metadata.name .. " failed with exit code 42 matching FailJob rule at index 0" },
+          { failed.status, failed.reason, failed.message })
+        assert.are.equal("PodFailurePolicy", env.condition(cur, "FailureTarget").reason)
+        assert.are.equal(1, cur.status.failed)
+        assert.are.equal(1, #env.pods(j)) -- no replacement
+      end)
+    end)
+
+    it("Ignore: matching failures are not counted; Count and unmatched ones are", function()
+      with_api(function(env)
+        local j = assert(env.client:create(JOB, policy_job("pfp-ignore", {
+          { action = "Ignore", onPodConditions = { { type = "DisruptionTarget" } } },
+          { action = "Ignore", onExitCodes = { operator = "In", values = { 3 } } },
+          { action = "Count", onExitCodes = { operator = "NotIn", values = { 3, 42 } } },
+        }, { backoffLimit = 1 })))
+        -- the pattern's status defaults to True
+        assert.are.equal("True", j.spec.podFailurePolicy.rules[1].onPodConditions[1].status)
+        env.settle()
+        env.finish(env.active(j)[1], "Failed", 3)
+        env.settle()
+        loop.sleep(300) -- the failure back-off still applies (0.2 s here)
+        env.settle()
+        local cur = env.job("pfp-ignore")
+        assert.is_nil(cur.status.failed)
+        assert.is_nil(env.condition(cur, "Failed"))
+        -- a disrupted pod (condition DisruptionTarget) is ignored too
+        local p = assert(env.client:get(POD, "default", env.active(j)[1].metadata.name))
+        env.finish(p, "Failed", 9)
+        p = assert(env.client:get(POD, "default", p.metadata.name))
+        p.status.conditions = { { type = "DisruptionTarget", status = "True", reason = "DeletionByTest" } }
+        assert(env.client:update_status(POD, p))
+        env.settle()
+        loop.sleep(700)
+        env.settle()
+        assert.is_nil(env.job("pfp-ignore").status.failed)
+        assert.are.equal(1, #env.active(j))
+        -- exit 9 without the condition is counted; two counted > backoffLimit 1
+        env.finish(env.active(j)[1], "Failed", 9)
+        env.settle()
+        loop.sleep(900)
+        env.settle()
+        assert.are.equal(1, env.job("pfp-ignore").status.failed)
+        env.finish(env.active(j)[1], "Failed", 9)
+        env.settle()
+        cur = env.job("pfp-ignore")
+        assert.are.equal(2, cur.status.failed)
+        assert.are.equal("BackoffLimitExceeded", env.condition(cur, "Failed").reason)
+      end)
+    end)
+  end)
+
+  describe("Indexed Jobs", function()
+    local function index_of(p) return p.metadata.annotations["batch.kubernetes.io/job-completion-index"] end
+    local function by_index(env, j)
+      local out = {}
+      for _, p in ipairs(env.active(j)) do out[index_of(p)] = p end
+      return out
+    end
+
+    it("successPolicy: the Job completes once the named indexes succeeded", function()
+      with_api(function(env)
+        local j = assert(env.client:create(JOB, job("sp", { completionMode = "Indexed", completions = 3,
+          parallelism = 3, successPolicy = { rules = { { succeededIndexes = "0", succeededCount = 1 } } } }, "Never")))
+        env.settle()
+        local act = by_index(env, j)
+        env.finish(act["0"], "Succeeded")
+        env.settle()
+        local cur = env.job("sp")
+        local met, done = env.condition(cur, "SuccessCriteriaMet"), env.condition(cur, "Complete")
+        assert.are.same({ "SuccessPolicy", "Matched rules at index 0" }, { met.reason, met.message })
+        assert.are.same({ "SuccessPolicy", "Matched rules at index 0" }, { done.reason, done.message })
+        assert.are.equal("0", cur.status.completedIndexes)
+        assert.are.equal(0, #env.active(j)) -- the other indexes' pods were ended
+      end)
+    end)
+
+    it("backoffLimitPerIndex: an index fails alone, its pods carry the failure count", function()
+      with_api(function(env)
+        local j = assert(env.client:create(JOB, job("bpi", { completionMode = "Indexed", completions = 2,
+          parallelism = 2, backoffLimitPerIndex = 1 }, "Never")))
+        assert.are.equal(2147483647, j.spec.backoffLimit)
+        env.settle()
+        local act = by_index(env, j)
+        assert.are.equal("0", act["0"].metadata.annotations["batch.kubernetes.io/job-index-failure-count"])
+        env.finish(act["0"], "Failed")
+        env.settle()
+        loop.sleep(300) -- this index's back-off (0.2 s here)
+        env.settle()
+        act = by_index(env, j)
+        assert.truthy(act["0"], "index 0 is retried")
+        assert.are.equal("1", act["0"].metadata.annotations["batch.kubernetes.io/job-index-failure-count"])
+        env.finish(act["0"], "Failed")
+        env.settle()
+        local cur = env.job("bpi")
+        assert.are.equal("0", cur.status.failedIndexes)
+        assert.is_nil(env.condition(cur, "Failed")) -- index 1 still runs
+        assert.is_nil(by_index(env, j)["0"])
+        env.finish(by_index(env, j)["1"], "Succeeded")
+        env.settle()
+        cur = env.job("bpi")
+        assert.are.same({ "FailedIndexes", "Job has failed indexes" },
+          { env.condition(cur, "Failed").reason, env.condition(cur, "Failed").message })
+        assert.are.equal("1", cur.status.completedIndexes)
+        assert.are.equal(2, cur.status.failed)
+      end)
+    end)
+
+    it("FailIndex and maxFailedIndexes: too many failed indexes fail the Job", function()
+      with_api(function(env)
+        local j = assert(env.client:create(JOB, job("fi", { completionMode = "Indexed", completions = 3,
+          parallelism = 3, backoffLimitPerIndex = 5, maxFailedIndexes = 0,
+          podFailurePolicy = { rules = { { action = "FailIndex", onExitCodes = { operator = "In", values = { 7 } } } } },
+        }, "Never")))
+        env.settle()
+        env.finish(by_index(env, j)["2"], "Failed", 7)
+        env.settle()
+        local cur = env.job("fi")
+        assert.are.equal("2", cur.status.failedIndexes)
+        assert.are.same({ "MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes" },
+          { env.condition(cur, "Failed").reason, env.condition(cur, "Failed").message })
+        assert.are.equal(0, #env.active(j))
+      end)
     end)
   end)
 end)

@@ -69,6 +69,70 @@ describe("job kind", function()
     end)
   end)
 
+  it("validates podFailurePolicy, successPolicy and backoffLimitPerIndex as Kubernetes does", function()
+    with_stack(function(s)
+      local function rejected(name, spec, policy)
+        local o = job(name, spec)
+        o.spec.template.spec.restartPolicy = policy or "Never"
+        local res, st = s.client:create(JOB, o)
+        assert.is_nil(res, name .. " was accepted")
+        assert.are.equal(422, st.code)
+        return st.message
+      end
+      local function has(msg, want) assert.truthy(msg:find(want, 1, true), msg) end
+      local m = rejected("pfp", { podFailurePolicy = { rules = {
+        { action = "FailJob", onExitCodes = { containerName = "other", operator = "In", values = { 0, 5, 5, 2 } } },
+        { action = "Retry", onExitCodes = { operator = "Within", values = { 1 } } },
+        { action = "FailIndex", onPodConditions = { { type = "Bad Type", status = "Maybe" } } },
+        { action = "Ignore" },
+      } } })
+      has(m, 'spec.podFailurePolicy.rules[0].onExitCodes.containerName: Invalid value: "other": must be one of '
+        .. "the container or initContainer names in the pod template")
+      has(m, "spec.podFailurePolicy.rules[0].onExitCodes.values[0]: Invalid value: 0: must not be 0 for the In operator")
+      has(m, "spec.podFailurePolicy.rules[0].onExitCodes.values[2]: Duplicate value: 5")
+      has(m, "spec.podFailurePolicy.rules[0].onExitCodes.values: Invalid value: [0,5,5,2]: must be ordered")
+      has(m, 'spec.podFailurePolicy.rules[1].action: Unsupported value: "Retry": supported values: "Count", '
+        .. '"FailIndex", "FailJob", "Ignore"')
+      has(m, 'spec.podFailurePolicy.rules[1].onExitCodes.operator: Unsupported value: "Within"')
+      has(m, 'spec.podFailurePolicy.rules[2].action: Invalid value: "FailIndex": requires the backoffLimitPerIndex to be set')
+      has(m, 'spec.podFailurePolicy.rules[2].onPodConditions[0].type: Invalid value: "Bad Type"')
+      has(m, 'spec.podFailurePolicy.rules[2].onPodConditions[0].status: Unsupported value: "Maybe"')
+      has(m, "spec.podFailurePolicy.rules[3]: Invalid value: null: specifying one of OnExitCodes and "
+        .. "OnPodConditions is required")
+      has(rejected("pfp-onfailure", { podFailurePolicy = { rules = {
+        { action = "Count", onExitCodes = { operator = "In", values = { 1 } } } } } }, "OnFailure"),
+        'spec.template.spec.restartPolicy: Invalid value: "OnFailure": only "Never" is supported when '
+          .. "podFailurePolicy is specified")
+
+      has(rejected("sp-nonindexed", { successPolicy = { rules = { { succeededCount = 1 } } } }),
+        "spec.successPolicy: Invalid value: ")
+      m = rejected("sp", { completionMode = "Indexed", completions = 3, successPolicy = { rules = {
+        {}, { succeededIndexes = "0-3" }, { succeededIndexes = "2,1" }, { succeededIndexes = "0-1", succeededCount = 3 },
+      } } })
+      has(m, "spec.successPolicy.rules[0]: Required value: at least one of succeededCount or succeededIndexes must be specified")
+      has(m, 'spec.successPolicy.rules[1].succeededIndexes: Invalid value: "0-3": error parsing succeededIndexes: '
+        .. 'too large index: "3"')
+      has(m, 'error parsing succeededIndexes: non-increasing order, previous: 2, current: 1')
+      has(m, "spec.successPolicy.rules[3].succeededCount: Invalid value: 3: must be less than or equal to 2 "
+        .. "(the number of indexes in the specified succeededIndexes field)")
+
+      has(rejected("bpi", { backoffLimitPerIndex = 1 }), "spec.backoffLimitPerIndex: Invalid value: 1: requires "
+        .. "indexed completion mode")
+      m = rejected("mfi", { completionMode = "Indexed", completions = 2, maxFailedIndexes = 3 })
+      has(m, "spec.backoffLimitPerIndex: Required value: when maxFailedIndexes is specified")
+      has(m, "spec.maxFailedIndexes: Invalid value: 3: must be less than or equal to completions")
+
+      -- a valid one is accepted, its pattern status defaulted
+      local o = job("ok", { completionMode = "Indexed", completions = 2, backoffLimitPerIndex = 0,
+        podFailurePolicy = { rules = { { action = "FailIndex", onPodConditions = { { type = "DisruptionTarget" } } } } },
+        successPolicy = { rules = { { succeededIndexes = "0,1" } } } })
+      o.spec.template.spec.restartPolicy = "Never"
+      local res = assert(s.client:create(JOB, o))
+      assert.are.equal("True", res.spec.podFailurePolicy.rules[1].onPodConditions[1].status)
+      assert.are.equal("Failed", res.spec.podReplacementPolicy)
+    end)
+  end)
+
   it("rejects restartPolicy Always and other invalid specs with Kubernetes' messages", function()
     with_stack(function(s)
       local o = job("always")

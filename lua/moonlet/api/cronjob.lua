@@ -22,18 +22,9 @@ local function is_table(v) return type(v) == "table" end
 local function set(v) return v ~= nil and v ~= json.null end
 
 local workload = require("moonlet.api.workload")
+local jobspec = require("moonlet.api.jobspec")
 
-local LabelSelector = workload.LabelSelector
-
-local JobSpec = S.struct("v1.JobSpec", {
-  parallelism = S.integer, completions = S.integer, activeDeadlineSeconds = S.int64,
-  podFailurePolicy = S.any, successPolicy = S.any, backoffLimit = S.integer,
-  backoffLimitPerIndex = S.integer, maxFailedIndexes = S.integer, selector = LabelSelector,
-  manualSelector = S.boolean,
-  template = S.struct("v1.PodTemplateSpec", { metadata = S.ObjectMeta, spec = podspec.schema }),
-  ttlSecondsAfterFinished = S.integer, completionMode = S.string, suspend = S.boolean,
-  podReplacementPolicy = S.string, managedBy = S.string,
-})
+local JobSpec = jobspec.schema
 
 local ObjectReference = S.struct("v1.ObjectReference", {
   kind = S.string, namespace = S.string, name = S.string, uid = S.string, apiVersion = S.string,
@@ -72,13 +63,6 @@ local function validate_job_template(jt, errs)
     end
   end
   local js = is_table(jt) and is_table(jt.spec) and jt.spec or {}
-  for _, f in ipairs({ "parallelism", "completions", "activeDeadlineSeconds", "backoffLimit",
-    "ttlSecondsAfterFinished" }) do
-    nonneg(js[f], path .. "." .. f, errs)
-  end
-  if set(js.completionMode) and js.completionMode ~= "NonIndexed" and js.completionMode ~= "Indexed" then
-    errs:add(validation.not_supported(path .. ".completionMode", js.completionMode, { "NonIndexed", "Indexed" }))
-  end
   if js.manualSelector == true then
     if not is_table(js.selector) then
       errs:add(validation.required(path .. ".selector", ""))
@@ -87,21 +71,7 @@ local function validate_job_template(jt, errs)
       if serrs then add_all(errs, serrs:list()) end
     end
   end
-  local tpl = is_table(js.template) and js.template or nil
-  if not tpl then
-    errs:add(validation.required(path .. ".template", ""))
-    return
-  end
-  local tmeta = is_table(tpl.metadata) and tpl.metadata or {}
-  if tmeta.labels ~= nil then validation.validate_labels(tmeta.labels, path .. ".template.metadata.labels", errs) end
-  local spec = is_table(tpl.spec) and tpl.spec or {}
-  podspec.validate(spec, path .. ".template.spec", errs, {})
-  local rp = spec.restartPolicy
-  if not set(rp) or rp == "" then
-    errs:add(validation.required(path .. ".template.spec.restartPolicy", 'valid values: "OnFailure", "Never"'))
-  elseif rp ~= "OnFailure" and rp ~= "Never" then
-    errs:add(validation.not_supported(path .. ".template.spec.restartPolicy", rp, { "OnFailure", "Never" }))
-  end
+  jobspec.validate(js, path, errs)
 end
 
 -- ValidateCronJobSpec (+ the create-only name and TZ rules).
