@@ -5,21 +5,27 @@ local M = {}
 local VERSION = "0.1.0"
 
 local function usage(out)
+  -- The verb list comes from the CLI's own table, so it cannot go stale.
+  local verbs, lines, line = require("moonlet.cli").verbs(), {}, ""
+  for i, v in ipairs(verbs) do
+    local piece = v .. (i < #verbs and "," or "")
+    if #line + #piece + 1 > 40 then lines[#lines + 1] = line; line = "" end
+    line = line == "" and piece or (line .. " " .. piece)
+  end
+  lines[#lines + 1] = line
   out:write([[
 moonlet: Kubernetes' workload model for local processes.
 
 Usage:
   moonlet server [flags]        run the API server, controllers and node agent
   moonlet lua FILE [ARGS...]    run a Lua script with the moonlet.* modules
-  moonlet version               print the version
-  moonlet VERB ...              CLI: apply, create, get, describe, delete,
-                                label, annotate, edit, api-resources
+  moonlet VERB ...              CLI: ]], table.concat(lines, "\n" .. string.rep(" ", 37)), [[
+
 
 Run 'moonlet VERB --help' for a verb's flags.
 ]])
 end
 
---- Runs FILE as a chunk in a coroutine on the loop; `arg` holds its args.
 --- Runs FILE as a chunk in a coroutine on the loop; `arg` holds its args.
 --- With --server URL, moonlet.client.default() talks to that server.
 local function run_lua(argv)

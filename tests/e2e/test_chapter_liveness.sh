@@ -18,40 +18,14 @@ if command -v kubectl >/dev/null 2>&1 && kubectl --request-timeout=10s get --raw
 fi
 kc() { kubectl --request-timeout=20s "$@"; }
 
-# kubia-liveness-probe.yaml exactly as the chapter prints it.
-cat >"$ML_TMP/kubia-liveness-probe.yaml" <<'EOF'
-# 遵循 v1 版本的 Kubernetes API
-apiVersion: v1
-# 资源类型为 Pod
-kind: Pod
-metadata:
-  # pod 的名称
-  name: kubia-liveness
-spec:
-  containers:
-    # 创建容器所使用的镜像
-    - image: idealism/kubia-unhealthy
-      # 容器的名称
-      name: kubia
-      ports:
-        # 应用监听的端口
-        - containerPort: 8080
-          protocol: TCP
-      # 开启一个存活探测器
-      livenessProbe:
-        # 存活探测器的类型为 HTTP GET
-        httpGet:
-          # 探测器连接的网络端口
-          port: 8080
-          # 探测器请求的路径
-          path: /
-EOF
+# the chapter's files, as it prints them
+CHAPTER="$ML_SRC/examples/chapter"
 
 jp() { ml get pod "$1" -o "jsonpath=$2" 2>/dev/null; }
 restarted() { [ "$(jp kubia-liveness '{.status.containerStatuses[0].restartCount}')" -ge 1 ] 2>/dev/null; }
 running_ready() { [ "$(jp "$1" '{.status.containerStatuses[0].ready}')" = true ]; }
 
-expect_eq "$(ml create -f "$ML_TMP/kubia-liveness-probe.yaml")" "pod/kubia-liveness created" "create"
+expect_eq "$(ml create -f "$CHAPTER/kubia-liveness-probe.yaml")" "pod/kubia-liveness created" "create"
 wait_for 20 "kubia-liveness running" running_ready kubia-liveness
 expect_match "$(ml get pod kubia-liveness)" 'kubia-liveness +1/1 +Running +0 +[0-9]+s' "running, no restarts yet"
 ok "kubia-liveness runs"
@@ -100,24 +74,21 @@ fi
 ml delete pod kubia-liveness --grace-period=2 --timeout=60s >/dev/null
 ok "deleted"
 
-# kubia-liveness-probe-initial-delay.yaml: the same with initialDelaySeconds: 15.
-sed -e 's/name: kubia-liveness$/name: kubia-liveness-delay/' \
-    -e 's|^          path: /$|          path: /\n        # 第一次探测前等待 15 秒\n        initialDelaySeconds: 15|' \
-    "$ML_TMP/kubia-liveness-probe.yaml" >"$ML_TMP/kubia-liveness-probe-initial-delay.yaml"
-grep -q 'initialDelaySeconds: 15' "$ML_TMP/kubia-liveness-probe-initial-delay.yaml" || fail "variant yaml"
-ml create -f "$ML_TMP/kubia-liveness-probe-initial-delay.yaml" >/dev/null
-wait_for 20 "delayed pod running" running_ready kubia-liveness-delay
+# kubia-liveness-probe-initial-delay.yaml: the same pod (same name, so the
+# first is gone by now) with initialDelaySeconds: 15.
+ml create -f "$CHAPTER/kubia-liveness-probe-initial-delay.yaml" >/dev/null
+wait_for 20 "delayed pod running" running_ready kubia-liveness
 t0=$SECONDS
 sleep 11
-n=$(ml logs kubia-liveness-delay | grep -c 'Received request' || true)
+n=$(ml logs kubia-liveness | grep -c 'Received request' || true)
 expect_eq "$n" 0 "no probe within the first 11 s"
-expect_eq "$(ml describe pod kubia-liveness-delay | grep -c 'Liveness probe failed' || true)" 0 "no Unhealthy event"
-wait_for 12 "the first probe after 15 s" sh -c "$ML_BIN logs kubia-liveness-delay | grep -q 'Received request'"
+expect_eq "$(ml describe pod kubia-liveness | grep -c 'Liveness probe failed' || true)" 0 "no Unhealthy event"
+wait_for 12 "the first probe after 15 s" sh -c "$ML_BIN logs kubia-liveness | grep -q 'Received request'"
 [ $((SECONDS - t0)) -ge 12 ] || fail "the first probe came too early"
-expect_contains "$(ml describe pod kubia-liveness-delay)" 'Liveness:       http-get http://:8080/ delay=15s timeout=1s period=10s #success=1 #failure=3' "describe shows delay=15s"
+expect_contains "$(ml describe pod kubia-liveness)" 'Liveness:       http-get http://:8080/ delay=15s timeout=1s period=10s #success=1 #failure=3' "describe shows delay=15s"
 ok "initialDelaySeconds: 15 delays the first probe"
 
-ml delete pod kubia-liveness-delay --grace-period=2 --timeout=60s >/dev/null
+ml delete pod kubia-liveness --grace-period=2 --timeout=60s >/dev/null
 stop_server TERM
 ok "clean stop"
 finish

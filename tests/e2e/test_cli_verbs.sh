@@ -13,6 +13,13 @@ ok "server started"
 kc get --raw /api >/dev/null 2>"$ML_TMP/kc.err" ||
   fail "kubectl cannot reach the server with $KUBECONFIG: $(cat "$ML_TMP/kc.err")"
 
+# --- help: every verb is listed (the list comes from the CLI's table)
+out=$("$ML_BIN" --help)
+for verb in annotate api-resources apply create delete describe edit get label logs rollout scale version; do
+  expect_match "$out" "[ ,]$verb[,]?( |$)" "--help lists $verb"
+done
+ok "--help lists every CLI verb"
+
 # --- version and api-resources
 out=$(ml version)
 case "$out" in

@@ -27,38 +27,9 @@ running_on_n1() {
 ds_status() { [ "$(ml get ds ssd-monitor -o "jsonpath=$1")" = "$2" ]; }
 
 # the chapter's manifest, as printed
-cat >"$ML_TMP/ssd-monitor-daemonset.yaml" <<'YAML'
-# 遵循 apps/v1 版本的 Kubernetes API
-apiVersion: apps/v1
-# 资源类型为 DaemonSet
-kind: DaemonSet
-metadata:
-  # DaemonSet 的名称
-  name: ssd-monitor
-spec:
-  # 指定 DaemonSet 操作对象
-  selector:
-    # 需要匹配以下指定的标签
-    matchLabels:
-      app: ssd-monitor
-  # 启动 pod 使用的模版
-  template:
-    metadata:
-      # 指定标签为 app=ssd-monitor
-      labels:
-        app: ssd-monitor
-    spec:
-      # 指定选择具有 disk=ssd 标签的节点部署
-      nodeSelector:
-        disk: ssd
-      containers:
-        # 容器的名称
-        - name: main
-          # 创建容器所使用的镜像
-          image: idealism/ssd-monitor
-YAML
+DS_YAML="$ML_SRC/examples/chapter/ssd-monitor-daemonset.yaml"
 
-expect_eq "$(kc create -f "$ML_TMP/ssd-monitor-daemonset.yaml")" "daemonset.apps/ssd-monitor created" "kubectl create"
+expect_eq "$(kc create -f "$DS_YAML")" "daemonset.apps/ssd-monitor created" "kubectl create"
 wait_for 20 "status observed" ds_status '{.status.observedGeneration}' 1
 match "$(kc get daemonsets)" '^NAME +DESIRED +CURRENT +READY +UP-TO-DATE +AVAILABLE +NODE SELECTOR +AGE' \
   "kubectl get ds header"

@@ -44,41 +44,9 @@ rolled_out() { # n: the Deployment reports n updated, available, observed
 live_pods() { ml get pods -o 'jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}' | awk '$2 == "" { print $1 }'; }
 
 # the chapter's manifest, unchanged
-cat >"$ML_TMP/kubia-deployment.yaml" <<'YAML'
-# 遵循 v1 版本的 Kubernetes API
-apiVersion: apps/v1
-# 资源类型为 Deployment
-kind: Deployment
-metadata:
-  # Deployment 的名称
-  name: kubia
-spec:
-  # 指定与标签选择器匹配的 pod 数目为 3
-  replicas: 3
-  # 指定 Deployment 操作对象
-  selector:
-    # 需要匹配以下指定的标签
-    matchLabels:
-      app: kubia
-  # 启动 pod 使用的模版(可以发现模版内容与 kubia-manual.yaml 对应部分一致)
-  template:
-    metadata:
-      # 指定标签为 app=kubia
-      labels:
-        app: kubia
-    spec:
-      containers:
-        # 容器的名称
-        - name: kubia
-          # 创建容器所使用的镜像
-          image: idealism/kubia
-          # 应用监听的端口
-          ports:
-            - containerPort: 8080
-              protocol: TCP
-YAML
+DEPLOY="$ML_SRC/examples/chapter/kubia-deployment.yaml"
 
-expect_eq "$(kc create -f "$ML_TMP/kubia-deployment.yaml")" "deployment.apps/kubia created" "create"
+expect_eq "$(kc create -f "$DEPLOY")" "deployment.apps/kubia created" "create"
 has_new_rs() { [ -n "$(new_rs)" ]; }
 wait_for 20 "a new replica set" has_new_rs
 rs1=$(new_rs)
@@ -126,7 +94,7 @@ kc delete deployment kubia --cascade=orphan >/dev/null || fail "delete --cascade
 wait_for 20 "deployment gone" sh -c "! $ML_BIN get deploy kubia >/dev/null 2>&1"
 wait_for 20 "rs orphaned" sh -c "[ -z \"\$($ML_BIN get rs $rs1 -o 'jsonpath={.metadata.ownerReferences}')\" ]"
 expect_eq "$(owned_pods "$rs1" | sort | tr '\n' ' ')" "$kept" "pods stay with the orphaned rs"
-ml apply -f "$ML_TMP/kubia-deployment.yaml" >/dev/null || fail "create again"
+ml apply -f "$DEPLOY" >/dev/null || fail "create again"
 adopted() { [ "$(ml get rs "$rs1" -o 'jsonpath={.metadata.ownerReferences[0].uid}')" = "$(field '{.metadata.uid}')" ]; }
 wait_for 20 "the new deployment adopts the rs" adopted
 wait_for 20 "deployment status 3/3 again" rolled_out 3
@@ -204,7 +172,7 @@ wait_for 30 "nosel rolled out" sh -c "[ \"\$($ML_BIN get deploy nosel -o 'jsonpa
 ml delete deploy nosel >/dev/null || fail "delete nosel"
 ok "a manifest without a selector gets the template labels"
 
-sed 's/^        app: kubia$/        app: foo/; s/name: kubia$/name: mismatch/' "$ML_TMP/kubia-deployment.yaml" >"$ML_TMP/mismatch.yaml"
+sed 's/^        app: kubia$/        app: foo/; s/name: kubia$/name: mismatch/' "$DEPLOY" >"$ML_TMP/mismatch.yaml"
 grep -q 'app: foo' "$ML_TMP/mismatch.yaml" || fail "mismatch manifest"
 out=$(kc create -f "$ML_TMP/mismatch.yaml" 2>&1) && fail "mismatch accepted"
 expect_contains "$out" 'The Deployment "mismatch" is invalid: spec.template.metadata.labels: Invalid value: {"app":"foo"}: `selector` does not match template `labels`' "kubectl 422"

@@ -38,27 +38,12 @@ same_output() {
   fail "$desc: moonlet and kubectl differ (< kubectl, > moonlet)"
 }
 
-# --- the chapter's pod, held back from any scheduler
-cat >"$ML_TMP/pod.yaml" <<'EOF'
-apiVersion: v1
-kind: Pod
-metadata:
-  name: kubia-liveness
-  labels:
-    app: kubia
-spec:
-  schedulerName: e2e-nobody
-  containers:
-    - image: idealism/kubia-unhealthy
-      name: kubia
-      ports:
-        - containerPort: 8080
-          protocol: TCP
-      livenessProbe:
-        httpGet:
-          port: 8080
-          path: /
-EOF
+# --- the chapter's pod, held back from any scheduler: its file with a
+# schedulerName nobody serves (so it stays Pending) and a label
+sed -e 's/^  name: kubia-liveness$/&\n  labels:\n    app: kubia/' \
+    -e 's/^spec:$/&\n  schedulerName: e2e-nobody/' \
+    "$ML_SRC/examples/chapter/kubia-liveness-probe.yaml" >"$ML_TMP/pod.yaml"
+grep -q 'schedulerName: e2e-nobody' "$ML_TMP/pod.yaml" || fail "derived pod.yaml"
 out=$(ml apply -f "$ML_TMP/pod.yaml")
 expect_eq "$out" "pod/kubia-liveness created" "apply creates the pod"
 out=$(ml get pod kubia-liveness -o jsonpath='{.spec.restartPolicy} {.spec.terminationGracePeriodSeconds} {.spec.dnsPolicy} {.spec.serviceAccountName} {.spec.containers[0].imagePullPolicy} {.spec.containers[0].livenessProbe.periodSeconds} {.spec.containers[0].livenessProbe.httpGet.scheme} {.status.phase} {.status.qosClass}')

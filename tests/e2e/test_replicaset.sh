@@ -7,8 +7,12 @@
 source "$(dirname "$0")/lib.sh"
 
 command -v kubectl >/dev/null 2>&1 || fail "kubectl is not installed (.ci/install-deps installs it)"
-start_server --node-name n1 --image-path "$ML_SRC/examples/images"
-ok "server started"
+# A relative --image-path is the server's working directory's, not the
+# pods' (they run elsewhere).
+cd "$ML_SRC"
+start_server --node-name n1 --image-path examples/images
+cd - >/dev/null
+ok "server started (relative --image-path)"
 export KUBECONFIG="$ML_DATA/kubeconfig"
 kc() { kubectl --request-timeout=20s "$@"; }
 
@@ -31,31 +35,13 @@ count_running() { # rs, n: n owned pods and all Running
 match() { grep -Eq -- "$2" <<<"$1" || fail "$3: /$2/ does not match [$1]"; }
 ready_is() { [ "$(ml get rs "$1" -o 'jsonpath={.status.readyReplicas}')" = "$2" ]; }
 
-cat >"$ML_TMP/kubia-rs.yaml" <<'YAML'
-apiVersion: apps/v1
-kind: ReplicaSet
-metadata:
-  name: kubia
-spec:
-  replicas: 3
-  selector:
-    matchLabels:
-      app: kubia
-  template:
-    metadata:
-      labels:
-        app: kubia
-    spec:
-      containers:
-      - name: kubia
-        image: kubia
-        command: ["sleep", "3600"]
-YAML
-ml apply -f "$ML_TMP/kubia-rs.yaml" >/dev/null || fail "create rs"
+# kubia-replicaset.yaml: the chapter's kubia Deployment as a bare ReplicaSet
+RS_YAML="$ML_SRC/examples/chapter/kubia-replicaset.yaml"
+ml apply -f "$RS_YAML" >/dev/null || fail "create rs"
 wait_for 30 "3 pods Running" count_running kubia 3
 wait_for 20 "status ready 3" ready_is kubia 3
 match "$(kc get rs kubia)" 'kubia +3 +3 +3 ' "kubectl get rs"
-match "$(kc get rs -o wide)" 'kubia +3 +3 +3 +[0-9a-z]+ +kubia +kubia +app=kubia' "get rs -o wide"
+match "$(kc get rs -o wide)" 'kubia +3 +3 +3 +[0-9a-z]+ +kubia +idealism/kubia +app=kubia' "get rs -o wide"
 expect_contains "$(ml get events --field-selector involvedObject.name=kubia -o 'jsonpath={.items[*].message}')" \
   "Created pod: kubia-" "SuccessfulCreate events"
 ok "rs created 3 Running pods"
@@ -103,7 +89,7 @@ for p in $kept; do
 done
 ok "delete rs --cascade=orphan keeps the pods"
 
-sed 's/replicas: 3/replicas: 2/; s/name: kubia$/name: kubia2/' "$ML_TMP/kubia-rs.yaml" >"$ML_TMP/kubia2.yaml"
+sed 's/replicas: 3/replicas: 2/; s/name: kubia$/name: kubia2/' "$RS_YAML" >"$ML_TMP/kubia2.yaml"
 kc apply -f "$ML_TMP/kubia2.yaml" >/dev/null || fail "create kubia2"
 adopted_ok() { [ "$(owned_pods kubia2 | sort | tr '\n' ' ')" = "$kept" ]; }
 wait_for 20 "kubia2 adopts the orphans" adopted_ok
@@ -112,31 +98,11 @@ for p in $kept; do
 done
 ok "a new rs adopts the orphans without restarts"
 
-cat >"$ML_TMP/typo.yaml" <<'YAML'
-apiVersion: apps/v1
-kind: ReplicaSet
-metadata:
-  name: kubia-typo
-spec:
-  replicas: 1
-  selector:
-    matchExpressions:
-      - app: app
-        operator: In
-        values:
-          - kubia
-  template:
-    metadata:
-      labels:
-        app: kubia
-    spec:
-      containers:
-      - name: kubia
-        image: kubia
-YAML
-out=$(kc create -f "$ML_TMP/typo.yaml" --validate=false 2>&1) && fail "typo accepted"
+# the chapter's matchExpressions example as it prints it (a Deployment)
+TYPO="$ML_SRC/examples/chapter/kubia-deployment-matchexpressions-typo.yaml"
+out=$(kc create -f "$TYPO" --validate=false 2>&1) && fail "typo accepted"
 expect_contains "$out" 'spec.selector.matchExpressions[0].key' "422 names the missing key"
-out=$(kc create -f "$ML_TMP/typo.yaml" 2>&1) && fail "typo accepted (strict)"
+out=$(kc create -f "$TYPO" 2>&1) && fail "typo accepted (strict)"
 expect_contains "$out" 'unknown field "spec.selector.matchExpressions[0].app"' "strict names the unknown field"
 ok "the chapter's matchExpressions typo is refused"
 

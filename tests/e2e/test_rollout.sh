@@ -42,29 +42,7 @@ observed() { [ "$(field '{.metadata.generation}')" = "$(field '{.status.observed
 revision_is() { [ "$(field '{.metadata.annotations.deployment\.kubernetes\.io/revision}')" = "$1" ]; }
 
 # the chapter's manifest, unchanged
-cat >"$ML_TMP/kubia-deployment.yaml" <<'YAML'
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: kubia
-spec:
-  replicas: 3
-  selector:
-    matchLabels:
-      app: kubia
-  template:
-    metadata:
-      labels:
-        app: kubia
-    spec:
-      containers:
-        - name: kubia
-          image: idealism/kubia
-          ports:
-            - containerPort: 8080
-              protocol: TCP
-YAML
-expect_eq "$(kc create -f "$ML_TMP/kubia-deployment.yaml")" "deployment.apps/kubia created" "create"
+expect_eq "$(kc create -f "$ML_SRC/examples/chapter/kubia-deployment.yaml")" "deployment.apps/kubia created" "create"
 
 # {====== status
 out=$(ml rollout status deployment/kubia) || fail "moonlet rollout status failed: $out"

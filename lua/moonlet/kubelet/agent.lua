@@ -43,7 +43,7 @@ M.USAGE = [[
   --image-path DIR     where images live: DIR/<image>/entrypoint (repeatable)
   --crashloop-initial D  first crash-loop back-off (default 10s)
   --crashloop-max D    longest crash-loop back-off (default 300s)
-  --keep-pods          on SIGTERM leave pods as they are (no graceful stop)
+  --keep-pods          on SIGTERM skip the pods' graceful stop
   --no-kubelet         run no node agent on this host
 ]]
 
@@ -438,6 +438,14 @@ end
 
 -- }======
 
+--- Image dirs as absolute paths: a relative --image-path means the
+--- server's working directory, not the container's workingDir.
+function M.absolute_dirs(dirs)
+  local out = {}
+  for i, d in ipairs(dirs) do out[i] = sys.realpath(d) or d end
+  return out
+end
+
 --- Creates an agent (not started). opts: client, data_dir, node_name,
 --- image_path (list), crashloop_initial, crashloop_max, keep_pods, log,
 --- runtime (process runtime; default moonlet.proc), clock, pod_informer (a
@@ -448,7 +456,7 @@ function M.new(opts)
     data_dir = opts.data_dir,
     node_name = opts.node_name or sys.hostname() or "localhost",
     host_ip = "127.0.0.1",
-    image_dirs = opts.image_path or {},
+    image_dirs = M.absolute_dirs(opts.image_path or {}),
     keep_pods = opts.keep_pods,
     pod_informer = opts.pod_informer,
     log = opts.log or function(level, msg) require("moonlet.core.runtime").log(level, msg) end,
