@@ -4,7 +4,7 @@
 # <cronjob>-<scheduled minutes> with the scheduled-timestamp annotation
 # (runs within one minute share that name, as in Kubernetes), LAST
 # SCHEDULE / ACTIVE columns, SawCompletedJob; `create job
-# --from=cronjob/NAME`, whose Jobs count towards
+# --from=cronjob/NAME` (moonlet's and kubectl's), whose Jobs count towards
 # successfulJobsHistoryLimit (the oldest are pruned); suspend; Kubernetes'
 # validation errors (TZ in the schedule, a bad schedule, an unknown
 # timeZone); `describe cronjob` as kubectl prints it; deleting the CronJob
@@ -18,35 +18,16 @@ kc() { kubectl --request-timeout=20s "$@"; }
 match() { grep -Eq -- "$2" <<<"$1" || fail "$3: /$2/ does not match [$1]"; }
 
 # The chapter's manifest, unchanged (batch/v1beta1).
-cat >"$ML_TMP/cronjob.yaml" <<'YAML'
-apiVersion: batch/v1beta1
-kind: CronJob
-metadata:
-  name: batch-job-every-fifteen-minutes
-spec:
-  schedule: "0,15,30,45 * * * *"
-  startingDeadlineSeconds: 15
-  jobTemplate:
-    spec:
-      template:
-        metadata:
-          labels:
-            app: periodic-batch-job
-        spec:
-          restartPolicy: OnFailure
-          containers:
-          - name: main
-            image: idealism/batch-job
-YAML
-out=$(kc apply -f "$ML_TMP/cronjob.yaml" 2>&1) || fail "kubectl apply chapter cronjob: $out"
+CRONJOB="$ML_SRC/examples/chapter/cronjob.yaml"
+out=$(kc apply -f "$CRONJOB" 2>&1) || fail "kubectl apply chapter cronjob: $out"
 match "$out" '^cronjob.batch/batch-job-every-fifteen-minutes created' "kubectl apply v1beta1"
 match "$(kc get cronjobs)" 'batch-job-every-fifteen-minutes +0,15,30,45 \* \* \* \* +<none> +False +0 +<none> +[0-9]+s' \
   "kubectl get cronjobs"
 match "$(ml get cj)" '^NAME +SCHEDULE +TIMEZONE +SUSPEND +ACTIVE +LAST SCHEDULE +AGE' "moonlet get cj header"
 [ "$(ml get cronjob batch-job-every-fifteen-minutes -o 'jsonpath={.apiVersion} {.spec.startingDeadlineSeconds}')" \
   = "batch/v1 15" ] || fail "stored as batch/v1 with the deadline"
-ml delete -f "$ML_TMP/cronjob.yaml" >/dev/null || fail "moonlet delete -f"
-out=$(ml apply -f "$ML_TMP/cronjob.yaml") || fail "moonlet apply chapter cronjob"
+ml delete -f "$CRONJOB" >/dev/null || fail "moonlet delete -f"
+out=$(ml apply -f "$CRONJOB") || fail "moonlet apply chapter cronjob"
 match "$out" 'cronjob.batch/batch-job-every-fifteen-minutes created' "moonlet apply v1beta1"
 ok "the chapter's batch/v1beta1 CronJob is accepted by both CLIs"
 
@@ -132,9 +113,9 @@ ok "runs on schedule and records completions"
 out=$(ml create job manual-a --from=cronjob/ticker -o yaml) || fail "create job manual-a"
 grep -Eq 'cronjob.kubernetes.io/instantiate: manual' <<<"$out" || fail "manual job annotation: $out"
 grep -Eq 'kind: CronJob' <<<"$out" || fail "manual job owner: $out"
-# (kubectl's create job posts protobuf through its typed client, which the
-# server does not decode yet, so the second one goes through moonlet too.)
-match "$(ml create job manual-b --from cj/ticker)" '^job.batch/manual-b created$' "moonlet create job (short name)"
+# The second through kubectl, whose typed client posts it as protobuf.
+match "$(kc create job manual-b --from cj/ticker)" '^job.batch/manual-b created$' "kubectl create job (short name)"
+[ "$(ml get job manual-b -o 'jsonpath={.metadata.ownerReferences[0].name}')" = ticker ] || fail "manual-b owner"
 wait_for 30 "history pruned (SuccessfulDelete)" event_seen SuccessfulDelete
 succeeded_left() { # at most 1 finished job is kept
   local n

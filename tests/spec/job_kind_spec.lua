@@ -133,6 +133,21 @@ describe("job kind", function()
     end)
   end)
 
+  it("a status PUT carrying only status takes the rest from the stored Job", function()
+    with_stack(function(s)
+      local j = assert(s.client:create(JOB, job("st")))
+      local res = s.transport({ method = "PUT", path = "/apis/batch/v1/namespaces/default/jobs/st/status",
+        headers = { ["Content-Type"] = "application/json" },
+        body = json.encode({ apiVersion = "batch/v1", kind = "Job",
+          metadata = { name = "st", namespace = "default", resourceVersion = j.metadata.resourceVersion },
+          status = { active = 1 } }) })
+      assert.are.equal(200, res.status, res.body)
+      local got = assert(s.client:get(JOB, "default", "st"))
+      assert.are.equal(1, got.status.active)
+      assert.are.same(j.spec, got.spec)
+    end)
+  end)
+
   it("rejects restartPolicy Always and other invalid specs with Kubernetes' messages", function()
     with_stack(function(s)
       local o = job("always")

@@ -4,6 +4,7 @@
 -- through ctx:reply(code, obj_or_json_text) or ctx:fail(status).
 local json = require("moonlet.json")
 local yaml = require("moonlet.yaml")
+local protobuf = require("moonlet.api.protobuf")
 local status = require("moonlet.api.status")
 local schema = require("moonlet.api.schema")
 local request = require("moonlet.api.request")
@@ -34,6 +35,7 @@ local function decode_body(ctx)
   local body = ctx.body or ""
   if body == "" then return nil, status.bad_request("the request body is empty") end
   local ct = ctx.headers["content-type"] or "application/json"
+  if protobuf.is_protobuf(ct) then return protobuf.decode_body(ctx) end
   local v, err
   if ct:find("yaml", 1, true) then v, err = yaml.decode(body)
   else v, err = json.decode(body) end
@@ -91,6 +93,11 @@ local function dry_run(ctx)
   end
   return false
 end
+
+--- For kinds with their own verb handlers (moonlet.api.review): the body
+--- decoding and the shape check every create goes through.
+M.decode_body = decode_body
+M.admit_shape = admit_shape
 
 --- True when the request asks for ?dryRun=All (or DeleteOptions.dryRun):
 --- subresource handlers answer without writing.
@@ -342,6 +349,19 @@ local function write_update(ctx, obj, old)
     return ctx:fail(status.not_found(def, ctx.name))
   end
   if sub ~= "status" and def.prepare_update then def.prepare_update(obj, old) end
+  -- rest.BeforeUpdate: the stored uid when the body gives none.
+  if obj.metadata.uid == nil or obj.metadata.uid == "" then obj.metadata.uid = old.metadata.uid end
+  if sub == "status" then
+    -- The status strategies' PrepareForUpdate: everything but status and
+    -- metadata comes from the stored object, so a body of status alone
+    -- validates (and nothing else could change anyway).
+    for k in pairs(obj) do
+      if k ~= "status" and k ~= "metadata" and k ~= "apiVersion" and k ~= "kind" then obj[k] = nil end
+    end
+    for k, v in pairs(old) do
+      if k ~= "status" and k ~= "metadata" and k ~= "apiVersion" and k ~= "kind" then obj[k] = json.copy(v) end
+    end
+  end
   local err = validate(ctx, obj, old)
   if err then return ctx:fail(err) end
   if dry_run(ctx) then return ctx:reply(200, obj) end

@@ -7,6 +7,7 @@ local status = require("moonlet.api.status")
 local request = require("moonlet.api.request")
 local discovery = require("moonlet.api.discovery")
 local handlers = require("moonlet.api.handlers")
+local protobuf = require("moonlet.api.protobuf")
 
 local M = {}
 M.__index = M
@@ -120,15 +121,24 @@ function M:handle(req, sink)
   if verb == "create" and def.namespaced and not r.namespace then
     return ctx:fail(status.method_not_allowed())
   end
-  -- Protobuf (kubectl's typed clients send it for built-in kinds) and CBOR
-  -- bodies are refused with 415, which makes client-go retry in JSON.
+  -- kubectl's typed clients (create <generator>) send protobuf for built-in
+  -- kinds and do not retry in JSON; kinds without a protobuf message (custom
+  -- kinds, as CRDs in Kubernetes) and CBOR get 415.
   if (verb == "create" or verb == "update") and req.body and req.body ~= "" then
-    local ct = (ctx.headers["content-type"] or "application/json"):match("^%s*([^;%s]+)"):lower()
-    if ct ~= "application/json" and ct ~= "application/yaml" and ct ~= "*/*" then
-      return ctx:fail(status.unsupported_media_type("application/json, application/yaml"))
+    local ct = (ctx.headers["content-type"] or "application/json"):match("^%s*([^;%s]*)"):lower()
+    local has_pb = (not r.subresource or r.subresource == "status")
+      and protobuf.message_for(def.api_version, def.kind)
+    if ct ~= "" and ct ~= "application/json" and ct ~= "application/yaml" and ct ~= "*/*"
+        and not (has_pb and ct == "application/vnd.kubernetes.protobuf") then
+      return ctx:fail(status.unsupported_media_type("application/json, application/yaml"
+        .. (has_pb and ", application/vnd.kubernetes.protobuf" or "")))
     end
   end
-  local ok, err = xpcall(handlers[verb], debug.traceback, ctx)
+  local allowed = false
+  for _, v in ipairs(def.verbs) do if v == verb then allowed = true break end end
+  if not allowed then return ctx:fail(status.method_not_allowed()) end
+  local handler = def.verb_handlers and def.verb_handlers[verb] or handlers[verb]
+  local ok, err = xpcall(handler, debug.traceback, ctx)
   if not ok then
     if self.log then self.log("error", "api: " .. tostring(err)) end
     if not ctx.replied then return ctx:fail(status.internal(err:match("^[^\n]*"))) end
