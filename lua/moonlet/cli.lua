@@ -21,6 +21,7 @@ local VERBS = {
   logs = "moonlet.cli.logs", -- kubelet: pods/NAME/log
   rollout = "moonlet.cli.rollout", -- status|history|undo|pause|resume|restart
   scale = "moonlet.cli.scale",
+  explain = "moonlet.cli.explain",
 }
 
 --- Verb names, sorted (for help output).

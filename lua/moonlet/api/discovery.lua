@@ -4,10 +4,12 @@
 -- OpenAPI v3 index and per-group-version documents (/openapi/v3/...):
 -- kubectl reads them to learn that PATCH/POST/PUT take `fieldValidation`
 -- (else --validate=strict wants /openapi/v2 schemas) and which patch types
--- a kind accepts (kubectl apply).
+-- a kind accepts (kubectl apply); their components.schemas (built by
+-- moonlet.api.openapi_schema) drive kubectl explain and apply's patches.
 local json = require("moonlet.json")
 local kinds = require("moonlet.api.kinds")
 local merge_keys = require("moonlet.api.merge_keys")
+local openapi_schema = require("moonlet.api.openapi_schema")
 
 local M = {}
 
@@ -135,14 +137,20 @@ end
 
 local OBJECT = { type = "object" }
 
-local function json_body()
-  return { content = { ["application/json"] = { schema = OBJECT } }, required = true }
+-- The kind's own schema for bodies that are one object of it.
+local function kind_schema(d) return { ["$ref"] = openapi_schema.kind_ref(d) } end
+
+local function json_body(d)
+  return { content = { ["application/json"] = { schema = kind_schema(d) } }, required = true }
 end
 
-local function ok_response()
-  return { ["200"] = { description = "OK", content = { ["application/json"] = { schema = OBJECT } } },
+local function ok_response(schema)
+  return { ["200"] = { description = "OK", content = { ["application/json"] = { schema = schema or OBJECT } } },
     ["401"] = { description = "Unauthorized" } }
 end
+
+-- Actions whose answer is one object of the kind.
+local ONE_OBJECT = { get = true, post = true, put = true, patch = true }
 
 -- One operation; `params` are names in P.
 local function op(d, action, verb, scope, params, extra)
@@ -151,7 +159,7 @@ local function op(d, action, verb, scope, params, extra)
   local o = {
     tags = json.array({ camel(d.group == "" and "core" or d.group) .. "_" .. d.version }),
     operationId = verb .. (d.group == "" and "Core" or camel(d.group)) .. camel(d.version) .. scope .. d.kind,
-    parameters = list, responses = ok_response(),
+    parameters = list, responses = ok_response(ONE_OBJECT[action] and kind_schema(d) or nil),
     ["x-kubernetes-action"] = action,
     ["x-kubernetes-group-version-kind"] = { group = d.group, version = d.version, kind = d.kind },
   }
@@ -194,7 +202,7 @@ local function kind_paths(paths, d)
   if has_verb(d, "list") then c.get = op(d, "list", "list", scope, list_params) end
   if has_verb(d, "create") then
     c.post = op(d, "post", "create", scope, { "dryRun", "fieldManager", "fieldValidation" },
-      { requestBody = json_body() })
+      { requestBody = json_body(d) })
   end
   if has_verb(d, "deletecollection") then
     c.delete = op(d, "deletecollection", "deleteCollection", scope,
@@ -212,7 +220,7 @@ local function kind_paths(paths, d)
     if has_verb(d, "get") then it.get = op(d, "get", "read", action_scope, {}) end
     if has_verb(d, "update") then
       it.put = op(d, "put", "replace", action_scope, { "dryRun", "fieldManager", "fieldValidation" },
-        { requestBody = json_body() })
+        { requestBody = json_body(d) })
     end
     if has_verb(d, "patch") then
       it.patch = op(d, "patch", "patch", action_scope, { "dryRun", "fieldManager", "fieldValidation" },
@@ -226,26 +234,59 @@ local function kind_paths(paths, d)
     it.delete = op(d, "delete", "delete", scope, { "dryRun", "gracePeriodSeconds", "propagationPolicy" })
   end
   for _, sub in ipairs(d.subresources or {}) do
-    item("/" .. sub, scope .. camel(sub))
+    local sit = item("/" .. sub, scope .. camel(sub))
+    -- scale answers autoscaling/v1 Scale, not the kind: leave it untyped.
+    if sub == "scale" then
+      for _, m in ipairs({ "get", "put", "patch" }) do
+        if sit[m] then sit[m].responses = ok_response() end
+      end
+      if sit.put then sit.put.requestBody = { content = { ["application/json"] = { schema = OBJECT } }, required = true } end
+    end
   end
 end
 
+-- Built documents by path. kubectl fetches one on every apply and explain,
+-- and building it walks every schema, so it is kept while the registered
+-- kinds are the same tables (a script reload registers new ones).
+local doc_cache = { defs = {}, docs = {} }
+
+local function same_kinds(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+local build_doc
+
 --- GET /openapi/v3/api/v1 or /openapi/v3/apis/{g}/{v}: the OpenAPI v3
---- document of one group-version, or nil when it has no kinds.
+--- document of one group-version, or nil when it has no kinds. The table
+--- is shared between requests: treat it as read-only.
 function M.openapi_doc(gvpath)
-  local paths, any = {}, false
+  local defs = kinds.all()
+  if not same_kinds(defs, doc_cache.defs) then doc_cache.defs, doc_cache.docs = defs, {} end
+  local doc = doc_cache.docs[gvpath]
+  if doc == nil then
+    doc = build_doc(gvpath) or false
+    doc_cache.docs[gvpath] = doc
+  end
+  return doc or nil
+end
+
+build_doc = function(gvpath)
+  local paths, gv = {}, nil
   for _, d in ipairs(kinds.all()) do
     if gv_path(d.group, d.version) == gvpath then
       kind_paths(paths, d)
-      any = true
+      gv = gv or d
     end
   end
-  if not any then return nil end
+  if not gv then return nil end
+  local schemas = openapi_schema.components(gv.group, gv.version)
   return {
     openapi = "3.0.0",
     info = { title = "Kubernetes", version = M.KUBE_VERSION.git },
     paths = paths,
-    components = { securitySchemes = { BearerToken = { type = "apiKey", name = "authorization",
+    components = { schemas = schemas, securitySchemes = { BearerToken = { type = "apiKey", name = "authorization",
       ["in"] = "header", description = "Bearer Token authentication" } } },
     security = json.array({ { BearerToken = json.array() } }),
   }
