@@ -1,5 +1,5 @@
 /* Process runtime: containers are processes. ml_proc_spawn() starts a
- * command in its own session (one process group) with PR_SET_PDEATHSIG, its
+ * command in its own process group with PR_SET_PDEATHSIG, its
  * stdout/stderr captured through pipes into CRI-format log files (or kept in
  * memory for exec probes); the exit is watched with a pidfd (or SIGCHLD +
  * waitpid) and posted as ML_EV_PROC_EXIT once the pipes are drained. An
@@ -86,7 +86,7 @@ enum { ML_PROC_WATCH_PIDFD = 1, ML_PROC_WATCH_SIGCHLD };
 int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
                   ml_proc_t **out, char *errmsg, size_t errlen);
 
-/** @return the pid (also the process group and session id). */
+/** @return the pid (also the process group id). */
 int ml_proc_pid(const ml_proc_t *p);
 
 /** @return true once the process was reaped (its event may still be queued). */

@@ -2,8 +2,15 @@
 -- scheduler plugin, the node agent with the real process runtime): run with
 --   moonlet lua tests/bench/pods_bench.lua start N     create -> process running
 --   moonlet lua tests/bench/pods_bench.lua restart N   kill -9 -> next spawn
--- Times come from around the runtime's spawn call, so they cover the whole
--- path: API create, watch, scheduler bind, kubelet informer, pod worker.
+-- A start runs from before the create call to the runtime's spawn having
+-- returned, which it does once the new process has passed exec: the whole
+-- path (API create, watch, scheduler bind, kubelet informer, pod worker,
+-- spawn). A restart runs from before kill(-pgid, SIGKILL) to the same point
+-- for the pod's next process: pidfd, reap, exit event, restart policy,
+-- spawn. Each kill is that pod's first restart, and kills are GAP_MS (env,
+-- default 30) apart so that one restart's tail (status write, events) does
+-- not land in the next one, as bench.py's W2 spaces its kills.
+-- bench_pods.sh runs restart_floor.c in the same conditions as the floor.
 -- Prints one JSON line of figures (milliseconds).
 local loop = require("moonlet.loop")
 local sched = require("moonlet.sched")
@@ -12,6 +19,7 @@ local plugins = require("moonlet.plugins")
 local kinds = require("moonlet.api.kinds")
 
 local mode, n = arg[1] or "start", tonumber(arg[2] or "") or 200
+local gap_ms = tonumber(os.getenv("GAP_MS") or "") or 30
 
 local function pct(list, p)
   table.sort(list)
@@ -95,6 +103,7 @@ if mode == "start" or mode == "restart" then
       local name = "p" .. i
       local first = spawned[name]
       spawned[name] = nil
+      loop.sleep(gap_ms)
       local t0 = loop.hrtime()
       first.p:kill("KILL")
       wait_spawn(name)

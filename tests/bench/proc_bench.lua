@@ -1,6 +1,8 @@
 -- Process runtime benchmark (not part of ctest): spawn latency of N `sleep`
 -- processes with CRI log files, restart latency after kill -9 (kill -> exit
--- event -> next spawn returned), and the resident memory with N running.
+-- event -> next spawn returned; kills GAP_MS apart, default 30, so that one
+-- new process' start-up is not in the next measurement), and the resident
+-- memory with N running.
 --   moonlet lua tests/bench/proc_bench.lua [N=200] [DIR]
 -- Prints one JSON line of figures (milliseconds, KiB). Use a Release build.
 local proc = require("moonlet.proc")
@@ -35,7 +37,9 @@ sched.run(function()
   out.rss_kib = math.floor(sys.rss() / 1024)
   out.rss_growth_kib = math.floor((sys.rss() - rss0) / 1024)
   local rl = {}
+  local gap_ms = tonumber(os.getenv("GAP_MS") or "") or 30
   for i = 1, math.min(n, 200) do
+    loop.sleep(gap_ms)
     local t0 = loop.hrtime()
     local done
     ps[i]:on_exit(function() ps[i] = start(i); done = true end)

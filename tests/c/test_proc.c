@@ -320,7 +320,10 @@ static void test_group_kill(void) {
     printf("# log: %s\n", slurp(glog));
   }
   IS_INT(getpgid(gpid), ml_proc_pid(p), "grandchild in the container's group");
-  IS_INT(getsid(ml_proc_pid(p)), ml_proc_pid(p), "leader of its own session");
+  IS_INT(getpgid(ml_proc_pid(p)), ml_proc_pid(p), "leader of its own group");
+  /* Not a session of its own: setsid would put every container in a new
+   * autogroup (see proc.c); the group is what kill and reaping use. */
+  IS_INT(getsid(ml_proc_pid(p)), getsid(0), "in the server's session");
   IS_INT(ml_proc_kill(p, SIGTERM), 0, "kill(SIGTERM) to the group");
   ml_proc_exit_t *ev = wait_exit(id, 5000);
   IS_INT(ev ? ev->exit_code : -1, 143, "leader ended by SIGTERM");

@@ -151,8 +151,15 @@ describe("moonlet.proc spawn", function()
 
   it("stop() sends SIGTERM, then SIGKILL after the grace period", function()
     local r1, dt, r2 = sched.run(function()
-      local p = assert(proc.spawn(sh("trap '' TERM; while :; do sleep 0.05; done")))
-      loop.sleep(50)
+      local ready = dir .. "/term-ignored"
+      local p = assert(proc.spawn(sh("trap '' TERM; : > " .. shq(ready) ..
+        "; while :; do sleep 0.05; done")))
+      -- The trap must be in place before the SIGTERM (a loaded machine can
+      -- take longer than any fixed pause to start the shell).
+      for _ = 1, 500 do
+        if read(ready) then break end
+        loop.sleep(10)
+      end
       local t0 = loop.hrtime()
       assert(p:stop(0.2))
       local r = p:wait()

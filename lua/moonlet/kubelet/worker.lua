@@ -411,14 +411,15 @@ function Worker:start_container(rec)
   local inst = { id = id, started = now }
   local limits = (c.resources or {}).limits or {}
   local log_path = agent:log_path(pod, rec.name, id)
-  agent:prune_logs(pod, rec.name, { id, rec.last_state and rec.last_state.terminated
-    and (rec.last_state.terminated.containerID or ""):match("^moonlet://(.*)$") or nil })
   self:event(rec, "Normal", "Created", "Created container: " .. rec.name)
   local handle, err = agent.runtime.spawn({
     command = argv, env = envlist, cwd = c.workingDir or agent:pod_dir(pod),
     stdout_log = log_path, stderr_log = log_path,
     memory_limit_bytes = M.quantity_bytes(limits.memory),
   }, function(r) self:on_exit(rec, inst, r) end)
+  -- Older instances' logs go once the new one runs: not on a restart's path.
+  agent:prune_logs(pod, rec.name, { id, rec.last_state and rec.last_state.terminated
+    and (rec.last_state.terminated.containerID or ""):match("^moonlet://(.*)$") or nil })
   if not handle then
     -- Start failed (no such command, not executable): the runtime's
     -- StartError, exit 128; the restart policy decides what follows.
@@ -675,10 +676,20 @@ function Worker:compute_status(now)
 end
 
 local function strip_times(st)
-  -- Condition transition times alone do not make a new status.
-  local copy = json.decode(json.encode(st))
-  for _, c in ipairs(copy.conditions or {}) do c.lastTransitionTime = nil end
-  return json.encode(copy, { sort_keys = true })
+  -- Condition transition times alone do not make a new status. One
+  -- encoding of st (our own table) with the conditions swapped for copies
+  -- without times; a decoded copy of the whole status cost two more.
+  local conds, bare = st.conditions, {}
+  for i, c in ipairs(conds or {}) do
+    local b = {}
+    for k, v in pairs(c) do if k ~= "lastTransitionTime" then b[k] = v end end
+    bare[i] = b
+  end
+  st.conditions = json.array(bare)
+  local ok, sig = pcall(json.encode, st, { sort_keys = true })
+  st.conditions = conds
+  if not ok then error(sig, 0) end
+  return sig
 end
 
 function Worker:write_status(now)
