@@ -1,8 +1,8 @@
-/* moonlet.core.probe: the probe runner (core/probe.c) for Lua. start(id,
- * kind, params, timeout_ms) begins one attempt whose result is delivered to
- * `id` as (result, message); the facade lua/moonlet/probe.lua waits on it
- * with the scheduler. One runner per runtime, created on first use and
- * closed by the finalizer of its registry anchor. */
+/* moonlet.core.probe: the probe runner (core/probe.c) for Lua, one per
+ * runtime (created on first use, closed by its registry anchor's finalizer).
+ * start(id, kind, params, timeout_ms) runs one attempt whose result goes to
+ * `id` as (result, message); ticker(id, kind, params, every) runs a kind
+ * periodically in C and delivers only the results that matter. */
 #include <string.h>
 
 #include "err.h"
@@ -157,32 +157,32 @@ static const ml_probe_header_t *opt_headers(lua_State *L, int t, size_t *n) {
 
 /* }====== */
 
-/* Lua: ok, err, name = probe.start(id, kind, params, timeout_ms) */
-static int lprobe_start(lua_State *L) {
-  lua_Integer id = luaL_checkinteger(L, 1);
-  const char *kind = luaL_checkstring(L, 2);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  lua_Number timeout = luaL_optnumber(L, 4, 0);
-  luaL_argcheck(L, timeout >= 0, 4, "timeout must be >= 0");
-  ml_probe_runner_t *r = get_runner(L);
-  ml_probe_params_t o = {0};
-  o.host = opt_string(L, 3, "host", NULL);
-  lua_Integer port = opt_int(L, 3, "port");
-  if (port < 0 || port > 65535) return luaL_argerror(L, 3, "port out of range");
-  o.port = (int)port;
-  o.scheme = opt_string(L, 3, "scheme", NULL);
-  o.path = opt_string(L, 3, "path", NULL);
-  o.send = opt_string(L, 3, "send", &o.send_len);
-  lua_Integer rd = opt_int(L, 3, "read");
-  if (rd < 0) return luaL_argerror(L, 3, "read must be >= 0");
-  o.read_max = (size_t)rd;
-  o.cwd = opt_string(L, 3, "cwd", NULL);
-  o.headers = opt_headers(L, 3, &o.nheaders);
-  o.argv = opt_list(L, 3, "command", &o.argc);
-  o.env = opt_list(L, 3, "env", &o.nenv);
-  /* A positive fraction of a millisecond is still a limit. */
-  uint64_t ms = timeout > 0 && timeout < 1 ? 1 : (uint64_t)timeout;
-  int rc = ml_probe_start(r, kind, &o, ms, (uint64_t)id);
+/* Reads the params table at index t into *o; the strings and the arrays
+ * (userdata left on the stack) live as long as the table and the stack. */
+static void read_params(lua_State *L, int t, ml_probe_params_t *o) {
+  *o = (ml_probe_params_t){0};
+  o->host = opt_string(L, t, "host", NULL);
+  lua_Integer port = opt_int(L, t, "port");
+  if (port < 0 || port > 65535) luaL_argerror(L, t, "port out of range");
+  o->port = (int)port;
+  o->scheme = opt_string(L, t, "scheme", NULL);
+  o->path = opt_string(L, t, "path", NULL);
+  o->send = opt_string(L, t, "send", &o->send_len);
+  lua_Integer rd = opt_int(L, t, "read");
+  if (rd < 0) luaL_argerror(L, t, "read must be >= 0");
+  o->read_max = (size_t)rd;
+  o->cwd = opt_string(L, t, "cwd", NULL);
+  o->headers = opt_headers(L, t, &o->nheaders);
+  o->argv = opt_list(L, t, "command", &o->argc);
+  o->env = opt_list(L, t, "env", &o->nenv);
+}
+
+/* A positive fraction of a millisecond is still a limit. */
+static uint64_t to_ms(lua_Number ms) {
+  return ms > 0 && ms < 1 ? 1 : (uint64_t)ms;
+}
+
+static int start_error(lua_State *L, int rc, const char *kind) {
   if (rc == ML_ENOTFOUND) {
     lua_pushfstring(L, "no probe kind '%s'", kind);
     return ml_lua_fail_msg(L, rc, lua_tostring(L, -1));
@@ -191,10 +191,110 @@ static int lprobe_start(lua_State *L) {
     lua_pushfstring(L, "bad parameters for a %s probe", kind);
     return ml_lua_fail_msg(L, rc, lua_tostring(L, -1));
   }
-  if (rc < 0) return ml_lua_fail(L, rc);
+  return ml_lua_fail(L, rc);
+}
+
+/* Lua: ok, err, name = probe.start(id, kind, params, timeout_ms) */
+static int lprobe_start(lua_State *L) {
+  lua_Integer id = luaL_checkinteger(L, 1);
+  const char *kind = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_Number timeout = luaL_optnumber(L, 4, 0);
+  luaL_argcheck(L, timeout >= 0, 4, "timeout must be >= 0");
+  ml_probe_runner_t *r = get_runner(L);
+  ml_probe_params_t o;
+  read_params(L, 3, &o);
+  int rc = ml_probe_start(r, kind, &o, to_ms(timeout), (uint64_t)id);
+  if (rc < 0) return start_error(L, rc, kind);
   lua_pushboolean(L, 1);
   return 1;
 }
+
+/* {====== tickers */
+
+#define TICKER_MT "moonlet.ProbeTicker"
+
+typedef struct {
+  ml_probe_ticker_t *t; /* NULL once closed */
+} ticker_ud_t;
+
+static ticker_ud_t *check_ticker(lua_State *L) {
+  ticker_ud_t *ud = luaL_checkudata(L, 1, TICKER_MT);
+  if (!ud->t) luaL_error(L, "probe ticker is closed");
+  return ud;
+}
+
+static lua_Number opt_num_field(lua_State *L, int t, const char *key,
+                                lua_Number def) {
+  lua_getfield(L, t, key);
+  lua_Number v = luaL_optnumber(L, -1, def);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Lua: ticker | nil, err, name = probe.ticker(id, kind, params, every)
+ * every = { period = ms, timeout = ms, success_threshold = n, tries = n };
+ * results arrive at `id` as (result, message), see core/probe.h. */
+static int lprobe_ticker(lua_State *L) {
+  lua_Integer id = luaL_checkinteger(L, 1);
+  const char *kind = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  ml_probe_every_t every = {0};
+  lua_Number period = opt_num_field(L, 4, "period", 0);
+  lua_Number timeout = opt_num_field(L, 4, "timeout", 0);
+  lua_Number st = opt_num_field(L, 4, "success_threshold", 1);
+  lua_Number tries = opt_num_field(L, 4, "tries", 1);
+  luaL_argcheck(L, period >= 1, 4, "period must be >= 1 ms");
+  luaL_argcheck(L, timeout >= 0 && st >= 0 && tries >= 0, 4,
+                "negative values");
+  every.period_ms = to_ms(period);
+  every.timeout_ms = to_ms(timeout);
+  every.success_threshold = st > 1e6 ? 1000000u : (unsigned)st;
+  every.max_tries = tries > 100 ? 100u : (unsigned)tries;
+  ml_probe_runner_t *r = get_runner(L);
+  ml_probe_params_t o;
+  read_params(L, 3, &o);
+  /* The userdata first, so a failure below leaves nothing behind. */
+  ticker_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  ud->t = NULL;
+  luaL_setmetatable(L, TICKER_MT);
+  int rc = ml_probe_ticker_new(r, kind, &o, &every, (uint64_t)id, &ud->t);
+  if (rc < 0) return start_error(L, rc, kind);
+  return 1;
+}
+
+/* Lua: ticker:arm(first_ms) */
+static int ticker_arm(lua_State *L) {
+  ticker_ud_t *ud = check_ticker(L);
+  lua_Number first = luaL_optnumber(L, 2, 0);
+  ml_probe_ticker_arm(ud->t, first > 0 ? (uint64_t)first : 0);
+  return 0;
+}
+
+/* Lua: ticker:disarm() */
+static int ticker_disarm(lua_State *L) {
+  ml_probe_ticker_disarm(check_ticker(L)->t);
+  return 0;
+}
+
+/* Lua: ticker:reset() */
+static int ticker_reset(lua_State *L) {
+  ml_probe_ticker_reset(check_ticker(L)->t);
+  return 0;
+}
+
+/* Lua: ticker:close(); also the finalizer */
+static int ticker_close(lua_State *L) {
+  ticker_ud_t *ud = luaL_checkudata(L, 1, TICKER_MT);
+  if (ud->t) {
+    ml_probe_ticker_free(ud->t);
+    ud->t = NULL;
+  }
+  return 0;
+}
+
+/* }====== */
 
 /* Lua: was_running = probe.cancel(id); no event follows */
 static int lprobe_cancel(lua_State *L) {
@@ -219,11 +319,11 @@ static int lprobe_kinds(lua_State *L) {
 }
 
 /* Lua: probe.stats() -> { active=, closing=, started=, finished=,
- * http_active=, http_queued= } */
+ * http_active=, http_queued=, tickers=, quiet= } */
 static int lprobe_stats(lua_State *L) {
   ml_probe_stats_t s;
   ml_probe_runner_stats(get_runner(L), &s);
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 8);
   lua_pushinteger(L, (lua_Integer)s.active);
   lua_setfield(L, -2, "active");
   lua_pushinteger(L, (lua_Integer)s.closing);
@@ -236,6 +336,10 @@ static int lprobe_stats(lua_State *L) {
   lua_setfield(L, -2, "http_active");
   lua_pushinteger(L, (lua_Integer)s.http_queued);
   lua_setfield(L, -2, "http_queued");
+  lua_pushinteger(L, (lua_Integer)s.tickers);
+  lua_setfield(L, -2, "tickers");
+  lua_pushinteger(L, (lua_Integer)s.quiet);
+  lua_setfield(L, -2, "quiet");
   return 1;
 }
 
@@ -252,7 +356,16 @@ static const luaL_Reg runner_metameth[] = {{"__gc", runner_gc},
                                            {"__tostring", runner_tostring},
                                            {NULL, NULL}};
 
+static const luaL_Reg ticker_meth[] = {{"arm", ticker_arm},
+                                       {"disarm", ticker_disarm},
+                                       {"reset", ticker_reset},
+                                       {"close", ticker_close},
+                                       {"__gc", ticker_close},
+                                       {"__close", ticker_close},
+                                       {NULL, NULL}};
+
 static const luaL_Reg probe_funcs[] = {{"start", lprobe_start},
+                                       {"ticker", lprobe_ticker},
                                        {"cancel", lprobe_cancel},
                                        {"kinds", lprobe_kinds},
                                        {"stats", lprobe_stats},
@@ -262,6 +375,11 @@ static const luaL_Reg probe_funcs[] = {{"start", lprobe_start},
 int luaopen_moonlet_core_probe(lua_State *L) {
   luaL_newmetatable(L, RUNNER_MT);
   luaL_setfuncs(L, runner_metameth, 0);
+  lua_pop(L, 1);
+  luaL_newmetatable(L, TICKER_MT);
+  luaL_setfuncs(L, ticker_meth, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   ml_runtime_on_event(ML_EV_PROBE_DONE, push_probe);
   luaL_newlib(L, probe_funcs);

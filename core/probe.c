@@ -93,36 +93,44 @@ static void ev_destroy(ml_event_t *e) {
   free(ev);
 }
 
+void ml__probe_post(ml_probe_runner_t *r, uint64_t id, int result,
+                    const char *msg, size_t len) {
+  ml_probe_event_t *ev = calloc(1, sizeof *ev);
+  char *m = malloc(len + 1);
+  if (ev && m) {
+    if (len) memcpy(m, msg, len);
+    m[len] = '\0';
+    ev->ev.type = ML_EV_PROBE_DONE;
+    ev->ev.id = id;
+    ev->ev.destroy = ev_destroy;
+    ev->result = result;
+    ev->message = m;
+    ev->len = len;
+    ml_loop_post(r->loop, &ev->ev);
+    r->finished++;
+  } else {
+    /* Nothing to report with: the waiter would hang, so say so loudly
+     * through the one channel left (an empty unknown result). */
+    free(m);
+    if (ev) {
+      ev->ev.type = ML_EV_PROBE_DONE;
+      ev->ev.id = id;
+      ev->ev.destroy = ev_destroy;
+      ev->result = ML_PROBE_UNKNOWN;
+      ml_loop_post(r->loop, &ev->ev);
+    }
+  }
+}
+
 void ml_probe_done_bytes(ml_probe_t *p, int result, const char *msg,
                          size_t len) {
   if (p->ended) return;
   ml_probe_runner_t *r = p->runner;
   if (!p->cancelled && !orphaned(r)) {
-    ml_probe_event_t *ev = calloc(1, sizeof *ev);
-    char *m = malloc(len + 1);
-    if (ev && m) {
-      if (len) memcpy(m, msg, len);
-      m[len] = '\0';
-      ev->ev.type = ML_EV_PROBE_DONE;
-      ev->ev.id = p->id;
-      ev->ev.destroy = ev_destroy;
-      ev->result = result;
-      ev->message = m;
-      ev->len = len;
-      ml_loop_post(r->loop, &ev->ev);
-      r->finished++;
-    } else {
-      /* Nothing to report with: the waiter would hang, so say so loudly
-       * through the one channel left (an empty unknown result). */
-      free(m);
-      if (ev) {
-        ev->ev.type = ML_EV_PROBE_DONE;
-        ev->ev.id = p->id;
-        ev->ev.destroy = ev_destroy;
-        ev->result = ML_PROBE_UNKNOWN;
-        ml_loop_post(r->loop, &ev->ev);
-      }
-    }
+    if (p->ticker)
+      ml__probe_ticker_result(p->ticker, result, msg, len);
+    else
+      ml__probe_post(r, p->id, result, msg, len);
   }
   end(p);
 }
@@ -216,18 +224,18 @@ const ml_probe_kind_t *ml_probe_find_kind(ml_probe_runner_t *r,
   return NULL;
 }
 
-int ml_probe_start(ml_probe_runner_t *r, const char *kind,
-                   const ml_probe_params_t *params, uint64_t timeout_ms,
-                   uint64_t id) {
+int ml__probe_start(ml_probe_runner_t *r, const ml_probe_kind_t *k,
+                    const ml_probe_params_t *params, uint64_t timeout_ms,
+                    uint64_t id, ml_probe_ticker_t *t) {
   if (r->closing || orphaned(r)) return ML_ECLOSED;
-  const ml_probe_kind_t *k = kind ? ml_probe_find_kind(r, kind) : NULL;
-  if (!k) return ML_ENOTFOUND;
   ml_probe_t *p = calloc(1, sizeof *p);
   if (!p) return ML_ENOMEM;
   p->runner = r;
   p->kind = k;
   p->id = id;
   p->timeout_ms = timeout_ms;
+  p->ticker = t;
+  if (t) ml__probe_ticker_began(t, p);
   p->next = r->head;
   if (r->head) r->head->prev = p;
   r->head = p;
@@ -246,6 +254,15 @@ int ml_probe_start(ml_probe_runner_t *r, const char *kind,
   return rc < 0 ? rc : 0;
 }
 
+int ml_probe_start(ml_probe_runner_t *r, const char *kind,
+                   const ml_probe_params_t *params, uint64_t timeout_ms,
+                   uint64_t id) {
+  if (r->closing || orphaned(r)) return ML_ECLOSED;
+  const ml_probe_kind_t *k = kind ? ml_probe_find_kind(r, kind) : NULL;
+  if (!k) return ML_ENOTFOUND;
+  return ml__probe_start(r, k, params, timeout_ms, id, NULL);
+}
+
 static void cancel(ml_probe_t *p, bool force) {
   p->cancelled = true;
   p->holds++;
@@ -256,9 +273,13 @@ static void cancel(ml_probe_t *p, bool force) {
   ml_probe_release(p);
 }
 
+void ml__probe_abandon(ml_probe_t *p) {
+  if (!p->ended) p->cancelled = true;
+}
+
 bool ml_probe_cancel(ml_probe_runner_t *r, uint64_t id) {
   for (ml_probe_t *p = r->head; p; p = p->next) {
-    if (!p->ended && !p->cancelled && p->id == id) {
+    if (!p->ended && !p->cancelled && !p->ticker && p->id == id) {
       cancel(p, false);
       return true;
     }
@@ -275,7 +296,9 @@ void ml_probe_runner_stats(ml_probe_runner_t *r, ml_probe_stats_t *out) {
   *out = (ml_probe_stats_t){.active = r->active,
                             .closing = r->closing_records,
                             .started = r->started,
-                            .finished = r->finished};
+                            .finished = r->finished,
+                            .tickers = r->ntickers,
+                            .quiet = r->quiet};
   if (r->http) {
     ml_http_stats_t hs;
     ml_http_client_stats(r->http, &hs);
@@ -290,6 +313,7 @@ void ml_probe_runner_close(ml_probe_runner_t *r) {
   if (r->closing) return;
   bool orphan = orphaned(r);
   r->closing = true;
+  ml__probe_tickers_shutdown(r, orphan);
   ml_probe_t *p = r->head, *next;
   while (p) {
     next = p->next;

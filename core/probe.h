@@ -55,6 +55,9 @@ typedef struct {
   const char *const *env; /* exec: "K=V" entries */
   size_t nenv;
   const char *cwd; /* exec */
+  /* Set by a ticker: what the kind's prepare() made of these parameters
+   * once, so that each attempt skips that work. NULL otherwise. */
+  const void *prepared;
 } ml_probe_params_t;
 
 /* The payload of ML_EV_PROBE_DONE. */
@@ -71,6 +74,8 @@ typedef struct {
   uint64_t started;  /* attempts started */
   uint64_t finished; /* results posted */
   size_t http_active, http_queued;
+  size_t tickers;    /* periodic probes alive */
+  uint64_t quiet;    /* ticker successes not posted (nothing changed) */
 } ml_probe_stats_t;
 
 /** @return the result's name: "success", "warning", "failure", "unknown". */
@@ -124,6 +129,63 @@ int ml_probe_start(ml_probe_runner_t *r, const char *kind,
  */
 bool ml_probe_cancel(ml_probe_runner_t *r, uint64_t id);
 
+/* {====== periodic probes (tickers)
+ *
+ * A ticker runs one kind every period on its own timer, so that a steady
+ * probe costs no Lua at all. Its results go to `id` as ML_EV_PROBE_DONE
+ * events like single attempts, except for two kubelet rules it applies
+ * itself: an UNKNOWN result (a probe error) is retried at once up to
+ * `max_tries` attempts per tick, as prober.go's maxProbeRetries; and a
+ * SUCCESS that follows `success_threshold` successes in a row is not posted,
+ * as it cannot change the worker's stored result. Failures, warnings and
+ * the successes that may cross the threshold are always posted. Attempts
+ * never overlap: a tick that comes while one runs starts the next attempt
+ * as soon as it ends (the kubelet's ticker waits for the probe too).
+ */
+
+typedef struct ml_probe_ticker_s ml_probe_ticker_t;
+
+typedef struct {
+  uint64_t period_ms;         /* between attempt starts; > 0 */
+  uint64_t timeout_ms;        /* each attempt's deadline (0: none) */
+  unsigned success_threshold; /* posted successes in a row (0: 1) */
+  unsigned max_tries;         /* attempts per tick on UNKNOWN (0: 1) */
+} ml_probe_every_t;
+
+/**
+ * Creates a ticker (not armed). Parameters are copied.
+ * @param out receives the ticker, to be given back with
+ *            ml_probe_ticker_free()
+ * @return 0, ML_ENOTFOUND (no such kind), ML_EINVALID (period 0),
+ *         ML_ENOMEM, ML_ECLOSED
+ */
+int ml_probe_ticker_new(ml_probe_runner_t *r, const char *kind,
+                        const ml_probe_params_t *params,
+                        const ml_probe_every_t *every, uint64_t id,
+                        ml_probe_ticker_t **out);
+
+/**
+ * (Re)arms the ticker: the next attempt starts after `first_ms`, then one
+ * every period. With an attempt running and first_ms 0, the next one
+ * starts as soon as it ends.
+ */
+void ml_probe_ticker_arm(ml_probe_ticker_t *t, uint64_t first_ms);
+
+/** Stops ticking; an attempt in flight still reports. */
+void ml_probe_ticker_disarm(ml_probe_ticker_t *t);
+
+/** Forgets the success streak: the next success is posted again. */
+void ml_probe_ticker_reset(ml_probe_ticker_t *t);
+
+/**
+ * Frees the ticker (once its timer is closed). An attempt in flight runs to
+ * its end unreported, as an abandoned single attempt does. Safe after
+ * ml_probe_runner_close().
+ */
+void ml_probe_ticker_free(ml_probe_ticker_t *t);
+
+/* }====== */
+
 /* {====== writing a kind
  *
  * A kind's start() sets up its I/O and returns; when the attempt is over it
@@ -148,6 +210,14 @@ struct ml_probe_kind_s {
   /** Frees what start() allocated, once the owned handles are closed.
    *  NULL: free(p->data). */
   void (*destroy)(ml_probe_t *p);
+  /** Optional, for tickers: works out once what every attempt with these
+   *  parameters needs (start() finds it in params->prepared; an attempt
+   *  abandoned by its ticker must not touch it after start()).
+   *  @return the kind's data, or NULL when the parameters are bad (then
+   *  each attempt reports the error) or memory ran out */
+  void *(*prepare)(const ml_probe_params_t *params);
+  /** Frees what prepare() returned. */
+  void (*unprepare)(void *prepared);
 };
 
 /* The attempt record (read-only for kinds except `data`). */
@@ -158,6 +228,7 @@ struct ml_probe_s {
   uint64_t timeout_ms;
   void *data; /* the kind's */
   /* private */
+  ml_probe_ticker_t *ticker; /* the ticker it reports to, if any */
   ml_probe_t *prev, *next;
   uv_handle_t *handles[ML_PROBE_MAX_HANDLES];
   int nhandles, open, holds;

@@ -12,11 +12,21 @@
 #include "err.h"
 #include "probe_internal.h"
 
+/* What an attempt sends, worked out from the parameters: once per attempt,
+ * or once per ticker (prepare), which then lends it to every attempt. */
 typedef struct {
-  ml_http_req_t *req;
   char *url;
   char hostport[300]; /* Go's net.JoinHostPort(host, port) */
   char host[256];
+  char **lines; /* curl header lines */
+  size_t nlines;
+  bool https;
+} http_prep_t;
+
+typedef struct {
+  ml_http_req_t *req;
+  const http_prep_t *prep; /* &own, or a ticker's */
+  http_prep_t own;
 } http_probe_t;
 
 /* {====== request building */
@@ -55,7 +65,7 @@ static bool path_keeps(unsigned char c) {
   return c != 0 && strchr("-._~!$&'()*+,;=:@/?%#", c) != NULL;
 }
 
-static char *build_url(const ml_probe_params_t *o, http_probe_t *hp,
+static char *build_url(const ml_probe_params_t *o, http_prep_t *hp,
                        bool *https) {
   char scheme[8];
   const char *s = o->scheme && *o->scheme ? o->scheme : "http";
@@ -102,36 +112,33 @@ static bool header_ok(const char *name, const char *value) {
 
 /* }====== */
 
-static int http_start(ml_probe_t *p, const ml_probe_params_t *o) {
-  ml_probe_runner_t *r = p->runner;
-  http_probe_t *hp = calloc(1, sizeof *hp);
-  if (!hp) return ML_ENOMEM;
-  p->data = hp;
-  bool https = false;
-  hp->url = build_url(o, hp, &https);
-  if (!hp->url) return ML_EINVALID;
+static void prep_clear(http_prep_t *pr) {
+  free(pr->url);
+  for (size_t i = 0; i < pr->nlines; i++) free(pr->lines[i]);
+  free(pr->lines);
+  pr->url = NULL;
+  pr->lines = NULL;
+  pr->nlines = 0;
+}
 
+/* @return 0, ML_EINVALID or ML_ENOMEM (then `pr` holds what to clear) */
+static int prep_build(http_prep_t *pr, const ml_probe_params_t *o) {
+  pr->url = build_url(o, pr, &pr->https);
+  if (!pr->url) return ML_EINVALID;
   /* curl header lines: user headers in order, then the kubelet's defaults
    * where the user gave none. */
   size_t max = o->nheaders + 3;
   char **lines = calloc(max, sizeof *lines);
   if (!lines) return ML_ENOMEM;
-  size_t nl = 0;
-  int rc = 0;
+  pr->lines = lines;
   bool has_ua = false, has_accept = false;
-  for (size_t i = 0; i < o->nheaders && rc == 0; i++) {
+  for (size_t i = 0; i < o->nheaders; i++) {
     const char *name = o->headers[i].name;
     const char *value = o->headers[i].value ? o->headers[i].value : "";
-    if (!header_ok(name, value)) {
-      rc = ML_EINVALID;
-      break;
-    }
+    if (!header_ok(name, value)) return ML_EINVALID;
     size_t len = strlen(name) + strlen(value) + 3;
     char *line = malloc(len);
-    if (!line) {
-      rc = ML_ENOMEM;
-      break;
-    }
+    if (!line) return ML_ENOMEM;
     bool ua = strcasecmp(name, "User-Agent") == 0;
     bool accept = strcasecmp(name, "Accept") == 0;
     has_ua |= ua;
@@ -142,19 +149,45 @@ static int http_start(ml_probe_t *p, const ml_probe_params_t *o) {
       snprintf(line, len, "%s:", name);
     else
       snprintf(line, len, "%s;", name); /* curl: send it empty */
-    lines[nl++] = line;
+    lines[pr->nlines++] = line;
   }
-  if (rc == 0) {
-    const char *defaults[3] = {
-        has_ua ? NULL : "User-Agent: " ML_PROBE_USER_AGENT,
-        has_accept ? NULL : "Accept: */*", "Connection: close"};
-    for (int i = 0; i < 3 && rc == 0; i++) {
-      if (!defaults[i]) continue;
-      if (!(lines[nl] = strdup(defaults[i])))
-        rc = ML_ENOMEM;
-      else
-        nl++;
-    }
+  const char *defaults[3] = {
+      has_ua ? NULL : "User-Agent: " ML_PROBE_USER_AGENT,
+      has_accept ? NULL : "Accept: */*", "Connection: close"};
+  for (int i = 0; i < 3; i++) {
+    if (!defaults[i]) continue;
+    if (!(lines[pr->nlines] = strdup(defaults[i]))) return ML_ENOMEM;
+    pr->nlines++;
+  }
+  return 0;
+}
+
+static void *http_prepare(const ml_probe_params_t *o) {
+  http_prep_t *pr = calloc(1, sizeof *pr);
+  if (pr && prep_build(pr, o) < 0) {
+    prep_clear(pr);
+    free(pr);
+    pr = NULL;
+  }
+  return pr;
+}
+
+static void http_unprepare(void *prepared) {
+  prep_clear(prepared);
+  free(prepared);
+}
+
+static int http_start(ml_probe_t *p, const ml_probe_params_t *o) {
+  ml_probe_runner_t *r = p->runner;
+  http_probe_t *hp = calloc(1, sizeof *hp);
+  if (!hp) return ML_ENOMEM;
+  p->data = hp;
+  int rc = 0;
+  if (o->prepared) {
+    hp->prep = o->prepared;
+  } else {
+    hp->prep = &hp->own;
+    rc = prep_build(&hp->own, o);
   }
   if (rc == 0 && !r->http) {
     ml_loop_init(&r->http_loop, r->loop->uv);
@@ -162,14 +195,15 @@ static int http_start(ml_probe_t *p, const ml_probe_params_t *o) {
     if (!r->http) rc = ML_ENOMEM;
   }
   if (rc == 0) {
+    const http_prep_t *pr = hp->prep;
     ml_http_opts_t opts = {
-        .url = hp->url,
-        .headers = (const char *const *)lines,
-        .nheaders = nl,
+        .url = pr->url,
+        .headers = (const char *const *)pr->lines,
+        .nheaders = pr->nlines,
         .timeout_ms = p->timeout_ms,
         .max_body = ML_PROBE_MAX_BODY,
         .redirects = ML_HTTP_REDIRECT_SAME_HOST,
-        .insecure = https, /* the kubelet skips verification */
+        .insecure = pr->https, /* the kubelet skips verification */
         .no_reuse = true,
     };
     /* The record's address is the private id: the hold below keeps it
@@ -177,8 +211,6 @@ static int http_start(ml_probe_t *p, const ml_probe_params_t *o) {
     rc = ml_http_request(r->http, (uint64_t)(uintptr_t)p, &opts, &hp->req);
     if (rc == 0) ml_probe_hold(p);
   }
-  for (size_t i = 0; i < nl; i++) free(lines[i]);
-  free(lines);
   return rc;
 }
 
@@ -193,7 +225,7 @@ static void http_destroy(ml_probe_t *p) {
   http_probe_t *hp = p->data;
   if (!hp) return;
   if (hp->req) ml_http_req_release(hp->req);
-  free(hp->url);
+  prep_clear(&hp->own);
   free(hp);
 }
 
@@ -202,6 +234,8 @@ const ml_probe_kind_t ml__probe_http = {
     .start = http_start,
     .cancel = http_cancel,
     .destroy = http_destroy,
+    .prepare = http_prepare,
+    .unprepare = http_unprepare,
 };
 
 /* {====== results */
@@ -213,7 +247,7 @@ static void errno_text(int err, char *out, size_t n) {
 }
 
 static void report(ml_probe_t *p, ml_http_event_t *ev) {
-  http_probe_t *hp = p->data;
+  const http_prep_t *hp = ((http_probe_t *)p->data)->prep;
   if (ev->err == 0) {
     long st = ev->status;
     if (st >= 200 && st < 300)
@@ -279,7 +313,12 @@ void ml__probe_http_drain(ml_probe_runner_t *r) {
   while ((e = ml_loop_pop(&r->http_loop)) != NULL) {
     if (e->type == ML_EV_HTTP_DONE) {
       ml_probe_t *p = (ml_probe_t *)(uintptr_t)e->id;
-      if (!p->ended) report(p, (ml_http_event_t *)e);
+      /* An abandoned attempt reports to nobody, and the ticker whose
+       * prepared request it borrowed may be gone: just end it. */
+      if (!p->ended && p->cancelled)
+        ml_probe_done_bytes(p, ML_PROBE_UNKNOWN, "", 0);
+      else if (!p->ended)
+        report(p, (ml_http_event_t *)e);
       ml_probe_release(p);
     }
     ml_event_free(e);

@@ -23,11 +23,34 @@ struct ml_probe_runner_s {
   ml_loop_t http_loop;
   ml_http_client_t *http;
   size_t max_http;
+  /* Periodic probes (probe_ticker.c). */
+  ml_probe_ticker_t *tickers;
+  size_t ntickers;
+  uint64_t quiet;
   /* exec: processes (core/proc.h) post their exits to a private queue too
    * (see probe_exec.c). */
   ml_loop_t exec_loop;
   bool exec_ready;
 };
+
+/** Starts an attempt of kind `k` reporting to ticker `t` (may be NULL).
+ *  @return 0 or a negative code (then no attempt exists) */
+int ml__probe_start(ml_probe_runner_t *r, const ml_probe_kind_t *k,
+                    const ml_probe_params_t *params, uint64_t timeout_ms,
+                    uint64_t id, ml_probe_ticker_t *t);
+/** Posts a result event to `id` (the message is copied). */
+void ml__probe_post(ml_probe_runner_t *r, uint64_t id, int result,
+                    const char *msg, size_t len);
+/** Attempt `p` of ticker `t` is about to start. */
+void ml__probe_ticker_began(ml_probe_ticker_t *t, ml_probe_t *p);
+/** An attempt of ticker `t` ended with `result` (not cancelled). */
+void ml__probe_ticker_result(ml_probe_ticker_t *t, int result,
+                             const char *msg, size_t len);
+/** Cancels every ticker's attempt and closes their timers (runner close;
+ *  `orphan`: the loop already closed them). */
+void ml__probe_tickers_shutdown(ml_probe_runner_t *r, bool orphan);
+/** Lets one attempt run to its end without reporting anything. */
+void ml__probe_abandon(ml_probe_t *p);
 
 extern const ml_probe_kind_t ml__probe_http;
 extern const ml_probe_kind_t ml__probe_tcp;

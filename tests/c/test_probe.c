@@ -563,6 +563,189 @@ static void test_custom_kind(ml_probe_runner_t *r) {
          "custom kind start error");
 }
 
+/* {====== tickers */
+
+/* A kind that plays a script of results, one per attempt, answering
+ * inside start(); after the script it succeeds. */
+static const int *script;
+static int nscript, played;
+
+static int seq_start(ml_probe_t *p, const ml_probe_params_t *o) {
+  (void)o;
+  int res = played < nscript ? script[played] : ML_PROBE_SUCCESS;
+  played++;
+  ml_probe_done(p, res, "seq %d", played);
+  return 0;
+}
+
+static const ml_probe_kind_t seq_kind = {.name = "seq", .start = seq_start};
+
+/* Results posted to `id`, as a string of letters (S W F U). */
+static void posted(uint64_t id, char *out, size_t n) {
+  size_t k = 0;
+  for (int i = 0; i < ngot && k + 1 < n; i++)
+    if (got[i].id == id) out[k++] = "?SWFU"[got[i].result];
+  out[k] = '\0';
+}
+
+static void test_ticker_rules(ml_probe_runner_t *r) {
+  ml_probe_register(r, &seq_kind);
+  /* U U S: one error retried twice within a tick; then steady successes
+   * are quiet, a failure is posted, and so is the success after it. */
+  static const int s1[] = {ML_PROBE_UNKNOWN, ML_PROBE_UNKNOWN,
+                           ML_PROBE_SUCCESS, ML_PROBE_SUCCESS,
+                           ML_PROBE_SUCCESS, ML_PROBE_FAILURE,
+                           ML_PROBE_SUCCESS, ML_PROBE_SUCCESS,
+                           ML_PROBE_WARNING, ML_PROBE_UNKNOWN,
+                           ML_PROBE_UNKNOWN, ML_PROBE_UNKNOWN};
+  script = s1;
+  nscript = (int)(sizeof s1 / sizeof s1[0]);
+  played = 0;
+  ml_probe_stats_t st0, st1;
+  ml_probe_runner_stats(r, &st0);
+  ml_probe_params_t o = {.port = 1};
+  ml_probe_every_t every = {.period_ms = 10, .success_threshold = 1,
+                            .max_tries = 3};
+  ml_probe_ticker_t *t;
+  uint64_t id = next_id++;
+  IS_INT(ml_probe_ticker_new(r, "seq", &o, &every, id, &t), 0, "ticker new");
+  ml_probe_ticker_arm(t, 0);
+  while (played < nscript + 5) spin(5);
+  ml_probe_ticker_disarm(t);
+  int at = played;
+  spin(40);
+  IS_INT(played, at, "disarmed: no more attempts");
+  char seen[64];
+  posted(id, seen, sizeof seen);
+  IS_STR(seen, "SFSWU", "ticker: only the results that matter are posted");
+  ml_probe_runner_stats(r, &st1);
+  ok(st1.quiet - st0.quiet >= 6, "ticker: quiet successes counted (%d)",
+     (int)(st1.quiet - st0.quiet));
+  IS_INT(st1.tickers, 1, "ticker: counted while alive");
+  /* A success threshold of 2 posts two successes in a row. */
+  static const int s2[] = {ML_PROBE_FAILURE};
+  script = s2;
+  nscript = 1;
+  played = 0;
+  ml_probe_ticker_free(t);
+  every.success_threshold = 2;
+  id = next_id++;
+  IS_INT(ml_probe_ticker_new(r, "seq", &o, &every, id, &t), 0, "ticker 2");
+  ml_probe_ticker_arm(t, 0);
+  while (played < 8) spin(5);
+  ml_probe_ticker_free(t);
+  posted(id, seen, sizeof seen);
+  IS_STR(seen, "FSS", "successThreshold 2: two successes posted");
+  /* reset(): the next success is posted again. */
+  script = NULL;
+  nscript = 0;
+  played = 0;
+  id = next_id++;
+  every.success_threshold = 1;
+  ml_probe_ticker_new(r, "seq", &o, &every, id, &t);
+  ml_probe_ticker_arm(t, 0);
+  while (played < 3) spin(5);
+  ml_probe_ticker_reset(t);
+  at = played;
+  while (played < at + 3) spin(5);
+  ml_probe_ticker_free(t);
+  posted(id, seen, sizeof seen);
+  IS_STR(seen, "SS", "reset: the streak starts again");
+  ml_probe_runner_stats(r, &st1);
+  IS_INT(st1.tickers, 0, "freed tickers leave the runner");
+  ok(ml_probe_ticker_new(r, "nope", &o, &every, 1, &t) == ML_ENOTFOUND &&
+         t == NULL,
+     "ticker of an unknown kind");
+  every.period_ms = 0;
+  IS_INT(ml_probe_ticker_new(r, "seq", &o, &every, 1, &t), ML_EINVALID,
+         "ticker without a period");
+}
+
+static void test_ticker_http(ml_probe_runner_t *r) {
+  /* A slow server and a short period: attempts never overlap, each tick
+   * that comes during one starts the next as soon as it ends. */
+  ml_probe_params_t o = {.port = http_port, .path = "/slow"};
+  ml_probe_every_t every = {.period_ms = 20, .timeout_ms = 100,
+                            .max_tries = 3};
+  ml_probe_ticker_t *t;
+  uint64_t id = next_id++;
+  IS_INT(ml_probe_ticker_new(r, "http", &o, &every, id, &t), 0,
+         "http ticker");
+  ml_probe_ticker_arm(t, 0);
+  size_t most = 0;
+  for (int i = 0; i < 70; i++) {
+    spin(5);
+    ml_probe_stats_t st;
+    ml_probe_runner_stats(r, &st);
+    if (st.active > most) most = st.active;
+  }
+  IS_INT((int)most, 1, "http ticker: one attempt at a time");
+  char seen[64];
+  posted(id, seen, sizeof seen);
+  ok(strlen(seen) >= 2 && strspn(seen, "F") == strlen(seen),
+     "http ticker: timeouts posted back to back (%s)", seen);
+  got_t *g = find_got(id);
+  ok(g && strstr(g->message, "context deadline exceeded"),
+     "http ticker: the timeout message");
+  /* Freed with an attempt in flight: the attempt is left to end on its
+   * own (a cancelled live transfer once left libcurl sockets unpolled),
+   * and nothing more is posted. */
+  int before = ngot;
+  ml_probe_stats_t fst;
+  ml_probe_runner_stats(r, &fst);
+  size_t running = fst.active;
+  ml_probe_ticker_free(t);
+  ml_probe_runner_stats(r, &fst);
+  IS_INT((int)fst.active, (int)running, "ticker freed: its attempt runs on");
+  spin(150);
+  ml_probe_runner_stats(r, &fst);
+  IS_INT((int)fst.active, 0, "ticker freed: the attempt ended by itself");
+  posted(id, seen, sizeof seen);
+  int after = 0;
+  for (int i = before; i < ngot; i++) after += got[i].id == id;
+  IS_INT(after, 0, "http ticker freed: no event after");
+  /* A healthy endpoint: one success posted, the rest quiet; the copied
+   * parameters (path, headers) outlive the caller's. */
+  char path[16] = "/ok";
+  ml_probe_header_t hs[] = {{"X-Ticker", "yes"}};
+  o = (ml_probe_params_t){.port = http_port, .path = path, .headers = hs,
+                          .nheaders = 1};
+  every = (ml_probe_every_t){.period_ms = 15, .timeout_ms = 1000};
+  id = next_id++;
+  ml_probe_ticker_new(r, "http", &o, &every, id, &t);
+  memset(path, 'x', sizeof path - 1);
+  hs[0].name = "Broken header";
+  ml_probe_ticker_arm(t, 0);
+  spin(120);
+  ml_probe_ticker_free(t);
+  posted(id, seen, sizeof seen);
+  IS_STR(seen, "S", "http ticker: steady success posted once");
+  ok(strstr(last_head, "GET /ok HTTP/1.1") == last_head &&
+         strcasestr(last_head, "\r\nX-Ticker: yes") != NULL,
+     "http ticker: its own copy of path and headers");
+}
+
+/* Tickers alive when the runner closes; freed afterwards. */
+static void test_ticker_close_order(void) {
+  ml_probe_runner_t *r = ml_probe_runner_new(&loop, 0);
+  ml_probe_params_t o = {.port = http_port, .path = "/slow"};
+  ml_probe_every_t every = {.period_ms = 10, .timeout_ms = 5000};
+  ml_probe_ticker_t *a, *b;
+  ml_probe_ticker_new(r, "http", &o, &every, 7001, &a);
+  ml_probe_ticker_new(r, "tcp", &o, &every, 7002, &b);
+  ml_probe_ticker_arm(a, 0);
+  ml_probe_ticker_arm(b, 0);
+  spin(30);
+  ml_probe_ticker_free(b);
+  ml_probe_runner_close(r);
+  spin(30);
+  ml_probe_ticker_free(a);
+  spin(10);
+  ok(!find_got(7001), "runner closed under a ticker: nothing posted");
+}
+
+/* }====== */
+
 static void test_close_in_flight(void) {
   ml_probe_runner_t *r = ml_probe_runner_new(&loop, 0);
   ml_probe_params_t o = {.port = http_port, .path = "/slow"};
@@ -679,7 +862,10 @@ int main(void) {
   test_cancel_and_bound(r);
   test_exec(r);
   test_custom_kind(r);
+  test_ticker_rules(r);
+  test_ticker_http(r);
   ml_probe_runner_close(r);
+  test_ticker_close_order();
   test_close_in_flight();
   test_lua_both();
 

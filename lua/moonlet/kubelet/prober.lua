@@ -3,8 +3,10 @@
 -- periodSeconds, runs the probe through the C runner (moonlet.probe) or a Lua
 -- check (moonlet.kubelet.checks), records Unhealthy/ProbeWarning events on
 -- every failed attempt, and flips its stored result only after
--- failureThreshold / successThreshold consecutive results. Clock, sleep and
--- runner are injectable so the timing rules can be tested without waiting.
+-- failureThreshold / successThreshold consecutive results. On the real loop
+-- http/tcp/exec probes tick in C and report only results that can matter
+-- (see "ticking in C"). Clock, sleep and runner are injectable so the timing
+-- rules can be tested without waiting (that uses the Lua loop).
 --
 --   local w = prober.new{ type = "liveness", probe = c.livenessProbe,
 --     pod = pod, container = c, status = function() return {...} end,
@@ -162,7 +164,9 @@ end
 ---                    started_at = clock seconds, deleting = bool,
 ---                    phase = pod phase, restart_policy = "Always"... }
 ---   host, port_for(container, port) -> [host,] port, env, cwd: see handler
----   on_result(type, result, message)  every completed attempt
+---   on_result(type, result, message)  every completed attempt (ticking in
+---                                     C: every one reported, so not the
+---                                     successes past successThreshold)
 ---   on_change(type, result, initial)  the stored result changed (initial:
 ---                                     the reset for a new container)
 ---   on_threshold(type, message)       the stored result became "failure"
@@ -170,7 +174,8 @@ end
 ---   event(type_, reason, message, field_path)   Warning events
 ---   clock() -> seconds, sleep(seconds) (may return early when woken),
 ---   wake() (cuts a sleep short), run(kind, params, timeout) -> result, msg,
----   checks (registry for `lua` handlers), log(level, msg)
+---   checks (registry for `lua` handlers), log(level, msg),
+---   ticker = false: probe from the Lua loop even on the real loop
 function M.new(opts)
   assert(TYPES[opts.type], "prober: type must be liveness, readiness or startup")
   local w = setmetatable({
@@ -185,7 +190,7 @@ function M.new(opts)
     run_count = 0,       -- resultRun
     on_hold = false,
     stopped = false,
-    state = {},          -- ctx.state of lua checks, kept across runs
+    state = nil,         -- ctx.state of lua checks, kept across runs
   }, Worker)
   w.clock = opts.clock or default_clock
   if opts.sleep then
@@ -231,6 +236,7 @@ function Worker:_attempt()
   local timeout = self.spec.timeoutSeconds
   if kind == "lua" then
     local checks = o.checks or require("moonlet.kubelet.checks").default()
+    self.state = self.state or {}
     local ctx = { pod = o.pod, container = o.container, host = o.host, probe_type = self.type,
       state = self.state, timeout = timeout,
       port_for = function(port)
@@ -244,15 +250,10 @@ function Worker:_attempt()
   return run(kind, params, timeout)
 end
 
--- runProbeWithRetries + prober.probe: events for failures, warnings and
--- errors. @return "success" | "failure", or nil for an error (thrown away)
-function Worker:probe()
-  local result, message
-  for _ = 1, M.MAX_RETRIES do
-    result, message = self:_attempt()
-    if self.stopped then return nil end
-    if result ~= "unknown" then break end
-  end
+-- prober.probe's reporting of one attempt's outcome: events for failures,
+-- warnings and errors. @return "success" | "failure", or nil for an error
+-- (thrown away)
+function Worker:_outcome(result, message)
   message = message or ""
   if self.opts.on_result then self.opts.on_result(self.type, result, message) end
   if result == "unknown" then
@@ -272,40 +273,56 @@ function Worker:probe()
   return "success"
 end
 
---- One tick of worker.go doProbe. @return keep_going, and "delay" when the
---- tick was skipped for initialDelaySeconds (the run loop then wakes at the
---- end of the delay rather than a whole period later)
-function Worker:tick()
+-- runProbeWithRetries + prober.probe. @return as _outcome
+function Worker:probe()
+  local result, message
+  for _ = 1, M.MAX_RETRIES do
+    result, message = self:_attempt()
+    if self.stopped then return nil end
+    if result ~= "unknown" then break end
+  end
+  return self:_outcome(result, message)
+end
+
+-- The part of worker.go doProbe before the probe runs. @return "go", or
+-- "stop" (the worker ends), "wait" (no probe now) or "delay" (no probe
+-- until initialDelaySeconds passed)
+function Worker:_gate()
   local st = self.opts.status and self.opts.status()
-  if not st then return true end
-  if st.phase == "Succeeded" or st.phase == "Failed" then return false end
-  if st.id == nil then return true end -- container not created yet
+  if not st then return "wait" end
+  if st.phase == "Succeeded" or st.phase == "Failed" then return "stop" end
+  if st.id == nil then return "wait" end -- container not created yet
   if self.container_id ~= st.id then
     self.container_id = st.id
     self:_set(self.initial, true)
     self.on_hold = false -- a new container: resume probing
+    if self._ticker then self._ticker:reset() end
   end
-  if self.on_hold then return true end
+  if self.on_hold then return "wait" end
   if not st.running then
     self:_set("failure")
+    if self._ticker then self._ticker:reset() end -- the next success counts
     -- Only a container that will never run again ends the worker.
-    return not st.terminated or st.restart_policy ~= "Never"
+    return (not st.terminated or st.restart_policy ~= "Never") and "wait" or "stop"
   end
   if st.deleting and (self.type == "liveness" or self.type == "startup") then
     self:_set("success") -- a quiet shutdown: stop probing
-    return false
+    return "stop"
   end
   local elapsed = self.clock() - (st.started_at or 0)
   -- Whole seconds, as int32(time.Since(startedAt).Seconds()); a hair of
   -- slack so a timer that fires on the dot counts as on time.
-  if math.floor(elapsed + 1e-3) < self.spec.initialDelaySeconds then return true, "delay" end
+  if math.floor(elapsed + 1e-3) < self.spec.initialDelaySeconds then return "delay", st end
   if st.started then
-    if self.type == "startup" then return true end -- startup is done
+    if self.type == "startup" then return "wait" end -- startup is done
   elseif self.type ~= "startup" then
-    return true -- only the startup probe runs until the container started
+    return "wait" -- only the startup probe runs until the container started
   end
-  local result = self:probe()
-  if not result or self.stopped then return true end
+  return "go", st
+end
+
+-- The part of doProbe after the probe: thresholds, stored result, hold.
+function Worker:_apply(result)
   if self.last == result then
     self.run_count = self.run_count + 1
   else
@@ -314,7 +331,7 @@ function Worker:tick()
   end
   if (result == "failure" and self.run_count < self.spec.failureThreshold)
     or (result == "success" and self.run_count < self.spec.successThreshold) then
-    return true -- below threshold: the stored state stays
+    return -- below threshold: the stored state stays
   end
   self:_set(result)
   if (self.type == "liveness" or self.type == "startup") and result == "failure" then
@@ -322,6 +339,18 @@ function Worker:tick()
     self.on_hold = true
     self.run_count = 0
   end
+end
+
+--- One tick of worker.go doProbe. @return keep_going, and "delay" when the
+--- tick was skipped for initialDelaySeconds (the run loop then wakes at the
+--- end of the delay rather than a whole period later)
+function Worker:tick()
+  local gate = self:_gate()
+  if gate == "stop" then return false end
+  if gate ~= "go" then return true, gate == "delay" and "delay" or nil end
+  local result = self:probe()
+  if not result or self.stopped then return true end
+  self:_apply(result)
   return true
 end
 
@@ -351,20 +380,106 @@ function Worker:loop()
   self.done = true
 end
 
---- Starts the loop in its own coroutine (moonlet.sched).
+-- {====== ticking in C
+--
+-- With the real loop and a runner kind (http, tcp, exec), the C probe
+-- runner ticks (moonlet.core.probe ticker) and the worker only hears of
+-- results that can change something: failures, warnings, errors and the
+-- successes up to successThreshold in a row. The kubelet's rules stay here:
+-- the gate decides when the ticker runs, each result goes through the
+-- same _outcome/_apply as in the Lua loop. No coroutine per worker.
+
+-- Arms, disarms or ends the ticker from the gate. `now`: probe at once
+-- when due (a trigger); otherwise the ticker keeps its phase if armed.
+function Worker:_schedule(now)
+  if self.stopped then return end
+  local ok, gate, st = xpcall(self._gate, debug.traceback, self)
+  if not ok then
+    self:_log("error", string.format("prober %s: %s", self.type, tostring(gate)))
+    return
+  end
+  if gate == "stop" then return self:stop() end
+  local t = self._ticker
+  if gate == "wait" then
+    if self._armed then
+      t:disarm()
+      self._armed = false
+    end
+    return
+  end
+  if self._armed and not now then return end
+  local due = 0
+  if gate == "delay" then
+    due = (st.started_at or 0) + self.spec.initialDelaySeconds - self.clock()
+    if due < 0 then due = 0 end
+  end
+  self._armed = true
+  t:arm(math.ceil(due * 1000))
+end
+
+function Worker:_on_result(result, message)
+  if self.stopped then return end
+  local gate = self:_gate()
+  -- The ticker was armed for the end of the initial delay: a timer that
+  -- fires a hair early is on time.
+  if gate == "go" or gate == "delay" then
+    local r = self:_outcome(result, message)
+    if r and not self.stopped then self:_apply(r) end
+  end
+  self:_schedule(false)
+end
+
+-- @return true if the worker ticks in C
+function Worker:_start_ticker()
+  local o = self.opts
+  if o.sleep or o.run or o.clock or o.ticker == false then return false end
+  local kind, params = M.handler(self.spec, o)
+  if kind ~= "http" and kind ~= "tcp" and kind ~= "exec" then return false end
+  local core = require("moonlet.core.probe")
+  local sched = require("moonlet.sched")
+  local id = require("moonlet.loop").next_id()
+  local t, err = core.ticker(id, kind, params, { period = self.spec.periodSeconds * 1000,
+    timeout = self.spec.timeoutSeconds * 1000, success_threshold = self.spec.successThreshold,
+    tries = M.MAX_RETRIES })
+  if not t then
+    self:_log("warn", string.format("prober %s: no C ticker (%s); probing from Lua", self.type,
+      tostring(err)))
+    return false
+  end
+  self._ticker, self._ticker_id = t, id
+  sched.on(id, function(result, message) self:_on_result(result, message) end)
+  self:_schedule(true)
+  return true
+end
+
+-- }======
+
+--- Starts the worker: a C ticker when it can (see above), else the loop in
+--- its own coroutine (moonlet.sched).
 function Worker:start()
+  if self:_start_ticker() then return self end
   local sched = require("moonlet.sched")
   sched.spawn("prober " .. self.type, function() self:loop() end)
   return self
 end
 
 --- Runs a tick now instead of at the next period (manualTriggerCh).
-function Worker:trigger() self:wake() end
+function Worker:trigger()
+  if self._ticker then return self:_schedule(true) end
+  self:wake()
+end
 
 --- Stops the worker; an attempt in flight finishes but is ignored.
 function Worker:stop()
   if self.stopped then return end
   self.stopped = true
+  if self._ticker then
+    self._ticker:close()
+    require("moonlet.sched").forget(self._ticker_id)
+    self._ticker = nil
+    self.done = true
+    return
+  end
   self:wake()
 end
 
@@ -397,29 +512,31 @@ function M.container(opts)
       deleting = opts.terminating and opts.terminating() or false }
   end
   local notify = opts.on_change or function() end
+  local function on_change(t, result, initial)
+    if g.stopped or initial then return end -- initial values: the caller's
+    if t == "readiness" then
+      notify("readiness", result == "success")
+    elseif t == "startup" and result == "success" then
+      g.started = true
+      notify("started", true)
+      -- The kubelet probes readiness at once when a container starts.
+      for _, other in pairs(g.workers) do
+        if other ~= g.workers.startup then other:trigger() end
+      end
+    end
+  end
+  local function on_threshold(t, message)
+    if g.stopped then return end
+    if t == "liveness" or t == "startup" then notify(t, false, message) end
+  end
+  -- Each worker's options: its own few fields over the group's (shared,
+  -- not copied: one table per probe instead of a copy of every option).
+  local inherit = { __index = opts }
   for _, typ in ipairs({ "startup", "liveness", "readiness" }) do
     local probe = c[typ .. "Probe"]
     if probe then
-      local wo = {}
-      for k, v in pairs(opts) do wo[k] = v end
-      wo.type, wo.probe, wo.status = typ, probe, status
-      wo.on_change = function(t, result, initial)
-        if g.stopped or initial then return end -- initial values: the caller's
-        if t == "readiness" then
-          notify("readiness", result == "success")
-        elseif t == "startup" and result == "success" then
-          g.started = true
-          notify("started", true)
-          -- The kubelet probes readiness at once when a container starts.
-          for _, other in pairs(g.workers) do
-            if other ~= g.workers.startup then other:trigger() end
-          end
-        end
-      end
-      wo.on_threshold = function(t, message)
-        if g.stopped then return end
-        if t == "liveness" or t == "startup" then notify(t, false, message) end
-      end
+      local wo = setmetatable({ type = typ, probe = probe, status = status, on_change = on_change,
+        on_threshold = on_threshold }, inherit)
       if opts.sleep then
         -- Tests drive each worker's sleep; wake is per worker there too.
         wo.sleep = function(s) return opts.sleep(s, typ) end
