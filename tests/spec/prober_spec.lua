@@ -299,6 +299,28 @@ describe("prober on the real loop", function()
   end)
   teardown(function() srv:close() end)
 
+  it("a liveness probe does not run the instant the container starts", function()
+    -- Nothing listens on the port: a probe at the start would fail at once
+    -- (connection refused) and, with failureThreshold 1, kill a container
+    -- whose server was about to listen.
+    local events, first
+    local t0 = loop.time()
+    sched.run(function()
+      local g = prober.container{ pod = { metadata = { name = "p" } },
+        container = { name = "app", livenessProbe = { tcpSocket = { port = 1 }, periodSeconds = 1, failureThreshold = 1 } },
+        started_at = loop.time(), host = "127.0.0.1", port_for = function(_, p) return p end,
+        on_change = function() end,
+        event = function() events = (events or 0) + 1; first = first or (loop.time() - t0) end }
+      loop.sleep(700)
+      assert.is_nil(events, "probed at once")
+      loop.sleep(800)
+      g:stop()
+      loop.sleep(50)
+    end)
+    assert.are.equal(1, events)
+    assert.is_true(first >= 0.9, "first probe at " .. tostring(first))
+  end)
+
   it("kills after the failure threshold and gates on the startup probe", function()
     local log = {}
     local t0 = loop.time()
@@ -323,15 +345,17 @@ describe("prober on the real loop", function()
       g:stop()
       loop.sleep(50)
     end)
+    -- the startup probe first runs a period after the start (the kubelet's
+    -- worker ticks from the pod's admission), not the instant it starts
     assert.are.equal("started", log[1][1])
-    assert.is_true(log[1][3] < 0.5)
+    assert.is_true(log[1][3] >= 0.9 and log[1][3] < 1.6, "started at " .. log[1][3])
     -- readiness runs as soon as the container started, not a period later
     assert.are.same("readiness", log[2][1])
     assert.is_true(log[2][2])
-    assert.is_true(log[2][3] < 0.5)
+    assert.is_true(log[2][3] < 1.6)
     assert.is_truthy(killed)
     assert.is_false(killed[2])
-    assert.is_true(killed[3] >= 1.5 and killed[3] < 3.5, "killed at " .. killed[3])
+    assert.is_true(killed[3] >= 1.5 and killed[3] < 4.5, "killed at " .. killed[3])
     assert.are.same({ "Unhealthy: Liveness probe failed: HTTP probe failed with statuscode: 500",
       "Unhealthy: Liveness probe failed: HTTP probe failed with statuscode: 500" }, events)
     local st = sched.stats()

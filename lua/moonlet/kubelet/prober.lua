@@ -284,6 +284,12 @@ function Worker:probe()
   return self:_outcome(result, message)
 end
 
+-- Seconds after the container's start before its first probe: the
+-- initial delay, or opts.first_after (the group's) when that is later.
+function Worker:_first_due()
+  return math.max(self.spec.initialDelaySeconds, self.opts.first_after or 0)
+end
+
 -- The part of worker.go doProbe before the probe runs. @return "go", or
 -- "stop" (the worker ends), "wait" (no probe now) or "delay" (no probe
 -- until initialDelaySeconds passed)
@@ -313,6 +319,7 @@ function Worker:_gate()
   -- Whole seconds, as int32(time.Since(startedAt).Seconds()); a hair of
   -- slack so a timer that fires on the dot counts as on time.
   if math.floor(elapsed + 1e-3) < self.spec.initialDelaySeconds then return "delay", st end
+  if elapsed + 1e-3 < (self.opts.first_after or 0) then return "delay", st end
   if st.started then
     if self.type == "startup" then return "wait" end -- startup is done
   elseif self.type ~= "startup" then
@@ -371,7 +378,7 @@ function Worker:loop()
     local delay = period - (now - t0)
     if why == "delay" then
       local st = self.opts.status and self.opts.status()
-      local due = st and st.started_at and (st.started_at + self.spec.initialDelaySeconds - now)
+      local due = st and st.started_at and (st.started_at + self:_first_due() - now)
       if due and due < delay then delay = due end
     end
     if delay < 0 then delay = 0 end
@@ -410,7 +417,7 @@ function Worker:_schedule(now)
   if self._armed and not now then return end
   local due = 0
   if gate == "delay" then
-    due = (st.started_at or 0) + self.spec.initialDelaySeconds - self.clock()
+    due = (st.started_at or 0) + self:_first_due() - self.clock()
     if due < 0 then due = 0 end
   end
   self._armed = true
@@ -537,6 +544,14 @@ function M.container(opts)
     if probe then
       local wo = setmetatable({ type = typ, probe = probe, status = status, on_change = on_change,
         on_threshold = on_threshold }, inherit)
+      -- The kubelet's probe worker ticks from the pod's admission, before
+      -- the container runs, so a liveness or startup probe first runs up
+      -- to a period after the start, never the instant the process starts
+      -- (an HTTP server is rarely listening yet). Readiness is triggered at
+      -- once for a running container, as the kubelet does.
+      if typ ~= "readiness" then
+        wo.first_after = probe.periodSeconds or 10
+      end
       if opts.sleep then
         -- Tests drive each worker's sleep; wake is per worker there too.
         wo.sleep = function(s) return opts.sleep(s, typ) end
