@@ -122,6 +122,7 @@ ok "rollout undo (previous and --to-revision) restores the templates"
 
 # {====== restart
 old_pods=$(ml get pods -l app=kubia -o name | sort | tr '\n' ' ')
+restarted_s=$(date +%s)
 expect_eq "$(ml rollout restart deployment/kubia)" "deployment.apps/kubia restarted" "restart"
 match "$(field '{.spec.template.metadata.annotations}')" 'kubectl.kubernetes.io/restartedAt":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(Z|[+-][0-9:]{5})"' "restartedAt"
 wait_for 20 "revision 6" revision_is 6
@@ -132,6 +133,10 @@ no_old_pods() {
   return 0
 }
 wait_for 60 "the old pods are gone" no_old_pods
+# restartedAt has one-second resolution: kubectl refuses a second restart in
+# the same second ("already been triggered within the past second").
+later_than() { [ "$(date +%s)" -gt $(($1 + 1)) ]; }
+wait_for 5 "the restart's second is over" later_than "$restarted_s"
 expect_eq "$(kc rollout restart deployment/kubia)" "deployment.apps/kubia restarted" "kubectl restart"
 wait_for 20 "revision 7" revision_is 7
 ok "rollout restart replaces every pod"
