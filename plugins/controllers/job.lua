@@ -555,17 +555,17 @@ local function reconcile(ctx, key, job)
     local limit = spec.backoffLimit or 6
     local start = duration.parse(st.startTime)
     local ads = spec.activeDeadlineSeconds
-    local failed_pods = {}
-    for _, p in ipairs(pods) do if pod_failed(job, p) then failed_pods[#failed_pods + 1] = p end end
-    local fail_job = policies.fail_job_message(spec.podFailurePolicy, failed_pods)
+    local fail_job = policies.fail_job_message(spec.podFailurePolicy, pods,
+      function(p) return pod_failed(job, p) end)
+    local by_index = indexed and index_condition(job, ix, now) or nil
     if fail_job then
       interim = new_condition("FailureTarget", "PodFailurePolicy", fail_job, now)
     elseif failed > limit or past_backoff_on_failure(job, pods) then
       interim = new_condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now)
     elseif math.type(ads) and start and not suspended(job) and now - start >= ads then
       interim = new_condition("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline", now)
-    elseif indexed and index_condition(job, ix, now) then
-      interim = index_condition(job, ix, now)
+    elseif by_index then
+      interim = by_index
     else
       if math.type(ads) and start and not suspended(job) then requeue_after = start + ads - now end
       local n_active, err, wait = #act, nil, nil

@@ -110,26 +110,10 @@ describe("batch/v1 CronJob kind", function()
   it("accepts the chapter's batch/v1beta1 manifest and stores it as batch/v1", function()
     fake.run(function()
       local c = stack.new().client
-      local manifest = [[
-apiVersion: batch/v1beta1
-kind: CronJob
-metadata:
-  name: batch-job-every-fifteen-minutes
-spec:
-  schedule: "0,15,30,45 * * * *"
-  startingDeadlineSeconds: 15
-  jobTemplate:
-    spec:
-      template:
-        metadata:
-          labels:
-            app: periodic-batch-job
-        spec:
-          restartPolicy: OnFailure
-          containers:
-            - name: main
-              image: idealism/batch-job
-]]
+      -- the chapter's file, as the book prints it
+      local f = assert(io.open((os.getenv("ML_SRC") or ".") .. "/examples/chapter/cronjob.yaml", "rb"))
+      local manifest = f:read("a")
+      f:close()
       local obj = assert(yaml.decode(manifest))
       local res = assert(c:create("batch/v1beta1/CronJob", obj))
       assert.are.equal("batch/v1", res.apiVersion)

@@ -83,12 +83,16 @@ function M.match_failure(policy, pod)
   return nil, true, nil
 end
 
---- The message of the first failed pod a FailJob rule matches (getFailJobMessage).
-function M.fail_job_message(policy, failed_pods)
+--- The message of the first failed pod a FailJob rule matches
+--- (getFailJobMessage); `failed(pod)` says which pods failed. Without a
+--- policy the pods are not looked at.
+function M.fail_job_message(policy, pods, failed)
   if not is_table(policy) then return nil end
-  for _, p in ipairs(failed_pods) do
-    local msg = M.match_failure(policy, p)
-    if msg then return msg end
+  for _, p in ipairs(pods) do
+    if failed(p) then
+      local msg = M.match_failure(policy, p)
+      if msg then return msg end
+    end
   end
   return nil
 end
