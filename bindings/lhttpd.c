@@ -2,15 +2,20 @@
  * server per runtime, created on the first listen(); listeners deliver
  * ("request", table) and ("closed", id) to their event id, and Lua answers
  * by request id. TLS listeners and the serving certificate come from
- * core/tls.c. The Lua facade is lua/moonlet/httpd.lua. */
+ * core/tls.c. A store watch can be piped into a stream (stream_watch), so
+ * watch events reach their streams with no Lua per event. The Lua facade
+ * is lua/moonlet/httpd.lua. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
 #include "http_server.h"
+#include "lstore.h"
 #include "runtime.h"
 
 #define LISTENER_MT "moonlet.HttpListener"
+#define PIPE_MT "moonlet.HttpWatchPipe"
 #define SERVER_KEY "moonlet.httpd"
 #define MAX_FIELDS 64
 
@@ -393,6 +398,130 @@ static int lhttpd_unescape(lua_State *L) {
   return 1;
 }
 
+/* {====== store watches piped into streams */
+
+/* A watch whose events the store hands straight to a chunked response:
+ * each event is written as {"type":T,"object":TEXT}\n around the store's
+ * own text, shared by every watcher of the event, with no Lua per event or
+ * per watcher. The chunk waits in the connection's buffer for the flush
+ * hook, which runs after the store committed the turn, as every response
+ * does. Lua hears only the end: ("closed", req_id) on the pipe's id when
+ * the store closed or the stream went away. */
+typedef struct {
+  ml_runtime_t *rt;
+  ml_store_watch_t *w; /* NULL once closed (by us, the store or the peer) */
+  uint64_t req_id, id;
+} pipe_rec_t;
+
+typedef struct {
+  pipe_rec_t *rec; /* NULL once closed */
+} pipe_ud_t;
+
+static void pipe_post_end(pipe_rec_t *p) {
+  /* A store finalized after the runtime (lua_close) has no loop left. */
+  if (!p->rt->L) return;
+  ml_httpd_closed_t *ev = calloc(1, sizeof *ev);
+  if (!ev) return;
+  ev->ev.type = ML_EV_HTTPD_CLOSED;
+  ev->ev.id = p->id;
+  ev->req_id = p->req_id;
+  ml_loop_post(&p->rt->loop, &ev->ev);
+}
+
+static void on_pipe_event(void *ud, int type, ml_store_text_t *text) {
+  pipe_rec_t *p = ud;
+  if (type == ML_STORE_CLOSED) {
+    p->w = NULL; /* the store freed it */
+    pipe_post_end(p);
+    return;
+  }
+  ml_httpd_t *srv = p->rt->httpd;
+  if (!srv || !p->w) return;
+  static const char tail[] = "}\n";
+  char head[40];
+  int n = snprintf(head, sizeof head, "{\"type\":\"%s\",\"object\":",
+                   ml_store_event_name(type));
+  uv_buf_t b[3] = {uv_buf_init(head, (unsigned)n),
+                   uv_buf_init(text->data, (unsigned)text->len),
+                   uv_buf_init((char *)tail, 2)};
+  if (ml_httpd_stream_writev(srv, p->req_id, b, 3) < 0) {
+    /* The stream is gone (its peer, or too far behind): stop watching. */
+    ml_store_watch_close(p->w);
+    p->w = NULL;
+    pipe_post_end(p);
+  }
+}
+
+static pipe_ud_t *check_pipe(lua_State *L) {
+  return luaL_checkudata(L, 1, PIPE_MT);
+}
+
+static const char *opt_string(lua_State *L, int t, const char *k) {
+  if (lua_isnoneornil(L, t)) return NULL;
+  lua_getfield(L, t, k); /* left on the stack: the string stays alive */
+  if (lua_isnil(L, -1)) return NULL;
+  if (!lua_isstring(L, -1)) luaL_error(L, "option '%s' must be a string", k);
+  return lua_tostring(L, -1);
+}
+
+/* Lua: pipe | nil, err, name = httpd.stream_watch(req_id, store, id,
+ *      resource, {namespace=, label_selector=, field_selector=,
+ *      resource_version=})
+ * The request must be streaming already. Errors are the store's (EGONE
+ * for a resourceVersion older than the window, ...). */
+static int lhttpd_stream_watch(lua_State *L) {
+  uint64_t req_id = (uint64_t)luaL_checkinteger(L, 1);
+  ml_store_t *s = ml_lua_check_store(L, 2);
+  uint64_t id = (uint64_t)luaL_checkinteger(L, 3);
+  const char *res = luaL_checkstring(L, 4);
+  if (!lua_isnoneornil(L, 5)) luaL_checktype(L, 5, LUA_TTABLE);
+  ml_store_watch_opts_t o = {
+      .ns = opt_string(L, 5, "namespace"),
+      .label_selector = opt_string(L, 5, "label_selector"),
+      .field_selector = opt_string(L, 5, "field_selector"),
+      .resource_version = opt_string(L, 5, "resource_version")};
+  check_server(L);
+  pipe_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 1);
+  ud->rec = NULL;
+  luaL_setmetatable(L, PIPE_MT);
+  /* The pipe keeps its store reachable. */
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, 1);
+  pipe_rec_t *p = calloc(1, sizeof *p);
+  if (!p) return ml_lua_fail(L, ML_ENOMEM);
+  *p = (pipe_rec_t){.rt = ml_runtime_get(L), .req_id = req_id, .id = id};
+  ud->rec = p;
+  int rc = ml_store_watch(s, res, &o, on_pipe_event, p, &p->w);
+  if (rc < 0) {
+    ud->rec = NULL;
+    free(p);
+    return ml_lua_fail_msg(L, rc, ml_store_last_error(s));
+  }
+  return 1;
+}
+
+/* Lua: pipe:close() stops the watch (idempotent); events for its id still
+ * queued are dropped. */
+static int lpipe_close(lua_State *L) {
+  pipe_ud_t *ud = check_pipe(L);
+  pipe_rec_t *p = ud->rec;
+  if (!p) return 0;
+  ud->rec = NULL;
+  if (p->w) ml_store_watch_close(p->w);
+  if (p->rt->L) ml_loop_cancel(&p->rt->loop, p->id);
+  free(p);
+  return 0;
+}
+
+static int lpipe_tostring(lua_State *L) {
+  pipe_ud_t *ud = check_pipe(L);
+  lua_pushfstring(L, PIPE_MT ": %p%s", (void *)ud,
+                  ud->rec && ud->rec->w ? "" : " (closed)");
+  return 1;
+}
+
+/* }====== */
+
 static const luaL_Reg listener_meth[] = {
     {"port", llistener_port}, {"url", llistener_url}, {"close", llistener_close},
     {NULL, NULL}};
@@ -400,12 +529,20 @@ static const luaL_Reg listener_metameth[] = {
     {"__gc", llistener_close}, {"__close", llistener_close},
     {"__tostring", llistener_tostring}, {"__index", NULL}, {NULL, NULL}};
 
+static const luaL_Reg pipe_meth[] = {{"close", lpipe_close}, {NULL, NULL}};
+static const luaL_Reg pipe_metameth[] = {{"__gc", lpipe_close},
+                                         {"__close", lpipe_close},
+                                         {"__tostring", lpipe_tostring},
+                                         {"__index", NULL},
+                                         {NULL, NULL}};
+
 static const luaL_Reg httpd_funcs[] = {
     {"listen", lhttpd_listen},
     {"respond", lhttpd_respond},
     {"stream_begin", lhttpd_stream_begin},
     {"stream_write", lhttpd_stream_write},
     {"stream_end", lhttpd_stream_end},
+    {"stream_watch", lhttpd_stream_watch},
     {"configure", lhttpd_configure},
     {"stats", lhttpd_stats},
     {"unescape", lhttpd_unescape},
@@ -416,6 +553,11 @@ int luaopen_moonlet_core_httpd(lua_State *L) {
   luaL_newmetatable(L, LISTENER_MT);
   luaL_setfuncs(L, listener_metameth, 0);
   luaL_newlib(L, listener_meth);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, PIPE_MT);
+  luaL_setfuncs(L, pipe_metameth, 0);
+  luaL_newlib(L, pipe_meth);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   ml_runtime_on_event(ML_EV_HTTPD_REQUEST, push_request);

@@ -27,15 +27,7 @@ typedef struct {
 
 /* Failure values with the errno name even where libuv has none (ENOEXEC). */
 static int fail(lua_State *L, int err, const char *msg) {
-  const char *name = ml_err_name(err);
-  if (strncmp(name, "Unknown", 7) == 0 && err > -4096 && err < 0) {
-    const char *n = strerrorname_np(-err);
-    if (n) name = n;
-  }
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", name, msg && *msg ? msg : ml_strerror(err));
-  lua_pushstring(L, name);
-  return 3;
+  return ml_lua_fail_msg(L, err, msg);
 }
 
 /* {====== signals */

@@ -9,6 +9,7 @@
 #include "err.h"
 #include "lconv.h"
 #include "log.h"
+#include "lstore.h"
 #include "runtime.h"
 #include "store.h"
 
@@ -96,6 +97,12 @@ static store_rec_t *check_store(lua_State *L) {
   store_ud_t *ud = luaL_checkudata(L, 1, STORE_MT);
   if (!ud->rec) luaL_error(L, "attempt to use a closed %s", STORE_MT);
   return ud->rec;
+}
+
+ml_store_t *ml_lua_check_store(lua_State *L, int idx) {
+  store_ud_t *ud = luaL_checkudata(L, idx, STORE_MT);
+  if (!ud->rec) luaL_error(L, "attempt to use a closed %s", STORE_MT);
+  return ud->rec->s;
 }
 
 /* A string option. The value stays on the stack (a number is converted

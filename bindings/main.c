@@ -1,11 +1,14 @@
 /* The moonlet executable: a Lua 5.4 state with the moonlet runtime, handing
  * argv to lua/moonlet/main.lua, which dispatches `server`, `lua` and the CLI
- * verbs. The exit status is what main.lua returns. */
+ * verbs. The exit status is what main.lua returns. `__keeper` runs a kept
+ * container's keeper (core/keeper.h) before any Lua starts. */
 #include <lauxlib.h>
 #include <lualib.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "keeper.h"
 #include "runtime.h"
 
 static int run_main(lua_State *L) {
@@ -29,6 +32,9 @@ static int run_main(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
+  /* A kept container's keeper is this binary too, without Lua. */
+  if (argc > 1 && strcmp(argv[1], "__keeper") == 0)
+    return ml_keeper_main(argc, argv);
   /* Writes to a vanished peer must fail with EPIPE, not kill the server. */
   signal(SIGPIPE, SIG_IGN);
   lua_State *L = luaL_newstate();

@@ -3,6 +3,7 @@
  * the embedded-module searcher, and the moonlet.core.runtime module. */
 #include "runtime.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,9 +64,15 @@ void ml_unref(lua_State *L, int ref) {
 }
 
 int ml_lua_fail_msg(lua_State *L, int err, const char *msg) {
+  /* errno values libuv has no name for (ENOEXEC) keep their own. */
+  const char *name = ml_err_name(err);
+  if (strncmp(name, "Unknown", 7) == 0 && err > -4096 && err < 0) {
+    const char *n = strerrorname_np(-err);
+    if (n) name = n;
+  }
   lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", ml_err_name(err), msg);
-  lua_pushstring(L, ml_err_name(err));
+  lua_pushfstring(L, "%s: %s", name, msg && *msg ? msg : ml_strerror(err));
+  lua_pushstring(L, name);
   return 3;
 }
 
@@ -74,6 +81,8 @@ int ml_lua_fail(lua_State *L, int err) {
 }
 
 /* {====== event delivery */
+
+static uint64_t delivered; /* events delivered to Lua, for activity() */
 
 static void drain(ml_loop_t *loop, void *ud) {
   ml_runtime_t *rt = ud;
@@ -91,6 +100,7 @@ static void drain(ml_loop_t *loop, void *ud) {
     lua_pushinteger(L, (lua_Integer)ev->id);
     int n = pushers[ev->type](L, ev);
     ml_event_free(ev);
+    delivered++;
     ml_lua_pcall(L, 1 + n, 0, "dispatch");
   }
 }
@@ -247,7 +257,22 @@ static int lruntime_log(lua_State *L) {
   return 0;
 }
 
+/* Lua: runtime.activity() -> events delivered so far (idle detection) */
+static int lruntime_activity(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)delivered);
+  return 1;
+}
+
+/* Lua: runtime.trim() gives free heap pages back to the system
+ * (malloc_trim): glibc keeps what a burst freed. */
+static int lruntime_trim(lua_State *L) {
+  lua_pushboolean(L, malloc_trim(0));
+  return 1;
+}
+
 static const luaL_Reg runtime_funcs[] = {
+    {"activity", lruntime_activity},
+    {"trim", lruntime_trim},
     {"set_dispatcher", lruntime_set_dispatcher},
     {"run", lruntime_run},
     {"stop", lruntime_stop},

@@ -47,6 +47,8 @@ void ml_unref(lua_State *L, int ref);
 
 /** Lua failure convention: pushes nil, "ENAME: message", "ENAME"; returns 3. */
 int ml_lua_fail(lua_State *L, int err);
+/** The same with our own message (NULL or "": the code's own text); an
+ * errno libuv has no name for is named by libc (ENOEXEC). */
 int ml_lua_fail_msg(lua_State *L, int err, const char *msg);
 
 /** Opens every moonlet.* module (C preloads and the embedded Lua searcher). */

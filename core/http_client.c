@@ -1,11 +1,16 @@
 /* HTTP client over libcurl's multi_socket API on the moonlet loop (see
- * http_client.h). The shape follows curl's docs/examples/multi-uv.c:
+ * http_client.h):
  *
- *   curl ─ SOCKETFUNCTION ─► sock_ctx_t (uv_poll_t) ─ readable ─┐
- *        ─ TIMERFUNCTION  ─► c->timer (uv_timer_t) ─── fires ───┤
- *                                                               ▼
+ *   curl ─ SOCKETFUNCTION ─► c->epfd (own epoll set) ── uv_poll ─┐
+ *        ─ TIMERFUNCTION  ─► c->timer (uv_timer_t) ─── fires ────┤
+ *                                                                ▼
  *             curl_multi_socket_action() ─► check_done(): info_read,
  *             finish() posts END, start_queued() fills free slots
+ *
+ * curl's sockets live in an epoll set of our own, which the loop polls as
+ * one descriptor: a socket costs an epoll_ctl per interest change, where a
+ * uv_poll_t per socket cost twice that plus an ioctl and a check (probes
+ * open one connection per attempt, so this is per probe).
  *
  * curl's callbacks only record state, post events and (re)arm libuv handles;
  * libcurl itself is called only from libuv callbacks or from API entry
@@ -14,22 +19,20 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "log.h"
 
 #define EASY_POOL_MAX 32
 
-typedef struct sock_ctx_s sock_ctx_t;
-struct sock_ctx_s {
-  uv_poll_t poll;
-  curl_socket_t fd;
-  ml_http_client_t *c;
-  sock_ctx_t *prev, *next;
-};
+#define EPOLL_BATCH 64
+#define PENDING_DEL_MAX 64
 
 enum { REQ_QUEUED = 1, REQ_ACTIVE, REQ_ENDED };
 
@@ -49,9 +52,11 @@ struct ml_http_req_s {
   int state;
   ml_http_req_t *prev, *next;
   bool stream, head_sent, delivered, oom, had_body;
+  bool lean, kept_last; /* kept_last: lean kept the last header line */
   int redirect_mode, redirects;
   size_t max_body;
   char *host; /* SAME_HOST: the host redirects must stay on */
+  ml_http_prepared_t *prep; /* then `host` is the prepared one's */
   char *body;
   struct curl_slist *headers;
   ml_http_event_t *resp;  /* the END event being built */
@@ -59,12 +64,24 @@ struct ml_http_req_s {
   char errbuf[CURL_ERROR_SIZE];
 };
 
+struct ml_http_prepared_s {
+  int refs; /* the creator's + one per request using it */
+  char *url;
+  char *host;
+  struct curl_slist *headers; /* "Expect:" then the caller's lines */
+};
+
 struct ml_http_client_s {
   ml_loop_t *loop;
   CURLM *multi;
   uv_timer_t timer;
+  int epfd;        /* curl's sockets */
+  uv_poll_t epoll; /* readable when one of them is ready */
+  /* Sockets curl stopped watching, still in the set: most are closed
+   * right after (CLOSESOCKETFUNCTION), which takes them out for free. */
+  curl_socket_t pending_del[PENDING_DEL_MAX];
+  int npending;
   req_list_t queued, active;
-  sock_ctx_t *socks;
   size_t nsocks;
   size_t max_inflight;
   int handles; /* uv handles not yet through their close callback */
@@ -124,9 +141,20 @@ static char *memdup0(const char *s, size_t n) {
 
 /* {====== requests and events */
 
+static void prepared_unref(ml_http_prepared_t *p) {
+  if (--p->refs > 0) return;
+  free(p->url);
+  free(p->host);
+  curl_slist_free_all(p->headers);
+  free(p);
+}
+
 static void req_unref(ml_http_req_t *r) {
   if (--r->refs > 0) return;
-  free(r->host);
+  if (r->prep)
+    prepared_unref(r->prep);
+  else
+    free(r->host);
   free(r->body);
   curl_slist_free_all(r->headers);
   free(r);
@@ -318,7 +346,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
     return len;
   }
   if (buf[0] == ' ' || buf[0] == '\t') { /* obsolete line folding */
-    if (ev->nheaders == 0) return len;
+    if (ev->nheaders == 0 || (r->lean && !r->kept_last)) return len;
     ml_http_header_t *h = &ev->headers[ev->nheaders - 1];
     size_t old = strlen(h->value);
     char *v = realloc(h->value, old + l + 1);
@@ -330,6 +358,11 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
     v[old + 1 + l - i] = '\0';
     h->value = v;
     return len;
+  }
+  /* Lean: only the redirect target is ever read. */
+  if (r->lean) {
+    r->kept_last = l > 9 && strncasecmp(buf, "location:", 9) == 0;
+    if (!r->kept_last) return len;
   }
   const char *colon = memchr(buf, ':', l);
   if (!colon) return len;
@@ -358,6 +391,11 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud) {
     return len;
   }
   ml_http_event_t *ev = r->resp;
+  if (r->lean) { /* a probe reads the body of a 3xx only */
+    long status = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 300 || status >= 400) return len;
+  }
   size_t keep = len;
   if (r->max_body && ev->body_len + len > r->max_body) {
     keep = r->max_body - ev->body_len;
@@ -371,67 +409,103 @@ oom:
   return 0;
 }
 
-static void sock_close_cb(uv_handle_t *h);
-
-static void sock_close(ml_http_client_t *c, sock_ctx_t *s) {
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    c->socks = s->next;
-  if (s->next) s->next->prev = s->prev;
-  c->nsocks--;
-  if (orphaned(c))
-    free(s); /* the handle was closed with the loop */
-  else
-    uv_close((uv_handle_t *)&s->poll, sock_close_cb);
+/* The interest curl asked for rides in the event data next to the fd, so
+ * an error or hang-up can be reported as the directions curl waits on (as
+ * libuv does). */
+static uint64_t ep_data(curl_socket_t fd, int what) {
+  return (uint64_t)(uint32_t)fd | ((uint64_t)(what & CURL_POLL_INOUT) << 32);
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-  sock_ctx_t *s = h->data;
-  ml_http_client_t *c = s->c;
-  int flags = 0, running;
-  if (status < 0) flags = CURL_CSELECT_ERR;
-  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  /* `s` may be closed (not freed) inside this call. */
-  curl_multi_socket_action(c->multi, s->fd, flags, &running);
+static void on_epoll(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  ml_http_client_t *c = h->data;
+  struct epoll_event evs[EPOLL_BATCH];
+  int n, running;
+  do {
+    n = epoll_wait(c->epfd, evs, EPOLL_BATCH, 0);
+    for (int i = 0; i < n; i++) {
+      curl_socket_t fd = (curl_socket_t)(uint32_t)evs[i].data.u64;
+      int what = (int)(evs[i].data.u64 >> 32), flags = 0;
+      uint32_t e = evs[i].events;
+      if (e & (EPOLLERR | EPOLLHUP)) {
+        /* Let curl find out what happened the way it expected to. */
+        if (what & CURL_POLL_IN) flags |= CURL_CSELECT_IN;
+        if (what & CURL_POLL_OUT) flags |= CURL_CSELECT_OUT;
+        if (!flags) flags = CURL_CSELECT_ERR;
+      }
+      if (e & (EPOLLIN | EPOLLRDHUP)) flags |= CURL_CSELECT_IN;
+      if (e & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+      /* A socket of this batch may be closed (and its number reused)
+       * inside the call: curl then finds nothing to do on it. */
+      curl_multi_socket_action(c->multi, fd, flags, &running);
+    }
+  } while (n == EPOLL_BATCH);
   check_done(c);
+}
+
+static bool pending_take(ml_http_client_t *c, curl_socket_t fd) {
+  for (int i = 0; i < c->npending; i++) {
+    if (c->pending_del[i] == fd) {
+      c->pending_del[i] = c->pending_del[--c->npending];
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Takes out of the set what curl stopped watching but did not close (a
+ * kept connection). Runs when control comes back from libcurl. */
+static void pending_flush(ml_http_client_t *c) {
+  struct epoll_event ev = {0};
+  while (c->npending > 0)
+    epoll_ctl(c->epfd, EPOLL_CTL_DEL, c->pending_del[--c->npending], &ev);
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: curl reports REMOVE just before this, and
+ * closing a descriptor drops it from every epoll set: no EPOLL_CTL_DEL. */
+static int on_close_socket(void *clientp, curl_socket_t fd) {
+  pending_take(clientp, fd);
+  return close(fd);
 }
 
 static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp,
                      void *socketp) {
   (void)e;
   ml_http_client_t *c = userp;
-  sock_ctx_t *s = socketp;
+  struct epoll_event ev = {0};
   if (what == CURL_POLL_REMOVE) {
-    if (s) {
+    if (socketp) {
       curl_multi_assign(c->multi, fd, NULL);
-      sock_close(c, s);
+      c->nsocks--;
+      /* Deferred; DEL fails harmlessly if the fd is gone by then. */
+      if (c->npending < PENDING_DEL_MAX)
+        c->pending_del[c->npending++] = fd;
+      else
+        epoll_ctl(c->epfd, EPOLL_CTL_DEL, fd, &ev);
     }
     return 0;
   }
-  if (orphaned(c)) return -1;
-  if (!s) {
-    s = calloc(1, sizeof *s);
-    if (!s) return -1;
-    if (uv_poll_init_socket(c->loop->uv, &s->poll, fd) < 0) {
-      free(s);
+  /* A number that was closed behind our back and reused: the new socket
+   * must not lose its registration to a deferred DEL. */
+  if (c->npending) pending_take(c, fd);
+  if (what & CURL_POLL_IN) ev.events |= EPOLLIN;
+  if (what & CURL_POLL_OUT) ev.events |= EPOLLOUT;
+  ev.data.u64 = ep_data(fd, what);
+  /* A number curl closed without a REMOVE may come back as a new socket:
+   * the kernel forgot the old one, so ADD and MOD swap on failure. */
+  int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  if (epoll_ctl(c->epfd, op, fd, &ev) < 0) {
+    int alt = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if ((errno != EEXIST && errno != ENOENT) ||
+        epoll_ctl(c->epfd, alt, fd, &ev) < 0)
       return -1;
-    }
-    s->fd = fd;
-    s->c = c;
-    s->poll.data = s;
-    s->next = c->socks;
-    if (c->socks) c->socks->prev = s;
-    c->socks = s;
-    c->nsocks++;
-    c->handles++;
-    curl_multi_assign(c->multi, fd, s);
   }
-  int events = 0;
-  if (what & CURL_POLL_IN) events |= UV_READABLE;
-  if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  uv_poll_start(&s->poll, events, on_poll);
+  if (!socketp) {
+    /* Any non-NULL marker: "in the set". */
+    curl_multi_assign(c->multi, fd, c);
+    c->nsocks++;
+  }
   return 0;
 }
 
@@ -474,11 +548,17 @@ static void easy_put(ml_http_client_t *c, CURL *e) {
 
 /* Idle clients must not keep the loop alive. */
 static void update_ref(ml_http_client_t *c) {
+  pending_flush(c);
   if (c->closing || orphaned(c)) return;
-  if (c->active.n || c->queued.n)
+  /* The epoll poll is always active: its reference is what keeps the
+   * loop running while a transfer waits on a socket. */
+  if (c->active.n || c->queued.n) {
     uv_ref((uv_handle_t *)&c->timer);
-  else
+    uv_ref((uv_handle_t *)&c->epoll);
+  } else {
     uv_unref((uv_handle_t *)&c->timer);
+    uv_unref((uv_handle_t *)&c->epoll);
+  }
 }
 
 static int map_error(ml_http_req_t *r, CURLcode rc) {
@@ -530,6 +610,8 @@ static void finish(ml_http_client_t *c, ml_http_req_t *r, int err,
     headers_clear(ev);
     ev->body_len = 0;
     ev->truncated = false;
+  } else if (r->lean) {
+    headers_clear(ev); /* the Location that was read, if any */
   }
   easy_put(c, r->easy);
   r->easy = NULL;
@@ -641,10 +723,17 @@ static int slist_add(struct curl_slist **l, const char *line) {
     if (curl_easy_setopt(e, opt, val) != CURLE_OK) goto invalid; \
   } while (0)
 
-static int setup(ml_http_req_t *r, CURL *e, const ml_http_opts_t *o) {
+static int setup(ml_http_client_t *c, ml_http_req_t *r, CURL *e,
+                 const ml_http_opts_t *o) {
   const char *method = o->method ? o->method : (o->body ? "POST" : "GET");
-  SET(CURLOPT_URL, o->url);
+  const ml_http_prepared_t *prep = o->prepared;
+  if (prep && (o->body || (strcmp(method, "GET") != 0 &&
+                           strcmp(method, "HEAD") != 0)))
+    return ML_EINVALID;
+  SET(CURLOPT_URL, prep ? prep->url : o->url);
   SET(CURLOPT_PRIVATE, (void *)r);
+  SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  SET(CURLOPT_CLOSESOCKETDATA, (void *)c);
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_ERRORBUFFER, r->errbuf);
   SET(CURLOPT_WRITEFUNCTION, on_write);
@@ -654,13 +743,14 @@ static int setup(ml_http_req_t *r, CURL *e, const ml_http_opts_t *o) {
   /* Explicitly no proxy, even when the environment names one. */
   SET(CURLOPT_PROXY, "");
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
-  SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   if (o->unix_socket) SET(CURLOPT_UNIX_SOCKET_PATH, o->unix_socket);
   if (o->timeout_ms) SET(CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
   if (o->connect_timeout_ms)
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
   if (o->redirects == ML_HTTP_REDIRECT_ALL) {
     SET(CURLOPT_FOLLOWLOCATION, 1L);
+    /* Only curl's own following needs it (a parse per request). */
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_MAXREDIRS, (long)ML_HTTP_MAX_REDIRECTS);
   }
   if (o->insecure) {
@@ -678,6 +768,8 @@ static int setup(ml_http_req_t *r, CURL *e, const ml_http_opts_t *o) {
     SET(CURLOPT_FRESH_CONNECT, 1L);
     SET(CURLOPT_FORBID_REUSE, 1L);
   }
+  /* One small write: Nagle never holds it back, so save the syscall. */
+  if (r->lean) SET(CURLOPT_TCP_NODELAY, 0L);
 
   bool sends_body = o->body || strcmp(method, "POST") == 0 ||
                     strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
@@ -694,6 +786,10 @@ static int setup(ml_http_req_t *r, CURL *e, const ml_http_opts_t *o) {
     SET(CURLOPT_CUSTOMREQUEST, method);
   }
 
+  if (prep) {
+    SET(CURLOPT_HTTPHEADER, prep->headers);
+    return 0;
+  }
   /* No 100-continue round trip; no form content type nobody asked for. */
   if (slist_add(&r->headers, "Expect:") < 0) return ML_ENOMEM;
   if (sends_body && !has_header(o, "content-type") &&
@@ -712,21 +808,27 @@ invalid:
 int ml_http_request(ml_http_client_t *c, uint64_t id, const ml_http_opts_t *o,
                     ml_http_req_t **out) {
   if (out) *out = NULL;
-  if (!o || !o->url) return ML_EINVALID;
+  if (!o || (!o->url && !o->prepared)) return ML_EINVALID;
   if (c->closing) return ML_ECLOSED;
   ml_http_req_t *r = calloc(1, sizeof *r);
   if (!r) return ML_ENOMEM;
   r->refs = 1; /* the client's, until finish() */
   r->id = id;
   r->stream = o->stream;
+  r->lean = o->lean && !o->stream;
+  if (o->prepared) {
+    r->prep = (ml_http_prepared_t *)o->prepared;
+    r->prep->refs++;
+  }
   r->redirect_mode = o->redirects;
   r->max_body = o->max_body;
   r->resp = ev_new(r, ML_HTTP_END);
   r->easy = easy_get(c);
   int rc = ML_ENOMEM;
   if (!r->resp || !r->easy) goto error;
-  if ((rc = setup(r, r->easy, o)) < 0) goto error;
-  if (o->redirects == ML_HTTP_REDIRECT_SAME_HOST) r->host = url_host(o->url);
+  if ((rc = setup(c, r, r->easy, o)) < 0) goto error;
+  if (o->redirects == ML_HTTP_REDIRECT_SAME_HOST)
+    r->host = r->prep ? r->prep->host : url_host(o->url);
   r->c = c;
   if (out) {
     r->refs++;
@@ -748,8 +850,31 @@ error:
   }
   free(r->body);
   curl_slist_free_all(r->headers);
+  if (r->prep) prepared_unref(r->prep);
   free(r);
   return rc;
+}
+
+ml_http_prepared_t *ml_http_prepare(const char *url,
+                                    const char *const *headers,
+                                    size_t nheaders) {
+  ml_http_prepared_t *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->refs = 1;
+  p->url = url ? strdup(url) : NULL;
+  p->host = url ? url_host(url) : NULL;
+  bool ok = p->url && p->host && slist_add(&p->headers, "Expect:") == 0;
+  for (size_t i = 0; ok && i < nheaders; i++)
+    ok = slist_add(&p->headers, headers[i]) == 0;
+  if (!ok) {
+    prepared_unref(p);
+    return NULL;
+  }
+  return p;
+}
+
+void ml_http_prepared_free(ml_http_prepared_t *p) {
+  if (p) prepared_unref(p);
 }
 
 int ml_http_cancel(ml_http_req_t *r) {
@@ -772,14 +897,13 @@ static void client_handle_closed(ml_http_client_t *c) {
   if (--c->handles == 0) free(c);
 }
 
-static void sock_close_cb(uv_handle_t *h) {
-  sock_ctx_t *s = h->data;
-  ml_http_client_t *c = s->c;
-  free(s);
+static void timer_close_cb(uv_handle_t *h) { client_handle_closed(h->data); }
+
+static void epoll_close_cb(uv_handle_t *h) {
+  ml_http_client_t *c = h->data;
+  close(c->epfd); /* only now: libuv unregistered it while closing */
   client_handle_closed(c);
 }
-
-static void timer_close_cb(uv_handle_t *h) { client_handle_closed(h->data); }
 
 ml_http_client_t *ml_http_client_new(ml_loop_t *loop, size_t max_inflight) {
   static bool curl_ready;
@@ -790,15 +914,23 @@ ml_http_client_t *ml_http_client_new(ml_loop_t *loop, size_t max_inflight) {
   ml_http_client_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->multi = curl_multi_init();
-  if (!c->multi) {
+  c->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (!c->multi || c->epfd < 0 ||
+      uv_poll_init(loop->uv, &c->epoll, c->epfd) < 0) {
+    if (c->multi) curl_multi_cleanup(c->multi);
+    if (c->epfd >= 0) close(c->epfd);
     free(c);
     return NULL;
   }
   c->loop = loop;
-  c->handles = 1; /* the timer */
+  c->handles = 2; /* the timer, the epoll poll */
   uv_timer_init(loop->uv, &c->timer);
   c->timer.data = c;
   uv_unref((uv_handle_t *)&c->timer);
+  /* Always watching; referenced only while requests run (update_ref). */
+  c->epoll.data = c;
+  uv_poll_start(&c->epoll, UV_READABLE, on_epoll);
+  uv_unref((uv_handle_t *)&c->epoll);
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -839,11 +971,14 @@ void ml_http_client_close(ml_http_client_t *c) {
   /* Closing cached connections reports their sockets as removed. */
   curl_multi_cleanup(c->multi);
   c->multi = NULL;
-  while (c->socks) sock_close(c, c->socks);
-  if (c->orphaned)
+  pending_flush(c);
+  if (c->orphaned) {
+    close(c->epfd);
     free(c);
-  else
+  } else {
+    uv_close((uv_handle_t *)&c->epoll, epoll_close_cb);
     uv_close((uv_handle_t *)&c->timer, timer_close_cb);
+  }
 }
 
 /* }====== */

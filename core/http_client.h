@@ -1,5 +1,5 @@
 /* HTTP client: libcurl's multi_socket API driven by the moonlet loop (one
- * CURLM per client, a uv_poll_t per socket, one uv_timer_t). Results and
+ * CURLM per client, its sockets in one epoll set, one uv_timer_t). Results and
  * streamed data are posted as ML_EV_HTTP_DONE / ML_EV_HTTP_CHUNK events
  * (ml_http_event_t) to the request's id; nothing here calls Lua. Connections
  * are kept alive and reused across requests through the multi handle. */
@@ -14,6 +14,9 @@
 
 typedef struct ml_http_client_s ml_http_client_t;
 typedef struct ml_http_req_s ml_http_req_t;
+/* A URL and header list built once and shared by many body-less requests
+ * (a probe's every attempt): see ml_http_prepare(). */
+typedef struct ml_http_prepared_s ml_http_prepared_t;
 
 #define ML_HTTP_DEFAULT_MAX_INFLIGHT 256
 #define ML_HTTP_MAX_REDIRECTS 10
@@ -56,6 +59,13 @@ typedef struct {
   bool insecure;               /* skip TLS peer and host verification */
   bool no_reuse;               /* close the connection afterwards */
   bool stream;                 /* HEAD, DATA..., END instead of one END */
+  /* Only what a kubelet probe reads: the END event carries no headers, the
+   * body only of a 3xx response (up to max_body), and the request goes out
+   * without TCP_NODELAY (it is one small write). Not with `stream`. */
+  bool lean;
+  /* Instead of url and headers (which are then ignored): a prepared
+   * request, referenced until the request is over. GET or HEAD only. */
+  const ml_http_prepared_t *prepared;
   const char *bearer_token;
   const char *ca_file;
   const char *cert_file; /* TLS client certificate (PEM) */
@@ -89,7 +99,7 @@ typedef struct {
 typedef struct {
   size_t active;     /* transfers in the multi handle */
   size_t queued;     /* waiting for a free slot */
-  size_t sockets;    /* uv_poll_t contexts open */
+  size_t sockets;    /* sockets in the client's epoll set */
   uint64_t requests; /* requests finished */
   uint64_t connects; /* new connections made (the rest reused one) */
 } ml_http_stats_t;
@@ -125,6 +135,21 @@ void ml_http_client_stats(ml_http_client_t *c, ml_http_stats_t *out);
  */
 int ml_http_request(ml_http_client_t *c, uint64_t id, const ml_http_opts_t *o,
                     ml_http_req_t **out);
+
+/**
+ * Builds a URL and header list for many requests (see opts.prepared): the
+ * work each request would repeat (copying the header lines, finding the
+ * host redirects must keep) is done once here.
+ * @param headers curl syntax, as ml_http_opts_t.headers
+ * @return the prepared request (free with ml_http_prepared_free) or NULL
+ *         on allocation failure or an URL without a host
+ */
+ml_http_prepared_t *ml_http_prepare(const char *url,
+                                    const char *const *headers,
+                                    size_t nheaders);
+
+/** Drops the creator's reference; requests using it keep it alive. */
+void ml_http_prepared_free(ml_http_prepared_t *p);
 
 /**
  * Aborts a running or queued request. Safe after the request ended, and

@@ -518,9 +518,17 @@ int ml_httpd_stream_begin(ml_httpd_t *srv, uint64_t id, int status,
 
 long ml_httpd_stream_write(ml_httpd_t *srv, uint64_t id, const char *data,
                            size_t len) {
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  return ml_httpd_stream_writev(srv, id, &b, 1);
+}
+
+long ml_httpd_stream_writev(ml_httpd_t *srv, uint64_t id, const uv_buf_t *bufs,
+                            size_t nbufs) {
   conn_t *c = lookup(srv, id);
   if (!c) return ML_ENOTFOUND;
   if (c->state != C_STREAMING) return ML_EINVALID;
+  size_t len = 0;
+  for (size_t i = 0; i < nbufs; i++) len += bufs[i].len;
   /* A peer that stopped reading must not make us buffer without end. */
   if (unsent(c) + len > STREAM_MAX_PENDING) {
     ML_WARN("httpd: closing a stream whose peer is %zu bytes behind",
@@ -534,7 +542,7 @@ long ml_httpd_stream_write(ml_httpd_t *srv, uint64_t id, const char *data,
     int rc = buf_reserve(&c->out, (size_t)n + len + 2);
     if (rc < 0) return rc;
     buf_put(&c->out, line, (size_t)n);
-    buf_put(&c->out, data, len);
+    for (size_t i = 0; i < nbufs; i++) buf_put(&c->out, bufs[i].base, bufs[i].len);
     buf_put(&c->out, "\r\n", 2);
     mark_dirty(c);
   }

@@ -152,6 +152,14 @@ int ml_httpd_stream_begin(ml_httpd_t *srv, uint64_t id, int status,
 long ml_httpd_stream_write(ml_httpd_t *srv, uint64_t id, const char *data,
                            size_t len);
 
+/**
+ * Queues one chunk made of `nbufs` pieces, copied in order (a watch frame
+ * around an object text shared by every watcher, without joining them
+ * first). @return as ml_httpd_stream_write.
+ */
+long ml_httpd_stream_writev(ml_httpd_t *srv, uint64_t id, const uv_buf_t *bufs,
+                            size_t nbufs);
+
 /** Ends a chunked response. @return 0, ML_ENOTFOUND or ML_EINVALID. */
 int ml_httpd_stream_end(ml_httpd_t *srv, uint64_t id);
 

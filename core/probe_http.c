@@ -18,8 +18,7 @@ typedef struct {
   char *url;
   char hostport[300]; /* Go's net.JoinHostPort(host, port) */
   char host[256];
-  char **lines; /* curl header lines */
-  size_t nlines;
+  ml_http_prepared_t *req; /* URL and curl header list, built once */
   bool https;
 } http_prep_t;
 
@@ -114,11 +113,15 @@ static bool header_ok(const char *name, const char *value) {
 
 static void prep_clear(http_prep_t *pr) {
   free(pr->url);
-  for (size_t i = 0; i < pr->nlines; i++) free(pr->lines[i]);
-  free(pr->lines);
+  /* Requests still running keep their own reference. */
+  ml_http_prepared_free(pr->req);
   pr->url = NULL;
-  pr->lines = NULL;
-  pr->nlines = 0;
+  pr->req = NULL;
+}
+
+static void lines_free(char **lines, size_t n) {
+  for (size_t i = 0; i < n; i++) free(lines[i]);
+  free(lines);
 }
 
 /* @return 0, ML_EINVALID or ML_ENOMEM (then `pr` holds what to clear) */
@@ -127,18 +130,21 @@ static int prep_build(http_prep_t *pr, const ml_probe_params_t *o) {
   if (!pr->url) return ML_EINVALID;
   /* curl header lines: user headers in order, then the kubelet's defaults
    * where the user gave none. */
-  size_t max = o->nheaders + 3;
+  size_t max = o->nheaders + 3, nlines = 0;
   char **lines = calloc(max, sizeof *lines);
   if (!lines) return ML_ENOMEM;
-  pr->lines = lines;
+  int rc = ML_ENOMEM;
   bool has_ua = false, has_accept = false;
   for (size_t i = 0; i < o->nheaders; i++) {
     const char *name = o->headers[i].name;
     const char *value = o->headers[i].value ? o->headers[i].value : "";
-    if (!header_ok(name, value)) return ML_EINVALID;
+    if (!header_ok(name, value)) {
+      rc = ML_EINVALID;
+      goto done;
+    }
     size_t len = strlen(name) + strlen(value) + 3;
     char *line = malloc(len);
-    if (!line) return ML_ENOMEM;
+    if (!line) goto done;
     bool ua = strcasecmp(name, "User-Agent") == 0;
     bool accept = strcasecmp(name, "Accept") == 0;
     has_ua |= ua;
@@ -149,17 +155,21 @@ static int prep_build(http_prep_t *pr, const ml_probe_params_t *o) {
       snprintf(line, len, "%s:", name);
     else
       snprintf(line, len, "%s;", name); /* curl: send it empty */
-    lines[pr->nlines++] = line;
+    lines[nlines++] = line;
   }
   const char *defaults[3] = {
       has_ua ? NULL : "User-Agent: " ML_PROBE_USER_AGENT,
       has_accept ? NULL : "Accept: */*", "Connection: close"};
   for (int i = 0; i < 3; i++) {
     if (!defaults[i]) continue;
-    if (!(lines[pr->nlines] = strdup(defaults[i]))) return ML_ENOMEM;
-    pr->nlines++;
+    if (!(lines[nlines] = strdup(defaults[i]))) goto done;
+    nlines++;
   }
-  return 0;
+  pr->req = ml_http_prepare(pr->url, (const char *const *)lines, nlines);
+  rc = pr->req ? 0 : ML_ENOMEM;
+done:
+  lines_free(lines, nlines);
+  return rc;
 }
 
 static void *http_prepare(const ml_probe_params_t *o) {
@@ -197,9 +207,8 @@ static int http_start(ml_probe_t *p, const ml_probe_params_t *o) {
   if (rc == 0) {
     const http_prep_t *pr = hp->prep;
     ml_http_opts_t opts = {
-        .url = pr->url,
-        .headers = (const char *const *)pr->lines,
-        .nheaders = pr->nlines,
+        .prepared = pr->req,
+        .lean = true,
         .timeout_ms = p->timeout_ms,
         .max_body = ML_PROBE_MAX_BODY,
         .redirects = ML_HTTP_REDIRECT_SAME_HOST,
@@ -251,7 +260,7 @@ static void report(ml_probe_t *p, ml_http_event_t *ev) {
   if (ev->err == 0) {
     long st = ev->status;
     if (st >= 200 && st < 300)
-      ml_probe_done(p, ML_PROBE_SUCCESS, "%s", "");
+      ml_probe_done_bytes(p, ML_PROBE_SUCCESS, "", 0); /* no printf */
     else if (st >= 300 && st < 400)
       ml_probe_done(p, ML_PROBE_WARNING,
                     "Probe terminated redirects, Response body: %.*s",

@@ -41,6 +41,8 @@ extern char **environ;
 
 enum { TIMER_NONE, TIMER_TIMEOUT, TIMER_STOP, TIMER_DRAIN };
 
+typedef struct slots_s slots_t; /* a state dir's file of records */
+
 struct ml_proc_s {
   ml_loop_t *loop;
   uint64_t id;
@@ -67,7 +69,9 @@ struct ml_proc_s {
   char *cap;
   size_t cap_len, cap_max;
   char *cgroup; /* cgroup dir, or NULL */
-  char *record; /* state file, or NULL */
+  char *record; /* a record file of its own, or NULL */
+  slots_t *slots; /* else the slots file holding its record, or NULL */
+  int slot;
 };
 
 static bool force_sigchld;
@@ -131,67 +135,214 @@ static unsigned long long self_start(void) {
   return v;
 }
 
-/* Line: pgid starttime server_pid server_starttime cgroup|-  */
-static char *write_record(const char *dir, pid_t pid, const char *cgroup) {
-  unsigned long long st = 0;
-  if (ml__proc_starttime(pid, &st) < 0) return NULL; /* already gone */
-  char path[PATH_MAX], line[PATH_MAX + 96];
-  snprintf(path, sizeof path, "%s/proc-%d", dir, (int)pid);
-  int n = snprintf(line, sizeof line, "%d %llu %d %llu %s\n", (int)pid, st,
-                   (int)getpid(), self_start(), cgroup ? cgroup : "-");
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+/* Records of running groups. One file per server process in the state
+ * dir, "procs-<pid>-<starttime>", of fixed-size slots rewritten in place;
+ * a slot holds "pgid starttime server_pid server_starttime cgroup|-" padded
+ * with spaces, a blank (or never written) slot is free. A file per process
+ * cost an inode allocation at each start and an unlink at each exit: ext4
+ * skips inodes freed in the last minute when it allocates one, and with the
+ * churn of restarting containers that took 0.2-3 ms per spawn. A record too
+ * long for a slot (a very long cgroup path) gets its own "proc-<pgid>"
+ * file, the older layout, which reap_leftovers still reads. */
+#define SLOT_SIZE 256
+
+struct slots_s {
+  slots_t *next;
+  pid_t owner; /* the process that opened it (a forked helper starts anew) */
+  int fd;
+  unsigned char *used;
+  size_t cap, hint;
+  char dir[];
+};
+
+static slots_t *slot_files;
+
+static void slots_name(char *buf, size_t len, const char *dir) {
+  snprintf(buf, len, "%s/procs-%d-%llu", dir, (int)getpid(), self_start());
+}
+
+static slots_t *slots_for(const char *dir) {
+  if (slot_files && slot_files->owner != getpid()) {
+    /* Forked: those files are the parent's. Their descriptors are
+     * close-on-exec; the records stay in the parent's memory. */
+    slot_files = NULL;
+  }
+  for (slots_t *f = slot_files; f; f = f->next)
+    if (strcmp(f->dir, dir) == 0) return f;
+  char path[PATH_MAX];
+  slots_name(path, sizeof path, dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    ML_WARN("proc: cannot record process %d in %s: %s", (int)pid, dir,
-            strerror(errno));
+    ML_WARN("proc: cannot record processes in %s: %s", dir, strerror(errno));
     return NULL;
   }
+  size_t dlen = strlen(dir);
+  slots_t *f = calloc(1, sizeof *f + dlen + 1);
+  if (!f) {
+    close(fd);
+    return NULL;
+  }
+  memcpy(f->dir, dir, dlen + 1);
+  f->fd = fd;
+  f->owner = getpid();
+  f->next = slot_files;
+  slot_files = f;
+  return f;
+}
+
+static int slot_take(slots_t *f) {
+  for (size_t i = f->hint; i < f->cap; i++)
+    if (!f->used[i]) {
+      f->used[i] = 1;
+      f->hint = i + 1;
+      return (int)i;
+    }
+  size_t ncap = f->cap ? f->cap * 2 : 64;
+  unsigned char *nu = realloc(f->used, ncap);
+  if (!nu) return -1;
+  memset(nu + f->cap, 0, ncap - f->cap);
+  f->used = nu;
+  size_t i = f->cap;
+  f->cap = ncap;
+  f->used[i] = 1;
+  f->hint = i + 1;
+  return (int)i;
+}
+
+static void slot_free(slots_t *f, int slot) {
+  char blank[SLOT_SIZE];
+  memset(blank, ' ', sizeof blank);
+  blank[SLOT_SIZE - 1] = '\n';
+  if (f->owner == getpid()) {
+    ssize_t w = pwrite(f->fd, blank, sizeof blank, (off_t)slot * SLOT_SIZE);
+    (void)w; /* a record left behind only makes a reap check a dead pgid */
+    f->used[slot] = 0;
+    if ((size_t)slot < f->hint) f->hint = (size_t)slot;
+  }
+}
+
+/* Records the group of `pid` in `dir`: a slot of the server's file, else
+ * (a record longer than a slot) a file of its own in p->record. */
+static void write_record(ml_proc_t *p, const char *dir) {
+  unsigned long long st = 0;
+  if (ml__proc_starttime(p->pid, &st) < 0) return; /* already gone */
+  char line[PATH_MAX + 96];
+  int n = snprintf(line, sizeof line, "%d %llu %d %llu %s", (int)p->pid, st,
+                   (int)getpid(), self_start(), p->cgroup ? p->cgroup : "-");
+  if (n < 0 || (size_t)n >= sizeof line) return;
+  slots_t *f = n < SLOT_SIZE ? slots_for(dir) : NULL;
+  if (f) {
+    int slot = slot_take(f);
+    if (slot >= 0) {
+      char buf[SLOT_SIZE];
+      memset(buf, ' ', sizeof buf);
+      memcpy(buf, line, (size_t)n);
+      buf[SLOT_SIZE - 1] = '\n';
+      if (pwrite(f->fd, buf, sizeof buf, (off_t)slot * SLOT_SIZE) ==
+          (ssize_t)sizeof buf) {
+        p->slots = f;
+        p->slot = slot;
+        return;
+      }
+      f->used[slot] = 0;
+    }
+  }
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/proc-%d", dir, (int)p->pid);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    ML_WARN("proc: cannot record process %d in %s: %s", (int)p->pid, dir,
+            strerror(errno));
+    return;
+  }
+  line[n++] = '\n';
   ssize_t w = write(fd, line, (size_t)n);
   close(fd);
   if (w != n) {
     unlink(path);
-    return NULL;
+    return;
   }
-  return strdup(path);
+  p->record = strdup(path);
+}
+
+static void drop_record(ml_proc_t *p) {
+  if (p->slots) slot_free(p->slots, p->slot);
+  p->slots = NULL;
+  if (p->record) unlink(p->record);
+}
+
+/* Acts on one record line of another server: kills its group if it is
+ * still the same group. @return 1 if it was killed, 0 if not, -1 when the
+ * line names a group of this very server (left alone). */
+static int reap_record(const char *line) {
+  char cgroup[PATH_MAX];
+  int pgid, spid;
+  unsigned long long st, sst;
+  if (sscanf(line, "%d %llu %d %llu %4095s", &pgid, &st, &spid, &sst,
+             cgroup) != 5 ||
+      pgid <= 1)
+    return 0;
+  if (spid == getpid() && sst == self_start()) return -1; /* ours, running */
+  /* The leader alive with the same start time: the group is ours. The
+   * leader gone: a pid is not handed out again while a group still uses
+   * it as its id, so any member left is ours. A different start time: the
+   * pid was reused after our group died. */
+  unsigned long long now_st;
+  int rc = ml__proc_starttime(pgid, &now_st);
+  if (rc == 0 && now_st != st) return 0;
+  int killed = kill(-pgid, SIGKILL) == 0;
+  if (strcmp(cgroup, "-") != 0) {
+    ml__cgroup_kill(cgroup);
+    ml__cgroup_remove(cgroup);
+  }
+  return killed;
+}
+
+/* A slots file of another server: every record in it, then the file. */
+static int reap_slots(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  int killed = 0, ours = 0;
+  char buf[SLOT_SIZE + 1];
+  ssize_t n;
+  while ((n = read(fd, buf, SLOT_SIZE)) > 0) {
+    buf[n] = 0;
+    int r = reap_record(buf);
+    if (r < 0) ours = 1;
+    if (r > 0) killed++;
+  }
+  close(fd);
+  if (!ours) unlink(path);
+  return killed;
 }
 
 int ml_proc_reap_leftovers(const char *state_dir) {
   DIR *d = opendir(state_dir);
   if (!d) return errno == ENOENT ? 0 : -errno;
+  char mine[PATH_MAX];
+  slots_name(mine, sizeof mine, state_dir);
+  const char *mine_base = strrchr(mine, '/') + 1;
   int killed = 0;
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
+    char path[PATH_MAX];
+    if (strncmp(e->d_name, "procs-", 6) == 0) {
+      if (strcmp(e->d_name, mine_base) == 0) continue;
+      snprintf(path, sizeof path, "%s/%s", state_dir, e->d_name);
+      killed += reap_slots(path);
+      continue;
+    }
     if (strncmp(e->d_name, "proc-", 5) != 0) continue;
-    char path[PATH_MAX], line[PATH_MAX + 96], cgroup[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", state_dir, e->d_name);
+    char line[PATH_MAX + 96];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
     ssize_t n = read(fd, line, sizeof line - 1);
     close(fd);
     line[n > 0 ? n : 0] = 0;
-    int pgid, spid;
-    unsigned long long st, sst;
-    if (sscanf(line, "%d %llu %d %llu %4095s", &pgid, &st, &spid, &sst,
-               cgroup) != 5 ||
-        pgid <= 1) {
-      unlink(path);
-      continue;
-    }
-    if (spid == getpid() && sst == self_start()) continue; /* ours, running */
-    /* The leader alive with the same start time: the group is ours. The
-     * leader gone: a pid is not handed out again while a group still uses
-     * it as its id, so any member left is ours. A different start time: the
-     * pid was reused after our group died. */
-    unsigned long long now_st;
-    int rc = ml__proc_starttime(pgid, &now_st);
-    if (rc == 0 && now_st != st) {
-      unlink(path);
-      continue;
-    }
-    if (kill(-pgid, SIGKILL) == 0) killed++;
-    if (strcmp(cgroup, "-") != 0) {
-      ml__cgroup_kill(cgroup);
-      ml__cgroup_remove(cgroup);
-    }
+    int r = reap_record(line);
+    if (r < 0) continue;
+    killed += r;
     unlink(path);
   }
   closedir(d);
@@ -224,6 +375,8 @@ typedef struct {
   pid_t parent;
   struct rlimit nofile; /* the limit children get back */
   bool restore_nofile;
+  bool sigs_known;     /* sigs holds the signals not at their default */
+  uint64_t sigs;       /* bit n-1: signal n is caught or ignored */
 } child_args_t;
 
 static struct rlimit orig_nofile;
@@ -291,7 +444,11 @@ child_exec(const child_args_t *a) {
   for (int sig = 1; sig < NSIG; sig++) {
     struct sigaction sa;
     if (sig == SIGKILL || sig == SIGSTOP) continue;
-    if (sigaction(sig, NULL, &sa) < 0 || sa.sa_handler == SIG_DFL) continue;
+    if (a->sigs_known) {
+      if (sig > 64 || !((a->sigs >> (sig - 1)) & 1)) continue;
+    } else if (sigaction(sig, NULL, &sa) < 0 || sa.sa_handler == SIG_DFL) {
+      continue;
+    }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     sigaction(sig, &sa, NULL);
@@ -313,6 +470,24 @@ fail:
 #else
 #define CHILD_BORROWS_MEMORY 1 /* vfork: we resume at its exec or exit */
 #endif
+
+/* The signals whose disposition is not the default (caught or ignored),
+ * from /proc/self/status: one read here instead of a sigaction() per signal
+ * in the child, which the parent waits for (64 system calls, ~80 us on a
+ * virtual machine). @return false when unknown: the child asks for each. */
+static bool nondefault_signals(uint64_t *out) {
+  char buf[4096];
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  const char *ign = strstr(buf, "\nSigIgn:"), *cgt = strstr(buf, "\nSigCgt:");
+  if (!ign || !cgt) return false;
+  *out = strtoull(ign + 8, NULL, 16) | strtoull(cgt + 8, NULL, 16);
+  return true;
+}
 
 static pid_t start_child(const child_args_t *a) {
 #if CHILD_BORROWS_MEMORY
@@ -444,7 +619,7 @@ static void finish(ml_proc_t *p) {
     if (ml__cgroup_remove(p->cgroup) < 0)
       ML_WARN("proc: cannot remove cgroup %s", p->cgroup);
   }
-  if (p->record) unlink(p->record);
+  drop_record(p);
   if (!ev) return;
   ev->head.ev.type = ML_EV_PROC_EXIT;
   ev->head.ev.id = p->id;
@@ -713,6 +888,7 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
       .nofile = orig_nofile,
       .restore_nofile = nofile_raised,
   };
+  a.sigs_known = NSIG <= 65 && nondefault_signals(&a.sigs);
   /* Signals stay blocked until the child has reset its handlers: a
    * handler of ours must never run in the child's borrowed memory. */
   sigset_t all, old;
@@ -804,7 +980,7 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
     p->watching = 1;
     uv_signal_start(&p->w.sig, on_sigchld, SIGCHLD);
   }
-  if (o->state_dir) p->record = write_record(o->state_dir, pid, p->cgroup);
+  if (o->state_dir) write_record(p, o->state_dir);
   if (o->timeout_ms > 0) {
     p->timer_reason = TIMER_TIMEOUT;
     /* From now, not from the start of a turn that may have run long: a
@@ -875,7 +1051,7 @@ static void release_orphaned(ml_proc_t *p) {
   ml__clog_finish(&p->sout);
   ml__clog_finish(&p->serr);
   if (p->cgroup) ml__cgroup_remove(p->cgroup);
-  if (p->record) unlink(p->record);
+  drop_record(p);
   p->refs = 1;
   proc_unref(p);
 }

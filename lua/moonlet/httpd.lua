@@ -123,6 +123,20 @@ function Writer:write(data)
   return core.stream_write(self.req.id, data)
 end
 
+--- Pipes a store watch into the stream: every event of
+--- store:watch-like `opts` ({namespace=, label_selector=, field_selector=,
+--- resource_version=}) on `resource` is written as a line
+--- `{"type":T,"object":OBJ}` by the core, without Lua. `id` gets
+--- ("closed", req_id) once the store closes or the stream goes away.
+--- Returns a pipe with :close(), or nil, err, name (the store's error,
+--- e.g. EGONE for a resourceVersion older than the window).
+function Writer:pipe_watch(store, id, resource, opts)
+  if self.req._state ~= "streaming" then
+    error("moonlet.httpd: pipe_watch on a finished stream", 2)
+  end
+  return core.stream_watch(self.req.id, store, id, resource, opts)
+end
+
 --- Ends the stream (idempotent).
 function Writer:finish()
   local req = self.req

@@ -377,6 +377,8 @@ function M.main(argv)
       runtime.log("info", string.format("memory: rss %d KiB, lua heap %d KiB (%d KiB live)",
         math.floor(sys.rss() / 1024), math.floor(before), math.floor(collectgarbage("count"))))
     end)
+    -- Memory a burst left goes back to the system once the loop is quiet.
+    signals[#signals + 1] = require("moonlet.idle_trim").start()
     sched.wait(stop_id)
     server:stop()
     -- One more turn lets in-flight responses and the last commit go out.

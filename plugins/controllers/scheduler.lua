@@ -46,15 +46,8 @@ local function terminal(pod)
   return ph == "Succeeded" or ph == "Failed"
 end
 
--- Calls fn(pod) for every cached pod, read-only: the informer's own
--- objects rather than copies, since scheduling one pod looks at all.
-local function each_pod(ctx, fn)
-  ctx:each_cached("v1/Pod", fn)
-end
-
 -- host_ports of the cached pods, remembered per spec table (an update
--- brings a new one): scheduling one pod looks at every pod's ports, which
--- would otherwise build tables for each of them every time.
+-- brings a new one).
 local ports_of = setmetatable({}, { __mode = "k" })
 
 local function cached_host_ports(spec)
@@ -66,21 +59,50 @@ local function cached_host_ports(spec)
   return hps
 end
 
--- Host ports in use and pod counts on each node, from the pods bound there.
-local function node_usage(ctx)
-  local used, count = {}, {}
-  each_pod(ctx, function(p)
-    local n = p.spec and p.spec.nodeName
-    if n and n ~= "" and not terminal(p) then
-      count[n] = (count[n] or 0) + 1
-      local hps = cached_host_ports(p.spec)
-      if #hps > 0 then
-        used[n] = used[n] or {}
-        for _, hp in ipairs(hps) do used[n][hp:gsub("^(%a+)/[^/]*/", "%1/")] = true end
-      end
-    end
-  end)
-  return used, count
+-- Host ports in use and pod counts per node, kept up to date from the pod
+-- informer's changes (each pod's share is taken back before its new state
+-- is added): scheduling one pod used to walk every pod, so a burst of N
+-- pods cost N^2.
+local usage = { count = {}, used = {}, share = {} }
+
+local function port_key(hp) return (hp:gsub("^(%a+)/[^/]*/", "%1/")) end
+
+local function unshare(key)
+  local sh = usage.share[key]
+  if not sh then return end
+  usage.share[key] = nil
+  local n = sh.node
+  usage.count[n] = usage.count[n] - 1
+  if usage.count[n] == 0 then usage.count[n] = nil end
+  local u = usage.used[n]
+  for _, pk in ipairs(sh.ports) do
+    u[pk] = u[pk] - 1
+    if u[pk] == 0 then u[pk] = nil end
+  end
+  if u and next(u) == nil then usage.used[n] = nil end
+end
+
+local function pod_key(pod) return (pod.metadata.namespace or "") .. "/" .. pod.metadata.name end
+
+local function share(pod)
+  local key = pod_key(pod)
+  unshare(key)
+  local n = pod.spec and pod.spec.nodeName
+  if not n or n == "" or terminal(pod) then return end
+  local ports = {}
+  for i, hp in ipairs(cached_host_ports(pod.spec)) do ports[i] = port_key(hp) end
+  usage.share[key] = { node = n, ports = ports }
+  usage.count[n] = (usage.count[n] or 0) + 1
+  if #ports > 0 then
+    local u = usage.used[n] or {}
+    usage.used[n] = u
+    for _, pk in ipairs(ports) do u[pk] = (u[pk] or 0) + 1 end
+  end
+end
+
+-- Host ports in use ("TCP/port" -> count) and pod counts on each node.
+local function node_usage()
+  return usage.used, usage.count
 end
 
 local function plural(n, one, many) return n == 1 and one or many end
@@ -127,7 +149,7 @@ local function misfit(pod, node, used)
   end
   local u = used[node.metadata.name] or {}
   for _, hp in ipairs(host_ports(pod.spec)) do
-    if u[hp:gsub("^(%a+)/[^/]*/", "%1/")] then
+    if u[port_key(hp)] then
       return "node(s) didn't have free ports for the requested pod ports"
     end
   end
@@ -189,6 +211,21 @@ return {
     end },
   },
 
+  setup = function(ctx)
+    usage.count, usage.used, usage.share = {}, {}, {}
+    ctx:watch("v1/Pod", {
+      add = share,
+      update = function(_, pod) share(pod) end,
+      delete = function(pod) unshare(pod_key(pod)) end,
+    })
+  end,
+
+  -- Only pods waiting for a node (or remembered as unschedulable, so the
+  -- memory is cleared) need a look; bound pods change often.
+  filter = function(pod)
+    return ((pod.spec or {}).nodeName or "") == "" or unschedulable[pod_key(pod)] ~= nil
+  end,
+
   reconcile = function(ctx, key, pod)
     require("moonlet.kubelet.subresources").install()
     if not pod or pod.metadata.deletionTimestamp or (pod.spec.nodeName or "") ~= ""
@@ -199,7 +236,7 @@ return {
     end
     if pod.spec.schedulingGates and #pod.spec.schedulingGates > 0 then return end
     local nodes = ctx:list("v1/Node")
-    local used, count = node_usage(ctx)
+    local used, count = node_usage()
     local reasons, fits = {}, {}
     for _, node in ipairs(nodes) do
       local why = misfit(pod, node, used)

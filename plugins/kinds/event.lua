@@ -79,7 +79,9 @@ return {
     existing.lastTimestamp = obj.lastTimestamp or duration.format_rfc3339(os.time())
     return existing
   end,
-  after_create = function(obj)
+  -- Called with the Event as admitted (its name, fields and dedup key are
+  -- the stored ones): the create then answers with the stored JSON text.
+  on_created = function(obj)
     local byns = index[obj.metadata.namespace]
     if byns then byns[dedup_key(obj)] = obj.metadata.name end
   end,

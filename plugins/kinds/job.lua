@@ -48,14 +48,12 @@ local function equal(a, b)
   return true
 end
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = copy(x) end
-  return setmetatable(out, getmetatable(v))
-end
+local copy = json.copy
 
 local function manual(spec) return is_table(spec) and spec.manualSelector == true end
+
+-- Objects seen by prepare_update, i.e. written through the main resource.
+local main_writes = setmetatable({}, { __mode = "k" })
 
 local function template_labels(spec)
   local tpl = is_table(spec.template) and spec.template or nil
@@ -250,10 +248,24 @@ return {
     for k, v in pairs(upd) do res[k] = v end
   end,
 
-  -- SetDefaults_Job and the pod template's defaults.
-  defaults = function(obj)
+  -- Only main writes pass here (the API layer skips it for /status), so
+  -- defaults and validate_update can tell a spec write from a status write.
+  prepare_update = function(obj)
+    main_writes[obj] = true
+  end,
+
+  -- SetDefaults_Job and the pod template's defaults. A status write carries
+  -- the stored spec (defaulted when it was written): only its labels part.
+  defaults = function(obj, old)
     obj.spec = is_table(obj.spec) and obj.spec or {}
     local spec = obj.spec
+    if old ~= nil and not main_writes[obj] then
+      local tl = template_labels(spec)
+      if tl and next(tl) ~= nil and not (is_table(obj.metadata.labels) and next(obj.metadata.labels) ~= nil) then
+        obj.metadata.labels = copy(tl)
+      end
+      return
+    end
     if not present(spec.completions) and not present(spec.parallelism) then
       spec.completions, spec.parallelism = 1, 1
     end
@@ -286,6 +298,10 @@ return {
 
   validate_update = function(obj, old, errs)
     validate_generated(obj, errs)
+    -- A status write (ValidateJobUpdateStatus) keeps the stored spec, which
+    -- was validated when it was written.
+    if not main_writes[obj] then return end
+    main_writes[obj] = nil
     validate_spec(obj, errs, false)
     validate_spec_update(obj.spec or {}, old.spec or {}, old.status, errs)
   end,

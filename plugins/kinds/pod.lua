@@ -59,6 +59,8 @@ end
 
 -- Objects seen by prepare_update, i.e. written through the main resource.
 local main_writes = setmetatable({}, { __mode = "k" })
+-- Objects validate_update saw as status writes (validate then skips the spec).
+local status_writes = setmetatable({}, { __mode = "k" })
 
 -- ValidateContainerStateTransition: under Never (and OnFailure after a
 -- success) a terminated container may not come back. Restart policies
@@ -102,6 +104,9 @@ return {
   end,
 
   defaults = function(obj, old)
+    -- A status write keeps the stored spec (validate_update puts it back):
+    -- defaulting the spec it sent would be thrown away.
+    if old ~= nil and not main_writes[obj] then return end
     obj.spec = type(obj.spec) == "table" and obj.spec or {}
     podspec.defaults(obj.spec, { pod = true })
     -- v1 keeps the deprecated serviceAccount field equal to the name
@@ -115,6 +120,12 @@ return {
   end,
 
   validate = function(obj, errs, old)
+    -- A status write (ValidatePodStatusUpdate) does not validate the spec:
+    -- it is the stored one, validated when it was written.
+    if status_writes[obj] then
+      status_writes[obj] = nil
+      return
+    end
     podspec.validate(obj.spec, "spec", errs, { pod = true })
     if old == nil then
       local spec = obj.spec or {}
@@ -140,7 +151,9 @@ return {
       return
     end
     -- A status write (ValidatePodStatusUpdate): the spec stays as stored.
-    obj.spec = json.copy(old.spec)
+    -- `old` is this request's own decoded copy, so it can be shared.
+    obj.spec = old.spec
+    status_writes[obj] = true
     local ns, os_ = type(obj.status) == "table" and obj.status or {}, type(old.status) == "table" and old.status or {}
     if ns.qosClass ~= os_.qosClass then
       errs:add(validation.invalid("status.qosClass", ns.qosClass or json.null, "field is immutable"))

@@ -4,7 +4,9 @@
 #  - 1,000 Jobs of one `true` pod each, created at once: until all Complete
 #  - one Job with completions 1,000 and parallelism 50: until Complete
 #  - baseline in the same run: a bare fork/exec loop of the same number of
-#    `true` processes (bash), and the ratio of each figure to it
+#    `true` processes (bash), and the ratio of each figure to it; and the
+#    same processes from C (spawn_loop.c: posix_spawn, one at a time and P
+#    at once), the floor without bash's own fork cost
 #  - the controller alone: N one-pod Jobs in process with a fake node that
 #    marks each pod Succeeded at once (jobs_inproc.lua)
 # Usage: tests/bench/bench_job.sh [BUILD_DIR] [N] [PARALLELISM]
@@ -37,6 +39,13 @@ for _ in $(seq 1 "$n"); do /bin/true; done
 t1=$(now)
 base=$(echo "$t1 - $t0" | bc -l)
 printf '{"baseline":"fork/exec loop","processes":%d,"seconds":%.3f}\n' "$n" "$base"
+cbase=""
+if ${CC:-cc} -O2 -o "$tmp/spawn_loop" "$here/spawn_loop.c" 2>/dev/null; then
+  "$tmp/spawn_loop" "$n" 1
+  cbase=$("$tmp/spawn_loop" "$n" "$par")
+  echo "$cbase"
+  cbase=$(sed -E 's/.*"seconds":([0-9.]+).*/\1/' <<<"$cbase")
+fi
 
 echo "== controller alone: $n one-pod Jobs, pods marked Succeeded at once (in process)"
 "$bin" lua "$here/jobs_inproc.lua" "$n"
@@ -49,4 +58,8 @@ echo "$one"
 for r in "$many" "$one"; do
   s=$(sed -E 's/.*"all_complete_s":([0-9.e+-]+).*/\1/' <<<"$r")
   printf 'ratio to the fork/exec loop: %.1fx (%s s vs %.3f s)\n' "$(echo "$s / $base" | bc -l)" "$s" "$base"
+  if [ -n "$cbase" ]; then
+    printf 'ratio to the C posix_spawn loop, %d at once: %.1fx (%s s vs %s s)\n' "$par" \
+      "$(echo "$s / $cbase" | bc -l)" "$s" "$cbase"
+  fi
 done

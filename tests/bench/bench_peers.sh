@@ -22,7 +22,7 @@
 # Env: ML_PEERS_DIR (default $ML_SRC/../shared/bench/peers), W2_REPS (30),
 #      PODS (1000), WINDOW (30 s), MONIT_SERVERS (50), PEERS ("supervisord pm2
 #      monit"; drop one to skip it), PARTS ("restart health"; also
-#      "restart-poll"),
+#      "restart-poll"), IDLE=0 (skip the idle baseline of part 3),
 #      KEEP_RESULTS=DIR (keep the JSON there).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -269,8 +269,10 @@ if has "$parts" restart-poll; then
   done
 fi
 if has "$parts" health; then
-  echo "== 3. $PODS sleep pods, no probes (idle baseline)"
-  py "$tmp/ours.py" idle --n "$PODS" --seconds "$WINDOW" --out-dir "$RES"
+  if [ "${IDLE:-1}" != 0 ]; then
+    echo "== 3. $PODS sleep pods, no probes (idle baseline)"
+    py "$tmp/ours.py" idle --n "$PODS" --seconds "$WINDOW" --out-dir "$RES"
+  fi
   echo "== 2. $PODS pods with an HTTP liveness probe every 1 s"
   py "$tmp/ours.py" health --n "$PODS" --seconds "$WINDOW" --out-dir "$RES"
   if has "$peers" monit; then

@@ -31,7 +31,8 @@ else
 fi
 
 echo "== server RSS with $nrss running pods"
-"$bin" server --data-dir "$tmp/data" --keep-pods --store-sync normal >"$tmp/server.log" 2>&1 &
+# No --keep-pods: its containers would outlive the SIGKILL at the end.
+"$bin" server --data-dir "$tmp/data" --store-sync normal >"$tmp/server.log" 2>&1 &
 spid=$!
 for _ in $(seq 1 200); do [ -S "$tmp/data/moonlet.sock" ] && break; sleep 0.05; done
 sleep 0.5
@@ -39,6 +40,7 @@ base=$(awk '/VmRSS/ {print $2}' /proc/$spid/status)
 "$bin" lua --server "unix:$tmp/data/moonlet.sock" "$here/pods_load.lua" "$nrss"
 sleep 2
 rss=$(awk '/VmRSS/ {print $2}' /proc/$spid/status)
+pss=$(awk '/^Pss:/ {print $2}' /proc/$spid/smaps_rollup 2>/dev/null || echo 0)
 procs=$(pgrep -P "$spid" -c || true)
-echo "{\"rss_idle_kib\":$base,\"rss_with_pods_kib\":$rss,\"pods\":$nrss,\"child_processes\":$procs}"
+echo "{\"rss_idle_kib\":$base,\"rss_with_pods_kib\":$rss,\"pss_with_pods_kib\":${pss:-0},\"pods\":$nrss,\"child_processes\":$procs,\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 kill -KILL "$spid"; spid=""

@@ -792,6 +792,83 @@ static void test_reuse(void) {
   IS_INT(srv.accepted - acc0, 2, "server-closed connections are not reused");
 }
 
+/* A prepared URL and header list shared by requests, and the lean
+ * (probe) response handling. */
+static void test_prepared_lean(void) {
+  const char *lines[] = {"X-Custom: prep"};
+  ml_http_prepared_t *echo = ml_http_prepare(url("/echo"), lines, 1);
+  ok(echo != NULL, "prepare");
+  if (!echo) return;
+  ml_http_event_t *ev = fetch((ml_http_opts_t){.prepared = echo});
+  ok(ev && ev->err == 0 && ev->status == 200, "prepared GET");
+  IS_STR(ev ? hdr(ev, "x-got", 0) : NULL, "prep", "prepared header sent");
+  IS_STR(ev ? ev->body : NULL, "GET ", "full body without lean");
+  ev_free(ev);
+  ev = fetch((ml_http_opts_t){.prepared = echo, .lean = true});
+  ok(ev && ev->err == 0 && ev->status == 200, "lean GET");
+  if (ev) {
+    IS_INT((int)ev->nheaders, 0, "lean: no headers captured");
+    IS_INT((int)ev->body_len, 0, "lean: 2xx body dropped");
+  }
+  ev_free(ev);
+  ml_http_opts_t post = {.prepared = echo, .method = "POST", .body = "x",
+                         .body_len = 1};
+  IS_INT(ml_http_request(cl, next_id++, &post, NULL), ML_EINVALID,
+         "prepared requests carry no body");
+
+  /* The creator lets go while requests still use it. */
+  uint64_t id1 = next_id++, id2 = next_id++;
+  ml_http_opts_t o = {.prepared = echo, .no_reuse = true, .lean = true};
+  ok(ml_http_request(cl, id1, &o, NULL) == 0 &&
+         ml_http_request(cl, id2, &o, NULL) == 0,
+     "two requests started");
+  ml_http_prepared_free(echo);
+  for (uint64_t id = id1; id <= id2; id++) {
+    ev = next_event(id, 5000);
+    ok(ev && ev->err == 0 && ev->status == 200,
+       "request %d outlives the creator's reference", (int)(id - id1 + 1));
+    ev_free(ev);
+  }
+
+  ml_http_prepared_t *redir = ml_http_prepare(url("/redir/2"), NULL, 0);
+  ev = fetch((ml_http_opts_t){.prepared = redir, .lean = true,
+                              .redirects = ML_HTTP_REDIRECT_SAME_HOST});
+  ok(ev && ev->err == 0 && ev->status == 200 && ev->redirects == 3,
+     "lean SAME_HOST follows the Location it kept");
+  ev_free(ev);
+  ml_http_prepared_free(redir);
+  ml_http_prepared_t *off = ml_http_prepare(url("/offhost"), NULL, 0);
+  ev = fetch((ml_http_opts_t){.prepared = off, .lean = true,
+                              .max_body = 5,
+                              .redirects = ML_HTTP_REDIRECT_SAME_HOST});
+  ok(ev && ev->err == 0 && ev->status == 302, "lean: 3xx to another host");
+  if (ev) {
+    IS_STR(ev->body, "moved", "lean: 3xx body kept, up to the cap");
+    IS_INT((int)ev->nheaders, 0, "lean: its Location not returned");
+  }
+  ev_free(ev);
+  ml_http_prepared_free(off);
+
+  /* A connection per request, as probes make: every socket leaves the
+   * epoll set again, and none is reused. */
+  ml_http_prepared_t *hello = ml_http_prepare(url("/hello"), NULL, 0);
+  int acc0 = srv.accepted, okc = 0;
+  for (int i = 0; i < 50; i++) {
+    ev = fetch((ml_http_opts_t){.prepared = hello, .lean = true,
+                                .no_reuse = true});
+    okc += ev && ev->err == 0 && ev->status == 200;
+    ev_free(ev);
+  }
+  ml_http_prepared_free(hello);
+  ml_http_stats_t st;
+  ml_http_client_stats(cl, &st);
+  IS_INT(okc, 50, "50 fresh-connection requests");
+  IS_INT(srv.accepted - acc0, 50, "one connection each");
+  IS_INT((int)st.sockets, 0, "no socket left in the set");
+  IS_INT(ml_http_request(cl, next_id++, &(ml_http_opts_t){0}, NULL),
+         ML_EINVALID, "neither url nor prepared");
+}
+
 static void test_parallel(void) {
   enum { N = 500, BOUND = 64 };
   ml_http_client_set_max_inflight(cl, BOUND);
@@ -1047,6 +1124,7 @@ int main(int argc, char **argv) {
   test_stream();
   test_tls();
   test_reuse();
+  test_prepared_lean();
   test_parallel();
   bench();
   ml_http_stats_t st;

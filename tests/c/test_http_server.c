@@ -67,7 +67,12 @@ static void on_timer(uv_timer_t *t) {
     S.delayed_id = 0;
   }
   if (S.stream_id) {
-    ml_httpd_stream_write(S.srv, S.stream_id, "two", 3);
+    /* "two" as one chunk of three pieces (an empty one among them), the
+     * way watch frames are written around a shared object text. */
+    uv_buf_t parts[3] = {uv_buf_init("t", 1), uv_buf_init("", 0),
+                         uv_buf_init("wo", 2)};
+    long rc = ml_httpd_stream_writev(S.srv, S.stream_id, parts, 3);
+    OK(rc >= 3, "stream_writev queues the pieces (%ld)", rc);
     ml_httpd_stream_end(S.srv, S.stream_id);
     S.stream_id = 0;
   }

@@ -669,6 +669,29 @@ static void test_capture(void) {
   ml_proc_release(p);
 }
 
+/* Running groups recorded in a state dir: "proc-PGID" files plus the
+ * non-blank slots of "procs-*" files. */
+static int count_records(const char *state) {
+  DIR *d = opendir(state);
+  int records = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, "procs-", 6) == 0) {
+      char path[600];
+      snprintf(path, sizeof path, "%s/%s", state, e->d_name);
+      FILE *f = fopen(path, "r");
+      char line[512];
+      while (f && fgets(line, sizeof line, f))
+        if (line[0] >= '0' && line[0] <= '9') records++;
+      if (f) fclose(f);
+    } else if (strncmp(e->d_name, "proc-", 5) == 0) {
+      records++;
+    }
+  }
+  if (d) closedir(d);
+  return records;
+}
+
 /* The "server" is a forked helper with its own loop: it spawns a container
  * whose grandchild stays in the group, then dies without cleanup. */
 static void test_crash_and_reap(void) {
@@ -706,13 +729,8 @@ static void test_crash_and_reap(void) {
   int leader = 0, grand = 0;
   if (s) sscanf(s, "%d %d", &leader, &grand);
   ok(leader > 0 && grand > 0, "container and grandchild pids");
-  DIR *d = opendir(state);
-  int records = 0;
-  struct dirent *e;
-  while (d && (e = readdir(d)) != NULL)
-    if (strncmp(e->d_name, "proc-", 5) == 0) records++;
-  if (d) closedir(d);
-  IS_INT(records, 1, "the running group was recorded in the state dir");
+  IS_INT(count_records(state), 1,
+         "the running group was recorded in the state dir");
   int st = reap_orphan(leader, 5000);
   ok(st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
      "PDEATHSIG: the container died with its server");
@@ -723,6 +741,7 @@ static void test_crash_and_reap(void) {
      "the grandchild is killed");
   IS_INT(ml_proc_reap_leftovers(state), 0,
          "records removed: nothing the second time");
+  IS_INT(count_records(state), 0, "the crashed server's records are gone");
 
   /* A record whose pid now names another process (start time differs) is
    * never acted on. */
@@ -742,15 +761,43 @@ static void test_crash_and_reap(void) {
   IS_INT(ml_proc_reap_leftovers(state), 0,
          "records of this server are left alone");
   ok(p && kill(ml_proc_pid(p), 0) == 0, "our process still runs");
+  IS_INT(count_records(state), 1, "a running group of ours is recorded");
   ml_proc_kill(p, SIGKILL);
   free_ev(wait_exit(id, 5000));
   ml_proc_release(p);
-  d = opendir(state);
-  records = 0;
-  while (d && (e = readdir(d)) != NULL)
-    if (strncmp(e->d_name, "proc-", 5) == 0) records++;
+  IS_INT(count_records(state), 0, "the record goes with the exit");
+
+  /* Records are slots rewritten in place: starts and exits do not grow the
+   * file (nor create or remove files). */
+  char slots[600];
+  snprintf(slots, sizeof slots, "%s/procs-%d-", state, (int)getpid());
+  for (int round = 0; round < 5; round++) {
+    uint64_t ids[2] = {next_id(), next_id()};
+    ml_proc_t *ps[2] = {spawn_opts(ids[0], &o), spawn_opts(ids[1], &o)};
+    IS_INT(count_records(state), 2, "two running groups recorded");
+    for (int i = 0; i < 2; i++) {
+      ml_proc_kill(ps[i], SIGKILL);
+      free_ev(wait_exit(ids[i], 5000));
+      ml_proc_release(ps[i]);
+    }
+  }
+  IS_INT(count_records(state), 0, "no record left");
+  DIR *d = opendir(state);
+  struct dirent *e;
+  off_t size = -1;
+  int files = 0;
+  while (d && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    files++;
+    char path[900];
+    snprintf(path, sizeof path, "%s/%s", state, e->d_name);
+    struct stat sb;
+    if (strncmp(path, slots, strlen(slots)) == 0 && stat(path, &sb) == 0)
+      size = sb.st_size;
+  }
   if (d) closedir(d);
-  IS_INT(records, 0, "the record goes with the exit");
+  IS_INT(files, 1, "one file of records");
+  IS_INT((int)size, 2 * 256, "two slots, reused");
 }
 
 static void test_watch_modes(void) {

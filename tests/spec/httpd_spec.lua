@@ -7,51 +7,13 @@ local sched = require("moonlet.sched")
 local loop = require("moonlet.loop")
 local runtime = require("moonlet.core.runtime")
 
+local bg = require("curl_bg") -- curl in the background, run() with a keep-alive
+local curl, slurp, run = bg.curl, bg.slurp, bg.run
+
 local tmp = os.tmpname()
 os.remove(tmp)
 assert(os.execute("mkdir -p " .. tmp))
 local seq = 0
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- Starts curl in the background; wait() yields until it exits and returns
--- its output (headers with -i), exit code. A sanitizer preloaded into the
--- interpreter (LD_PRELOAD) is kept away from the client.
-local function curl(args)
-  seq = seq + 1
-  local out, done = tmp .. "/out" .. seq, tmp .. "/done" .. seq
-  os.execute(string.format("(env -u LD_PRELOAD curl -s %s > %s 2>&1; echo $? > %s) &",
-    args, out, done))
-  return function(limit_ms)
-    local waited = 0
-    while not slurp(done) or slurp(done) == "" do
-      loop.sleep(5)
-      waited = waited + 5
-      assert(waited < (limit_ms or 10000), "curl did not finish: " .. args)
-    end
-    return slurp(out), tonumber(slurp(done))
-  end
-end
-
--- ml_loop_run decides "nothing left to do" from uv_run's result taken
--- before the end-of-turn hooks, which may start new timers (a coroutine
--- resumed there calling loop.sleep). Once every socket is closed that can
--- end the run early, so a keep-alive timer runs alongside each test.
-local function run(fn)
-  return sched.run(function()
-    local keep = loop.timer(1000, function() end, 1000)
-    local r = table.pack(pcall(fn))
-    keep.stop()
-    if not r[1] then error(r[2], 0) end
-    return table.unpack(r, 2, r.n)
-  end)
-end
 
 local function body_of(raw) return raw:match("\r\n\r\n(.*)$") end
 

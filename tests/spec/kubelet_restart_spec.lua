@@ -93,6 +93,9 @@ describe("kubelet worker restart path", function()
     a.now = a.now + 3600
     w:write_status(a.now)
     assert.are.equal(n, #a.statuses)
+    -- What is kept per pod to skip a write is a digest, not the status text.
+    assert.are.equal("integer", math.type(w.last_status))
+    assert.are_not.equal(worker.digest("{\"a\":1}"), worker.digest("{\"a\":2}"))
     local st = w:compute_status(a.now)
     for _, c in ipairs(st.conditions) do assert.is_truthy(c.lastTransitionTime) end
     -- A real change is written, with its condition times.
@@ -101,5 +104,74 @@ describe("kubelet worker restart path", function()
     for _, c in ipairs(a.statuses[#a.statuses].conditions) do
       assert.is_truthy(c.lastTransitionTime)
     end
+  end)
+
+  it("opens a log file made beforehand at a restart, recycling the file of an instance it drops", function()
+    local dir = os.tmpname() .. ".d"
+    os.execute("mkdir -p '" .. dir .. "/c'")
+    local function exists(path)
+      local f = io.open(path, "r")
+      if f then f:close() end
+      return f ~= nil
+    end
+    local function inode(path)
+      local h = io.popen("stat -c %i '" .. path .. "' 2>/dev/null")
+      local v = h:read("a")
+      h:close()
+      return tonumber(v)
+    end
+    local function files()
+      local h = io.popen("ls '" .. dir .. "/c'")
+      local n = 0
+      for _ in h:read("a"):gmatch("[^\n]+") do n = n + 1 end
+      h:close()
+      return n
+    end
+    local a = fake_agent()
+    a.pods_dir = dir
+    function a.log_path(_, _, cname, id) return dir .. "/" .. cname .. "/" .. id .. ".log" end
+    function a.prune_logs(_, _, cname, keep)
+      local h = io.popen("ls '" .. dir .. "/" .. cname .. "'")
+      for n in h:read("a"):gmatch("[^\n]+") do
+        local id = n:match("^(%x+)%.log")
+        if id and id ~= keep[1] and id ~= keep[2] then os.remove(dir .. "/" .. cname .. "/" .. n) end
+      end
+      h:close()
+    end
+    -- As the process runtime does: the log file is opened (made if missing).
+    local existed = {}
+    local spawn = a.runtime.spawn
+    a.runtime.spawn = function(o, on_exit)
+      existed[#existed + 1] = exists(o.stdout_log)
+      io.open(o.stdout_log, "a"):close()
+      return spawn(o, on_exit)
+    end
+    local w = worker.new(a, pod())
+    w:start()
+    local spare = dir .. "/c/spare.log"
+    assert.is_false(existed[1])
+    assert.is_true(exists(spare))
+    local spare_ino = inode(spare)
+    a.spawned[1].exit(137)
+    assert.are.equal(2, #a.spawned)
+    assert.is_true(existed[2]) -- the spare, renamed: no new file on the way
+    assert.are.equal(spare_ino, inode(a.spawned[2].opts.stdout_log))
+    assert.is_true(exists(spare))
+    local first = a.spawned[1].opts.stdout_log
+    local f = io.open(first, "w")
+    f:write("first instance\n")
+    f:close()
+    local first_ino = inode(first)
+    -- The next restart comes after the crash-loop back-off.
+    a.spawned[2].exit(1)
+    a.now = a.now + 20
+    w:wake()
+    assert.are.equal(3, #a.spawned)
+    assert.is_true(existed[3])
+    assert.is_false(exists(first))
+    assert.are.equal(first_ino, inode(spare)) -- recycled, and emptied
+    assert.are.equal("", io.open(spare):read("a"))
+    assert.are.equal(3, files()) -- current, previous, spare
+    os.execute("rm -rf '" .. dir .. "'")
   end)
 end)

@@ -55,8 +55,12 @@ local function field_validation(ctx)
 end
 
 -- apiVersion/kind in the body must name the kind of the path; schema check
--- for wrong types and unknown fields per fieldValidation.
-local function admit_shape(ctx, obj)
+-- for wrong types and unknown fields per fieldValidation. `patch` (merge
+-- and strategic patches): the object is the stored one (admitted already)
+-- with the patch laid over it, so a patch that is clean by itself makes a
+-- clean object and the whole-object walk is skipped; a patch with
+-- anything to report is judged on the whole object, as before.
+local function admit_shape(ctx, obj, patch)
   local def = ctx.def
   if obj.apiVersion == nil and obj.kind == nil then
     obj.apiVersion, obj.kind = def.api_version, def.kind
@@ -68,7 +72,12 @@ local function admit_shape(ctx, obj)
   end
   local fv, err = field_validation(ctx)
   if not fv then return err end
-  local res = schema.check(obj, def.schema)
+  local res
+  if patch ~= nil then
+    res = schema.check(patch, def.schema)
+    if res.type_error or #res.unknown > 0 then res = nil end
+  end
+  res = res or schema.check(obj, def.schema)
   if res.type_error then
     return status.bad_request(string.format('%s in version "%s" cannot be handled as a %s: %s',
       def.kind, def.version, def.kind, res.type_error))
@@ -141,13 +150,13 @@ end
 
 function M.get(ctx)
   local def = ctx.def
-  if ctx.table then
-    local obj = ctx.store:get(def.store_resource, ctx.namespace or "", ctx.name)
-    if not obj then return ctx:fail(status.not_found(def, ctx.name)) end
-    return ctx:reply(200, tables.build(def, { obj }, { include = param(ctx.query, "includeObject") }))
-  end
   local text = ctx.store:get_json(def.store_resource, ctx.namespace or "", ctx.name)
   if not text then return ctx:fail(status.not_found(def, ctx.name)) end
+  if ctx.table then
+    local t, terr = tables.text(def, "[" .. text .. "]", { include = param(ctx.query, "includeObject") })
+    if not t then return ctx:fail(status.internal(terr)) end
+    return ctx:reply(200, t)
+  end
   return ctx:reply(200, text)
 end
 
@@ -184,14 +193,15 @@ function M.list(ctx)
   local def = ctx.def
   local opts, err = list_opts(ctx)
   if not opts then return ctx:fail(err) end
-  if ctx.table then
-    local res, msg, code = ctx.store:list(def.store_resource, opts)
-    if not res then return ctx:fail(store_failure(ctx, "", msg, code)) end
-    return ctx:reply(200, tables.build(def, res.items, { include = param(ctx.query, "includeObject"),
-      resource_version = res.resource_version, continue = res.continue }))
-  end
   local items, rv, cont = ctx.store:list_json(def.store_resource, opts)
   if not items then return ctx:fail(store_failure(ctx, "", rv, cont)) end
+  if ctx.table then
+    -- Rows straight from the stored texts (moonlet.api.table).
+    local t, terr = tables.text(def, items, { include = param(ctx.query, "includeObject"),
+      resource_version = rv, continue = cont })
+    if not t then return ctx:fail(status.internal(terr)) end
+    return ctx:reply(200, t)
+  end
   local meta = { resourceVersion = rv, continue = cont }
   local text = string.format('{"kind":"%sList","apiVersion":"%s","metadata":%s,"items":%s}',
     def.kind, def.api_version, json.encode(meta), items)
@@ -206,8 +216,14 @@ function M.watch(ctx)
   if not opts then return ctx:fail(err) end
   if ctx.name then opts.field_selector = "metadata.name=" .. ctx.name .. (opts.field_selector and ("," .. opts.field_selector) or "") end
   local id = loop.next_id()
-  local w, msg, code = ctx.store:watch(id, def.store_resource, opts)
   local out = ctx:stream(200, { ["Content-Type"] = "application/json" })
+  -- Plain watches over HTTP are piped in C: each event is framed around the
+  -- stored text and written to every stream with no Lua per watcher. Table
+  -- watches (and the in-process transport) print each event here.
+  local piped = not ctx.table and out and out.pipe_watch ~= nil
+  local w, msg, code
+  if piped then w, msg, code = out:pipe_watch(ctx.store, id, def.store_resource, opts)
+  else w, msg, code = ctx.store:watch(id, def.store_resource, opts) end
   if not w then
     local st = code == "EGONE" and status.expired(strip(msg)) or store_failure(ctx, "", msg, code)
     out:write('{"type":"ERROR","object":' .. json.encode(st) .. '}\n')
@@ -225,16 +241,16 @@ function M.watch(ctx)
   local timer = timeout and timeout > 0 and loop.timer(timeout * 1000, stop)
   local include = param(ctx.query, "includeObject")
   local first = true
-  while not done do
+  -- A piped watch hears only its end: stop() or ("closed") from the core.
+  if piped and not done then sched.wait(id) end
+  while not done and not piped do
     local typ, text = sched.wait(id)
     if typ == nil or done then break end
     local obj_text = text
     if ctx.table then
-      local obj = json.decode(text)
-      local t = tables.build(def, { obj }, { include = include, no_headers = not first,
-        resource_version = obj.metadata.resourceVersion })
+      obj_text = assert(tables.text(def, "[" .. text .. "]", { include = include, no_headers = not first,
+        rv_from_object = true }))
       first = false
-      obj_text = json.encode(t)
     end
     out:write('{"type":"' .. typ .. '","object":' .. obj_text .. '}\n')
   end
@@ -320,11 +336,13 @@ function M.create(ctx)
   end
   local opts = store_opts(def)
   -- The stored object's own JSON text goes back to the client: no second
-  -- conversion through Lua tables on the hot path.
+  -- conversion through Lua tables on the hot path. Only after_create needs
+  -- the stored object as a table; on_created sees the object as admitted.
   opts.json = def.after_create == nil
   local res, msg, code = ctx.store:create(def.store_resource, meta.namespace or "", obj, opts)
   if not res then return ctx:fail(store_failure(ctx, meta.name, msg, code)) end
   if def.after_create then def.after_create(res, ctx.store) end
+  if def.on_created then def.on_created(obj) end
   return ctx:reply(201, res)
 end
 
@@ -358,8 +376,9 @@ local function write_update(ctx, obj, old)
     for k in pairs(obj) do
       if k ~= "status" and k ~= "metadata" and k ~= "apiVersion" and k ~= "kind" then obj[k] = nil end
     end
+    -- `old` is this request's own decoded copy: its tables can be shared.
     for k, v in pairs(old) do
-      if k ~= "status" and k ~= "metadata" and k ~= "apiVersion" and k ~= "kind" then obj[k] = json.copy(v) end
+      if k ~= "status" and k ~= "metadata" and k ~= "apiVersion" and k ~= "kind" then obj[k] = v end
     end
   end
   local err = validate(ctx, obj, old)
@@ -419,7 +438,8 @@ function M.patch(ctx)
   if type(new) ~= "table" or json.is_array(new) then
     return ctx:fail(status.bad_request("the patch did not produce an object"))
   end
-  local serr = admit_shape(ctx, new)
+  local clean_base = (kind == "merge" or kind == "strategic") and type(p) == "table" and not json.is_array(p)
+  local serr = admit_shape(ctx, new, clean_base and p or nil)
   if serr then return ctx:fail(serr) end
   -- A patch applies to the object as read; only an explicit resourceVersion
   -- in the patch makes it conditional.

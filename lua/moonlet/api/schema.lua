@@ -56,39 +56,77 @@ end
 local function is_list(v) return type(v) == "table" and (json.is_array(v) or next(v) == nil) end
 local function is_object(v) return type(v) == "table" and not json.is_array(v) end
 
--- Walks `v` against descriptor `d`. `path` is the JSON field path used in
--- unknown-field messages; `gopath` the Go struct path used in type errors.
-local function walk(v, d, path, struct, gopath, ctx)
-  if v == json.null or d.t == "any" then return end
+-- Where the walk is: entry i of ctx.via says how level i was reached ("f"
+-- struct field, "m" map key, "l" list index) and ctx.at the key. Paths are
+-- spelled out only for a message: building them at every field cost more
+-- than the rest of the walk (every create and update goes through here).
+local function json_path(ctx, n)
+  local acc = ""
+  for i = 1, n do
+    local via, k = ctx.via[i], ctx.at[i]
+    if via == "l" then acc = acc .. "[" .. (k - 1) .. "]"
+    elseif via == "f" and acc == "" then acc = k
+    else acc = acc .. "." .. k end
+  end
+  return acc
+end
+
+-- The Go field path: struct fields only, dot-separated.
+local function go_path(ctx, n)
+  local parts = {}
+  for i = 1, n do
+    if ctx.via[i] == "f" then parts[#parts + 1] = ctx.at[i] end
+  end
+  return table.concat(parts, ".")
+end
+
+local null = json.null
+
+-- Walks `v` against descriptor `d` at depth n; `struct` is the Go struct
+-- that holds the current field (type errors name it).
+local function walk(v, d, struct, ctx, n)
+  local t = d.t
+  if v == null or t == "any" then return end
   local ok
-  if d.t == "string" or d.t == "time" then ok = type(v) == "string"
-  elseif d.t == "integer" then ok = math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v))
-  elseif d.t == "number" then ok = type(v) == "number"
-  elseif d.t == "boolean" then ok = type(v) == "boolean"
-  elseif d.t == "intstr" or d.t == "quantity" then ok = type(v) == "string" or type(v) == "number"
-  elseif d.t == "map" or d.t == "struct" then ok = is_object(v)
-  elseif d.t == "list" then ok = is_list(v)
+  if t == "string" or t == "time" then ok = type(v) == "string"
+  elseif t == "integer" then ok = math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v))
+  elseif t == "number" then ok = type(v) == "number"
+  elseif t == "boolean" then ok = type(v) == "boolean"
+  elseif t == "intstr" or t == "quantity" then ok = type(v) == "string" or type(v) == "number"
+  elseif t == "map" or t == "struct" then ok = is_object(v)
+  elseif t == "list" then ok = is_list(v)
   end
   if not ok then
     if not ctx.type_error then
       ctx.type_error = string.format("json: cannot unmarshal %s into Go struct field %s.%s of type %s",
-        json_type(v), struct, gopath, d.go)
+        json_type(v), struct, go_path(ctx, n), d.go)
     end
     return
   end
-  if d.t == "map" then
-    for k, x in pairs(v) do walk(x, d.of, path .. "." .. k, struct, gopath, ctx) end
-  elseif d.t == "list" then
-    for i, x in ipairs(v) do walk(x, d.of, path .. "[" .. (i - 1) .. "]", struct, gopath, ctx) end
-  elseif d.t == "struct" then
+  local via, at, m = ctx.via, ctx.at, n + 1
+  if t == "map" then
+    local of = d.of
+    if of.t == "any" then return end
     for k, x in pairs(v) do
-      local fd = d.fields[k]
-      local p = path == "" and k or (path .. "." .. k)
+      via[m], at[m] = "m", k
+      walk(x, of, struct, ctx, m)
+    end
+  elseif t == "list" then
+    local of = d.of
+    if of.t == "any" then return end
+    for i, x in ipairs(v) do
+      via[m], at[m] = "l", i
+      walk(x, of, struct, ctx, m)
+    end
+  elseif t == "struct" then
+    local fields, name = d.fields, d.name
+    for k, x in pairs(v) do
+      local fd = fields[k]
+      via[m], at[m] = "f", k
       if fd then
-        -- Go names the struct that holds the field and the path from the root.
-        walk(x, fd, p, d.name, gopath == "" and k or (gopath .. "." .. k), ctx)
+        walk(x, fd, name, ctx, m)
       else
-        ctx.unknown[#ctx.unknown + 1] = p
+        ctx.unknown[#ctx.unknown + 1] = json_path(ctx, m)
         ctx.unknown_at[#ctx.unknown_at + 1] = { v, k }
       end
     end
@@ -98,8 +136,8 @@ end
 --- Checks obj against a kind schema. Returns {type_error=msg|nil,
 --- unknown={paths...}}; `drop(result)` removes the unknown fields in place.
 function M.check(obj, schema)
-  local ctx = { unknown = {}, unknown_at = {} }
-  if schema then walk(obj, schema, "", schema.name, "", ctx) end
+  local ctx = { unknown = {}, unknown_at = {}, via = {}, at = {} }
+  if schema then walk(obj, schema, schema.name, ctx, 0) end
   table.sort(ctx.unknown)
   return ctx
 end

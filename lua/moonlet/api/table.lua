@@ -4,6 +4,7 @@
 -- every kind shares.
 local duration = require("moonlet.printers.duration")
 local json = require("moonlet.json")
+local core = require("moonlet.core.table")
 
 local M = {}
 
@@ -14,9 +15,22 @@ function M.name()
 end
 
 function M.age()
+  -- Objects made in the same second share an AGE: a list computes it once
+  -- per distinct creationTimestamp (for one `now`), not once per row.
+  local memo, memo_now = {}, nil
   return { name = "Age", type = "string", format = "",
     description = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    value = function(obj, now) return duration.since(obj.metadata.creationTimestamp, now) end }
+    value = function(obj, now)
+      local ts = obj.metadata.creationTimestamp
+      if now == nil or type(ts) ~= "string" then return duration.since(ts, now) end
+      if now ~= memo_now then memo, memo_now = {}, now end
+      local v = memo[ts]
+      if v == nil then
+        v = duration.since(ts, now)
+        memo[ts] = v
+      end
+      return v
+    end }
 end
 
 -- Kinds without columns (custom kinds that declare none) print NAME and AGE.
@@ -35,41 +49,35 @@ local function definitions(cols)
   return out
 end
 
-local function partial(obj)
-  return { kind = "PartialObjectMetadata", apiVersion = "meta.k8s.io/v1", metadata = obj.metadata }
-end
-
---- One row: cells computed by the columns; a failing column prints as
---- `<error>` rather than failing the whole list.
-function M.row(cols, obj, now, include)
-  local cells = json.array()
-  for i, c in ipairs(cols) do
-    local ok, v = pcall(c.value, obj, now)
-    if not ok then v = "<error>" end
-    if v == nil then v = c.type == "integer" and 0 or "<none>" end
-    cells[i] = v
-  end
-  local row = { cells = cells }
-  if include == "Object" then row.object = obj
-  elseif include ~= "None" then row.object = partial(obj) end
-  return row
-end
-
---- Table for a list of objects. opts: include ("Object"|"Metadata"|"None"),
---- no_headers, resource_version, continue.
-function M.build(def, objs, opts)
+--- The Table as JSON text, from `items_json` (a JSON array of objects, as
+--- the store lists them). The rows are built in C (moonlet.core.table):
+--- each object is decoded only to run the column functions, and a row's
+--- object is the stored text itself (or its metadata). A failing column
+--- prints `<error>`, a nil one `<none>` (0 for an integer column).
+--- opts: include ("Object"|"Metadata"|"None"), no_headers,
+--- resource_version, continue; rv_from_object takes the resourceVersion
+--- from the (last) object. Returns text | nil, err.
+function M.text(def, items_json, opts)
   opts = opts or {}
   local cols = M.columns(def)
-  local now = os.time()
-  local rows = json.array()
-  for i, obj in ipairs(objs) do rows[i] = M.row(cols, obj, now, opts.include) end
-  local t = {
+  local rows, last_rv = core.rows(items_json, cols, os.time(), opts.include or "Metadata")
+  if not rows then return nil, last_rv end
+  local rv = opts.resource_version
+  if opts.rv_from_object then rv = last_rv end
+  -- Keys in json.encode's sorted order; "rows" sorts last, so it is
+  -- appended to the encoded head.
+  local head = json.encode({
     kind = "Table", apiVersion = "meta.k8s.io/v1",
-    metadata = { resourceVersion = opts.resource_version, continue = opts.continue },
+    metadata = { resourceVersion = rv, continue = opts.continue },
     columnDefinitions = opts.no_headers and json.array() or definitions(cols),
-    rows = rows,
-  }
-  return t
+  })
+  return head:sub(1, -2) .. ',"rows":' .. rows .. "}"
+end
+
+--- The same Table as a Lua value, for a list of objects in Lua.
+function M.build(def, objs, opts)
+  local items = json.encode(json.array(objs))
+  return json.decode(assert(M.text(def, items, opts)))
 end
 
 return M

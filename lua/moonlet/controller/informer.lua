@@ -330,7 +330,9 @@ function Informer:peek(key) return self.cache[key] end
 --- The cache key of the object with this uid, or nil.
 function Informer:key_for_uid(uid) return self.idx_uid[uid] end
 
-local function collect(self, keys, sel)
+-- `readonly`: the cached objects themselves, for callers that never
+-- change them (a Job's sync reads every pod it ever made).
+local function collect(self, keys, sel, readonly)
   local out = {}
   for key in pairs(keys) do
     local obj = self.cache[key]
@@ -339,17 +341,20 @@ local function collect(self, keys, sel)
     end
   end
   table.sort(out, function(a, b) return util.key(a) < util.key(b) end)
-  for i, obj in ipairs(out) do out[i] = util.copy(obj) end
+  if not readonly then
+    for i, obj in ipairs(out) do out[i] = util.copy(obj) end
+  end
   return out
 end
 
 --- Snapshots of cached objects, sorted by key. opts: namespace,
---- selector (compiled selector or LabelSelector table).
-function Informer:list(opts)
+--- selector (compiled selector or LabelSelector table). readonly: the
+--- cached objects instead of copies (read, never change them).
+function Informer:list(opts, readonly)
   opts = opts or {}
   local sel = util.selector(opts.selector)
-  if opts.namespace then return collect(self, self.idx_ns[opts.namespace] or {}, sel) end
-  return collect(self, self.cache, sel)
+  if opts.namespace then return collect(self, self.idx_ns[opts.namespace] or {}, sel, readonly) end
+  return collect(self, self.cache, sel, readonly)
 end
 
 --- Snapshots of the objects in one namespace.
@@ -357,9 +362,10 @@ function Informer:by_namespace(namespace)
   return collect(self, self.idx_ns[namespace or ""] or {})
 end
 
---- Snapshots of the objects with an ownerReference to `uid`.
-function Informer:by_owner(uid)
-  return collect(self, self.idx_owner[uid] or {})
+--- Snapshots of the objects with an ownerReference to `uid` (readonly:
+--- the cached objects themselves).
+function Informer:by_owner(uid, readonly)
+  return collect(self, self.idx_owner[uid] or {}, nil, readonly)
 end
 
 --- Number of cached objects.

@@ -65,7 +65,12 @@ Ctx.__index = Ctx
 --- watches that kind, else read through the API client. nil when absent.
 function Ctx:get(kind, namespace, name)
   local inf = self._mgr.informers[kind]
-  if inf then return inf:get(namespace, name) end
+  if inf then
+    if self._readonly then
+      return inf:peek((namespace and namespace ~= "") and (namespace .. "/" .. name) or name)
+    end
+    return inf:get(namespace, name)
+  end
   local obj = self.client:get(kind, namespace, name)
   return obj
 end
@@ -75,7 +80,7 @@ end
 function Ctx:list(kind, opts)
   opts = opts or {}
   local inf = self._mgr.informers[kind]
-  if inf then return inf:list(opts) end
+  if inf then return inf:list(opts, self._readonly) end
   local res, st = self.client:list(kind, { namespace = opts.namespace })
   if not res then
     error(string.format("list %s: %s", kind, type(st) == "table" and st.message or tostring(st)), 2)
@@ -106,7 +111,7 @@ end
 --- costs the owner's dependents, not the namespace), else from the API.
 function Ctx:owned(kind, uid, namespace)
   local inf = self._mgr.informers[kind]
-  if inf and inf:has_synced() then return inf:by_owner(uid) end
+  if inf and inf:has_synced() then return inf:by_owner(uid, self._readonly) end
   local out = {}
   for _, obj in ipairs(self:list(kind, { namespace = namespace })) do
     for _, ref in ipairs((obj.metadata or {}).ownerReferences or {}) do
@@ -144,6 +149,7 @@ local function new_ctx(mgr, ctl)
     client = mgr.client,
     name = ctl.name,
     now = mgr.clock,
+    _readonly = ctl.plugin.readonly == true,
   }, Ctx)
   ctx.log = function(level, fmt, ...)
     local msg = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
@@ -176,9 +182,18 @@ local function owner_key(obj, owner, owner_inf)
   return nil
 end
 
+-- With plugin.filter(obj) (read-only), adds and updates of objects it
+-- turns down wake nothing: the scheduler need not look at every change of
+-- every bound pod. Deletes always wake the key.
 local function primary_handler(ctl)
-  local q = ctl.queue
+  local q, filter = ctl.queue, ctl.plugin.filter
   local function enqueue(obj) q:add(util.key(obj)) end
+  local function maybe(obj)
+    if filter(obj) then q:add(util.key(obj)) end
+  end
+  if filter then
+    return { add = maybe, update = function(_, new) maybe(new) end, delete = enqueue }
+  end
   return { add = enqueue, update = function(_, new) enqueue(new) end, delete = enqueue }
 end
 
@@ -202,10 +217,13 @@ local function owned_handler(ctl, owner_inf)
   }
 end
 
+-- map gets the cached object itself (read, never change it): a copy of
+-- every pod on every change, for each controller that maps pods, was the
+-- largest single cost of a busy node.
 local function mapped_handler(ctl, w)
   local q = ctl.queue
   local function enqueue(obj)
-    local ok, keys = xpcall(w.map, debug.traceback, util.copy(obj))
+    local ok, keys = xpcall(w.map, debug.traceback, obj)
     if not ok then
       ctl.mgr.log("error", string.format("controller %s: map for %s failed: %s", ctl.name, w.kind, keys))
       return
@@ -236,7 +254,7 @@ end
 
 local function process(ctl, key)
   local inf = ctl.mgr.informers[ctl.kind]
-  local obj = inf and inf:get_by_key(key)
+  local obj = inf and (ctl.ctx._readonly and inf:peek(key) or inf:get_by_key(key))
   ctl.stats.reconciles = ctl.stats.reconciles + 1
   local ok, res = xpcall(ctl.plugin.reconcile, debug.traceback, ctl.ctx, key, obj)
   local q = ctl.queue
@@ -293,7 +311,12 @@ end
 -- }======
 
 --- Adds a controller plugin: { name, kind, owns = {kinds}, watches =
---- {{kind=, map=fn(obj) -> key | {keys}}}, workers = 1, resync_seconds,
+--- {{kind=, map=fn(obj) -> key | {keys}}} (obj: the cached object, read
+--- only), filter = fn(obj) -> bool (optional: which adds and updates of
+--- the primary kind wake it; obj read only), readonly = true (reconcile,
+--- ctx:get, ctx:list and ctx:owned hand out the cached objects, not
+--- copies: for plugins that never change what they read), workers = 1,
+--- resync_seconds,
 --- setup = fn(ctx) (optional: called once here; may ctx:watch() kinds and
 --- keep state on ctx), reconcile = fn(ctx, key, obj) -> nil |
 --- {requeue_after=s} | {requeue=true} }. kind "*" (with setup) means no

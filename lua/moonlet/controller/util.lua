@@ -1,8 +1,10 @@
 -- moonlet.controller.util: small helpers shared by the controller runtime:
 -- object keys, kind names, snapshots (deep copies), label-selector
--- matching, and waits that never block the loop.
+-- matching, waits that never block the loop, merge patches between two
+-- states and writes whose answer is not decoded.
 local loop = require("moonlet.loop")
 local sched = require("moonlet.sched")
+local json = require("moonlet.json")
 
 local M = {}
 
@@ -40,12 +42,73 @@ function M.api_group(api_version)
 end
 
 --- Deep copy of a JSON-like value; metatables (array/object markers set by
---- the codec) are kept so the copy encodes the same way.
-function M.copy(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = M.copy(x) end
-  return setmetatable(out, getmetatable(v))
+--- the codec) are kept so the copy encodes the same way. The codec's C
+--- copy: informer snapshots are the controllers' most frequent operation.
+M.copy = json.copy
+
+-- client -> kind -> resolved resource: the client looks a kind up in its
+-- discovery list on every call; these few kinds do not change under it.
+local resolved = setmetatable({}, { __mode = "k" })
+
+--- A write whose answer the caller does not read (status writes, events):
+--- sent with the client's raw call, so the stored object that comes back
+--- is not decoded. `fallback()` (the typed call) serves clients without
+--- raw requests (specs' fakes). @return true | nil, Status {code, reason,
+--- message}
+function M.write_unread(c, kind, ns, name, sub, method, body, ctype, fallback)
+  if not (c.raw and c.kind) then return fallback() end
+  local byc = resolved[c]
+  if not byc then
+    byc = {}
+    resolved[c] = byc
+  end
+  local r = byc[kind]
+  if not r then
+    local st
+    r, st = c:kind(kind)
+    if not r then return nil, st end
+    byc[kind] = r
+  end
+  local res, err = c:raw(method, require("moonlet.client").path(r, ns, name, sub), json.encode(body),
+    ctype and { ["Content-Type"] = ctype } or nil)
+  if not res then return nil, err end
+  if res.status < 200 or res.status > 299 then
+    local v = json.decode(res.body or "")
+    if type(v) ~= "table" then v = {} end
+    return nil, { code = res.status, reason = v.reason, message = v.message or res.body }
+  end
+  return true
+end
+
+local NOCHANGE = {}
+
+local function is_object(v)
+  return type(v) == "table" and not json.is_array(v)
+end
+
+local function diff(old, new)
+  if is_object(old) and is_object(new) then
+    local out, any = {}, false
+    for k in pairs(old) do
+      if new[k] == nil then out[k], any = json.null, true end
+    end
+    for k, v in pairs(new) do
+      local d = old[k] == nil and v or diff(old[k], v)
+      if d ~= NOCHANGE then out[k], any = d, true end
+    end
+    return any and out or NOCHANGE
+  end
+  if M.equal(old, new) then return NOCHANGE end
+  return new
+end
+
+--- The JSON merge patch (RFC 7386) that turns `old` into `new` (objects
+--- without nulls): removed keys become null, changed objects are patched
+--- key by key, anything else is sent whole. An empty object when equal.
+function M.merge_patch(old, new)
+  local d = diff(old or {}, new or {})
+  if d == NOCHANGE then return {} end
+  return d
 end
 
 --- Deep equality of JSON-like values (ignores metatables).

@@ -10,6 +10,7 @@ local json = require("moonlet.json")
 local sys = require("moonlet.core.sys")
 local informer = require("moonlet.controller.informer")
 local events = require("moonlet.controller.events")
+local util = require("moonlet.controller.util")
 local worker = require("moonlet.kubelet.worker")
 local backoff = require("moonlet.kubelet.backoff")
 local ports = require("moonlet.kubelet.ports")
@@ -34,7 +35,7 @@ M.FLAGS = {
   ["--image-path"] = { "image_path", "list", "directory of images: <dir>/<image>/entrypoint (repeatable)" },
   ["--crashloop-initial"] = { "crashloop_initial", "duration", "first crash-loop back-off (default 10s)" },
   ["--crashloop-max"] = { "crashloop_max", "duration", "longest crash-loop back-off (default 300s)" },
-  ["--keep-pods"] = { "keep_pods", "bool", "on stop, leave pods alone instead of stopping them" },
+  ["--keep-pods"] = { "keep_pods", "bool", "run containers under keepers: they outlive the server, the next one adopts them" },
   ["--no-kubelet"] = { "no_kubelet", "bool", "run no node agent on this host" },
 }
 
@@ -43,7 +44,9 @@ M.USAGE = [[
   --image-path DIR     where images live: DIR/<image>/entrypoint (repeatable)
   --crashloop-initial D  first crash-loop back-off (default 10s)
   --crashloop-max D    longest crash-loop back-off (default 300s)
-  --keep-pods          on SIGTERM skip the pods' graceful stop
+  --keep-pods          containers run under keeper processes: a stop (SIGTERM,
+                       kill -9, upgrade) leaves them running, the next server
+                       adopts them
   --no-kubelet         run no node agent on this host
 ]]
 
@@ -341,8 +344,11 @@ function Agent:api_for()
   local api = {}
   function api.status(pod, st)
     local md = pod.metadata
-    local res, err = c:patch("v1/Pod", md.namespace, md.name, "merge", { status = st },
-      { subresource = "status" })
+    local body = { status = st }
+    local res, err = util.write_unread(c, "v1/Pod", md.namespace, md.name, "status", "PATCH", body,
+      "application/merge-patch+json", function()
+        return c:patch("v1/Pod", md.namespace, md.name, "merge", body, { subresource = "status" })
+      end)
     if not res and err and err.code ~= 404 then
       self.log("warn", string.format("kubelet: status of pod %s/%s: %s", md.namespace, md.name, msg_of(err)))
     end
@@ -365,7 +371,8 @@ function Agent:api_for()
     queue = {}
     sched.spawn("kubelet events", function()
       for _, ev in ipairs(batch) do
-        local ok, st = c:create("v1/Event", ev)
+        local ok, st = util.write_unread(c, "v1/Event", ev.metadata.namespace, nil, nil, "POST", ev, nil,
+          function() return c:create("v1/Event", ev) end)
         if not ok then self.log("debug", "kubelet: event: " .. msg_of(st)) end
       end
     end)
@@ -503,6 +510,11 @@ function Agent:start()
       self.log("info", "kubelet: memory limits are not enforced on this host: " .. tostring(why))
     end
     self.runtime = proc_runtime(self.state_dir)
+    -- Kept containers (--keep-pods) run under keepers; any server adopts
+    -- the ones an earlier server left running, with or without the flag.
+    local kept = require("moonlet.kubelet.keeper").runtime(self.state_dir)
+    self.runtime.adopt, self.runtime.sweep = kept.adopt, kept.sweep
+    if self.keep_pods then self.runtime.spawn, self.runtime.kept = kept.spawn, true end
   end
   if self.probes == nil then self.probes = probes_factory(self) end
   self.api = self.api or self:api_for()
@@ -512,10 +524,38 @@ function Agent:start()
   if not ok then return nil, err end
   self:renew_lease()
   self.timers[#self.timers + 1] = loop.timer(HEARTBEAT * 1000, function() self:heartbeat() end, HEARTBEAT * 1000)
+  self:sweep_kept()
   self:watch_pods()
   self.log("info", string.format("kubelet: node %s ready (images: %s)", self.node_name,
     #self.image_dirs > 0 and table.concat(self.image_dirs, ", ") or "none"))
   return true
+end
+
+-- Kept containers (--keep-pods) whose pod no longer names them (deleted
+-- while no node agent ran, or a crash between a start and its status
+-- write) are stopped before any worker starts, so a container never runs
+-- twice.
+function Agent:sweep_kept()
+  if not self.runtime.sweep then return end
+  local list, err = self.client:list("v1/Pod", { field_selector = "spec.nodeName=" .. self.node_name })
+  if not list then
+    self.log("warn", "kubelet: kept containers not checked: " .. tostring(err))
+    return
+  end
+  local claimed = {}
+  for _, pod in ipairs(list.items or {}) do
+    local st = pod.status or {}
+    for _, group in ipairs({ st.initContainerStatuses or {}, st.containerStatuses or {} }) do
+      for _, cs in ipairs(group) do
+        local cid = (cs.containerID or ""):match("^moonlet://(.+)$")
+        if cid then claimed[cid] = true end
+      end
+    end
+  end
+  local n = self.runtime.sweep(claimed)
+  if n > 0 then
+    self.log("warn", string.format("kubelet: stopped %d kept container(s) that no pod claims", n))
+  end
 end
 
 --- Stops the agent: pods stop with their grace periods (unless keep_pods)

@@ -77,6 +77,14 @@ function Alloc:assign(uid, spec)
   return m
 end
 
+--- Gives pod uid back the map it had (a kept pod adopted by a restarted
+--- server), marking its ports used. @return the map
+function Alloc:restore(uid, map)
+  for _, hp in pairs(map) do self.used[hp] = uid end
+  self.by_pod[uid] = map
+  return map
+end
+
 --- The host port for container c's port given by number or name; nil if
 --- the container does not declare it (then the number itself is used).
 function M.lookup(map, c, port)

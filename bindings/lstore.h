@@ -1,0 +1,17 @@
+/* The moonlet.Store userdata of moonlet.core.store for other bindings:
+ * moonlet.core.httpd pipes a store watch straight into a response stream
+ * (no Lua per event). */
+#ifndef ML_LSTORE_H
+#define ML_LSTORE_H
+
+#include <lua.h>
+
+#include "store.h"
+
+/**
+ * @return the store of the moonlet.Store userdata at `idx`; raises when
+ *         the value is not one or the store is closed.
+ */
+ml_store_t *ml_lua_check_store(lua_State *L, int idx);
+
+#endif
