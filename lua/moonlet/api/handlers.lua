@@ -9,6 +9,10 @@ local status = require("moonlet.api.status")
 local schema = require("moonlet.api.schema")
 local request = require("moonlet.api.request")
 local tables = require("moonlet.api.table")
+-- Loaded with the API, not at the first PATCH: compiling them then made
+-- that request (and its watchers' events) several ms late.
+local patchmod = require("moonlet.api.patch")
+local merge_keys = require("moonlet.api.merge_keys")
 local validation = require("moonlet.validation")
 local sched = require("moonlet.sched")
 local loop = require("moonlet.loop")
@@ -412,8 +416,6 @@ function M.patch(ctx)
   local def = ctx.def
   local ct = (ctx.headers["content-type"] or ""):match("^[^;%s]+") or ""
   local kind = PATCH_TYPES[ct]
-  local patchmod = require("moonlet.api.patch")
-  local merge_keys = require("moonlet.api.merge_keys")
   if not kind or (kind == "strategic" and not merge_keys.supports_strategic(def.group, def.kind)) then
     return ctx:fail(status.unsupported_media_type(
       "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"))
