@@ -456,14 +456,6 @@ static pipe_ud_t *check_pipe(lua_State *L) {
   return luaL_checkudata(L, 1, PIPE_MT);
 }
 
-static const char *opt_string(lua_State *L, int t, const char *k) {
-  if (lua_isnoneornil(L, t)) return NULL;
-  lua_getfield(L, t, k); /* left on the stack: the string stays alive */
-  if (lua_isnil(L, -1)) return NULL;
-  if (!lua_isstring(L, -1)) luaL_error(L, "option '%s' must be a string", k);
-  return lua_tostring(L, -1);
-}
-
 /* Lua: pipe | nil, err, name = httpd.stream_watch(req_id, store, id,
  *      resource, {namespace=, label_selector=, field_selector=,
  *      resource_version=})
@@ -475,11 +467,8 @@ static int lhttpd_stream_watch(lua_State *L) {
   uint64_t id = (uint64_t)luaL_checkinteger(L, 3);
   const char *res = luaL_checkstring(L, 4);
   if (!lua_isnoneornil(L, 5)) luaL_checktype(L, 5, LUA_TTABLE);
-  ml_store_watch_opts_t o = {
-      .ns = opt_string(L, 5, "namespace"),
-      .label_selector = opt_string(L, 5, "label_selector"),
-      .field_selector = opt_string(L, 5, "field_selector"),
-      .resource_version = opt_string(L, 5, "resource_version")};
+  ml_store_watch_opts_t o;
+  ml_lua_watch_opts(L, 5, &o);
   check_server(L);
   pipe_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 1);
   ud->rec = NULL;

@@ -116,6 +116,14 @@ static const char *opt_field_string(lua_State *L, int t, const char *k) {
   return NULL;
 }
 
+void ml_lua_watch_opts(lua_State *L, int t, ml_store_watch_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  o->ns = opt_field_string(L, t, "namespace");
+  o->label_selector = opt_field_string(L, t, "label_selector");
+  o->field_selector = opt_field_string(L, t, "field_selector");
+  o->resource_version = opt_field_string(L, t, "resource_version");
+}
+
 static bool opt_field_bool(lua_State *L, int t, const char *k) {
   if (lua_type(L, t) != LUA_TTABLE) return false;
   lua_getfield(L, t, k);
@@ -517,11 +525,8 @@ static int lstore_watch(lua_State *L) {
   lua_Integer id = luaL_checkinteger(L, 2);
   const char *res = luaL_checkstring(L, 3);
   check_opts(L, 4);
-  ml_store_watch_opts_t o = {
-      .ns = opt_field_string(L, 4, "namespace"),
-      .label_selector = opt_field_string(L, 4, "label_selector"),
-      .field_selector = opt_field_string(L, 4, "field_selector"),
-      .resource_version = opt_field_string(L, 4, "resource_version")};
+  ml_store_watch_opts_t o;
+  ml_lua_watch_opts(L, 4, &o);
   watch_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 1);
   ud->rec = NULL;
   luaL_setmetatable(L, WATCH_MT);

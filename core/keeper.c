@@ -87,14 +87,12 @@ static int pidfd_open(pid_t pid) {
   return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-static void exit_destroy(ml_event_t *e) { free(e); }
-
 /* The keeper is gone: post what its record says (a keeper killed before it
  * could write one took its container with it, as SIGKILL). */
 static void post_exit(ml_keeper_t *k) {
   if (k->posted) return;
   k->posted = 1;
-  ml_proc_exit_t *ev = calloc(1, sizeof *ev);
+  ml_proc_exit_t *ev = ml__proc_exit_new(k->id, k->udata, k->pid);
   char path[PATH_MAX], line[256];
   int code = 128 + SIGKILL, sig = SIGKILL, oom = 0;
   long long started = k->started_ns, finished = ml_proc_now_ns();
@@ -108,12 +106,6 @@ static void post_exit(ml_keeper_t *k) {
   }
   remove_records(k->base);
   if (!ev) return;
-  ev->head.ev.type = ML_EV_PROC_EXIT;
-  ev->head.ev.id = k->id;
-  ev->head.ev.destroy = exit_destroy;
-  ev->head.kind = ML_PROC_EV_EXIT;
-  ev->udata = k->udata;
-  ev->pid = k->pid;
   ev->exit_code = code;
   ev->signal = sig;
   ev->started_ns = started;

@@ -603,6 +603,18 @@ static void exit_destroy(ml_event_t *e) {
   free(e);
 }
 
+ml_proc_exit_t *ml__proc_exit_new(uint64_t id, intptr_t udata, int pid) {
+  ml_proc_exit_t *ev = calloc(1, sizeof *ev);
+  if (!ev) return NULL;
+  ev->head.ev.type = ML_EV_PROC_EXIT;
+  ev->head.ev.id = id;
+  ev->head.ev.destroy = exit_destroy;
+  ev->head.kind = ML_PROC_EV_EXIT;
+  ev->udata = udata;
+  ev->pid = pid;
+  return ev;
+}
+
 /* Everything is in: flush logs, clean the cgroup, post the event. */
 static void finish(ml_proc_t *p) {
   if (p->posted) return;
@@ -613,7 +625,7 @@ static void finish(ml_proc_t *p) {
   close_handle((uv_handle_t *)&p->timer);
   ml__clog_finish(&p->sout);
   ml__clog_finish(&p->serr);
-  ml_proc_exit_t *ev = calloc(1, sizeof *ev);
+  ml_proc_exit_t *ev = ml__proc_exit_new(p->id, p->udata, (int)p->pid);
   if (p->cgroup) {
     if (ev) ev->oom_killed = ml__cgroup_oom_killed(p->cgroup);
     if (ml__cgroup_remove(p->cgroup) < 0)
@@ -621,12 +633,6 @@ static void finish(ml_proc_t *p) {
   }
   drop_record(p);
   if (!ev) return;
-  ev->head.ev.type = ML_EV_PROC_EXIT;
-  ev->head.ev.id = p->id;
-  ev->head.ev.destroy = exit_destroy;
-  ev->head.kind = ML_PROC_EV_EXIT;
-  ev->udata = p->udata;
-  ev->pid = p->pid;
   if (WIFSIGNALED(p->status)) {
     ev->signal = WTERMSIG(p->status);
     ev->exit_code = 128 + ev->signal;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proc.h"
+
 /* {====== CRI log writer (proc_log.c) */
 
 /* One log file, shared by the streams that write into it. */
@@ -56,6 +58,10 @@ void ml__cgroup_kill(const char *dir);
 int ml__cgroup_remove(const char *dir);
 
 /* }====== */
+
+/** A zeroed exit event for `id` (type, kind, destroy, udata, pid set), or
+ * NULL; the process runtime and kept containers (keeper.c) post these. */
+ml_proc_exit_t *ml__proc_exit_new(uint64_t id, intptr_t udata, int pid);
 
 /** Reads field 22 (starttime, clock ticks since boot) of /proc/PID/stat. */
 int ml__proc_starttime(int pid, unsigned long long *out);

@@ -53,13 +53,7 @@ function M.load_source(src, display)
   return val
 end
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("moonlet.files").read
 
 -- All .lua files under dir, recursively, as paths relative to dir.
 local function scan(dir, rel, out)

@@ -107,13 +107,7 @@ local function mkdir_p(path)
   return true
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("moonlet.files").read
 
 -- The bearer token for TCP clients: made once, kept in the data dir (0600).
 local function ensure_token(dir)

@@ -324,13 +324,7 @@ local function zoneinfo_dirs()
   return dirs
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local read_file = require("moonlet.files").read
 
 local cache = {}
 

@@ -12,13 +12,7 @@ assert(os.execute("mkdir -p " .. tmp))
 local seq = 0
 
 --- @return the file's bytes, or nil when it does not exist
-function M.slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+function M.slurp(path) return (require("moonlet.files").read(path)) end
 
 --- Starts `curl -s ARGS` in the background. A sanitizer preloaded into the
 --- interpreter (LD_PRELOAD) is kept away from the client.

@@ -86,13 +86,7 @@ end
 
 -- {====== host facts
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("moonlet.files").read
 
 local function nproc()
   local s = read_file("/proc/cpuinfo") or ""

@@ -168,10 +168,9 @@ function Worker:save_ports(map)
 end
 
 function Worker:restore_ports()
-  local f = io.open(self.agent:pod_dir(self.pod) .. "/ports.json")
-  if not f then return end
-  local ok, map = pcall(json.decode, f:read("a"))
-  f:close()
+  local text = require("moonlet.files").read(self.agent:pod_dir(self.pod) .. "/ports.json")
+  if not text then return end
+  local ok, map = pcall(json.decode, text)
   if ok and type(map) == "table" then
     self.port_map = self.agent.ports:restore(self.uid, map)
   end
