@@ -8,13 +8,7 @@ local M = {}
 
 local EXTENSIONS = { json = true, yaml = true, yml = true }
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local read_file = require("moonlet.files").read
 
 local function is_dir(path)
   local sys = require("moonlet.core.sys")
