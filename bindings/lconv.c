@@ -435,3 +435,523 @@ void ml_lua_copy(lua_State *L, int idx) {
 }
 
 /* }====== */
+
+/* {====== JSON text -> Lua without a jansson tree
+ *
+ * Building a jansson document only to walk it into Lua tables costs a
+ * malloc per value twice over (tree, then Lua) plus the free; this pushes
+ * Lua values straight from the text. It accepts exactly what jansson
+ * accepts for the common shapes and declines anything unusual (deep
+ * nesting, huge integers, reals out of range, NUL in a key, bad UTF-8 or
+ * any syntax error): the caller then asks jansson, so results and error
+ * messages stay jansson's. */
+
+#define DEC_MAX_DEPTH 512
+
+typedef struct {
+  lua_State *L;
+  const char *p, *end;
+} tdec_t;
+
+static void tdec_ws(tdec_t *d) {
+  while (d->p < d->end &&
+         (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
+    d->p++;
+}
+
+static int tdec_hex4(const char *s, unsigned *out) {
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = s[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9')
+      v |= (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v |= (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      v |= (unsigned)(c - 'A' + 10);
+    else
+      return 0;
+  }
+  *out = v;
+  return 1;
+}
+
+static size_t tdec_utf8_put(char *o, unsigned cp) {
+  if (cp < 0x80) {
+    o[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = (char)(0xC0 | (cp >> 6));
+    o[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (char)(0xE0 | (cp >> 12));
+    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = (char)(0xF0 | (cp >> 18));
+  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  o[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* Skips the plain bytes of a string body (no quote, backslash or control
+ * character; multi-byte sequences must be valid UTF-8, as jansson checks).
+ * @return the first byte that is not plain, or NULL on bad UTF-8. */
+static const char *tdec_plain(const char *s, const char *end) {
+  while (s < end) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\' || c < 0x20) return s;
+    if (c < 0x80) {
+      s++;
+      continue;
+    }
+    size_t n = utf8_seq((const unsigned char *)s, (size_t)(end - s));
+    if (n == 0) return NULL;
+    s += n;
+  }
+  return s;
+}
+
+/* Pushes the string whose opening quote d->p is past. `key`: a NUL byte
+ * is declined (jansson refuses it in keys). @return 1, or 0 to decline. */
+static int tdec_string(tdec_t *d, int key) {
+  const char *s = tdec_plain(d->p, d->end);
+  if (!s || s >= d->end) return 0;
+  if (*s == '"') { /* the common case: no escapes, push the slice */
+    lua_pushlstring(d->L, d->p, (size_t)(s - d->p));
+    d->p = s + 1;
+    return 1;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(d->L, &b);
+  luaL_addlstring(&b, d->p, (size_t)(s - d->p));
+  for (;;) {
+    if (s >= d->end || (unsigned char)*s < 0x20) return 0;
+    if (*s == '"') break;
+    if (*s != '\\') {
+      const char *e = tdec_plain(s, d->end);
+      if (!e || e == s) return 0;
+      luaL_addlstring(&b, s, (size_t)(e - s));
+      s = e;
+      continue;
+    }
+    if (++s >= d->end) return 0;
+    char c = *s++;
+    switch (c) {
+    case '"':
+    case '\\':
+    case '/': luaL_addchar(&b, c); break;
+    case 'b': luaL_addchar(&b, '\b'); break;
+    case 'f': luaL_addchar(&b, '\f'); break;
+    case 'n': luaL_addchar(&b, '\n'); break;
+    case 'r': luaL_addchar(&b, '\r'); break;
+    case 't': luaL_addchar(&b, '\t'); break;
+    case 'u': {
+      unsigned cp, lo;
+      if (d->end - s < 4 || !tdec_hex4(s, &cp)) return 0;
+      s += 4;
+      if (cp >= 0xD800 && cp <= 0xDBFF) {
+        if (d->end - s < 6 || s[0] != '\\' || s[1] != 'u' ||
+            !tdec_hex4(s + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+          return 0;
+        s += 6;
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+        return 0;
+      }
+      if (cp == 0 && key) return 0;
+      char u[4];
+      luaL_addlstring(&b, u, tdec_utf8_put(u, cp));
+      break;
+    }
+    default: return 0;
+    }
+  }
+  d->p = s + 1;
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* jansson's number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+ * An integer of up to 18 digits is exact here; longer ones are declined
+ * (jansson decides between a value and "too big integer"). */
+static int tdec_number(tdec_t *d) {
+  const char *s = d->p, *e = d->end;
+  int neg = 0;
+  if (s < e && *s == '-') neg = 1, s++;
+  const char *digits = s;
+  if (s >= e || *s < '0' || *s > '9') return 0;
+  if (*s == '0') {
+    s++;
+    if (s < e && *s >= '0' && *s <= '9') return 0;
+  } else {
+    while (s < e && *s >= '0' && *s <= '9') s++;
+  }
+  int real = 0;
+  if (s < e && *s == '.') {
+    real = 1;
+    s++;
+    if (s >= e || *s < '0' || *s > '9') return 0;
+    while (s < e && *s >= '0' && *s <= '9') s++;
+  }
+  if (s < e && (*s == 'e' || *s == 'E')) {
+    real = 1;
+    s++;
+    if (s < e && (*s == '+' || *s == '-')) s++;
+    if (s >= e || *s < '0' || *s > '9') return 0;
+    while (s < e && *s >= '0' && *s <= '9') s++;
+  }
+  if (!real) {
+    size_t n = (size_t)(s - digits);
+    if (n > 18) return 0;
+    long long v = 0;
+    for (const char *q = digits; q < s; q++) v = v * 10 + (*q - '0');
+    lua_pushinteger(d->L, (lua_Integer)(neg ? -v : v));
+  } else {
+    char tmp[64];
+    size_t n = (size_t)(s - d->p);
+    if (n >= sizeof tmp) return 0;
+    memcpy(tmp, d->p, n);
+    tmp[n] = '\0';
+    /* The C locale's decimal point is '.', as the runtime never sets
+     * LC_NUMERIC; an overflow to infinity is jansson's error to give. */
+    double v = strtod(tmp, NULL);
+    if (!isfinite(v)) return 0;
+    lua_pushnumber(d->L, (lua_Number)v);
+  }
+  d->p = s;
+  return 1;
+}
+
+static int tdec_value(tdec_t *d, int depth);
+
+/* Members are pushed first and the table is sized once at '}'. */
+static int tdec_object(tdec_t *d, int depth) {
+  lua_State *L = d->L;
+  int base = lua_gettop(L);
+  int n = 0;
+  tdec_ws(d);
+  if (d->p < d->end && *d->p == '}') {
+    d->p++;
+    lua_createtable(L, 0, 0);
+    return 1;
+  }
+  for (;;) {
+    if (!lua_checkstack(L, 4)) return 0;
+    if (d->p >= d->end || *d->p != '"') return 0;
+    d->p++;
+    if (!tdec_string(d, 1)) return 0;
+    tdec_ws(d);
+    if (d->p >= d->end || *d->p != ':') return 0;
+    d->p++;
+    tdec_ws(d);
+    if (!tdec_value(d, depth + 1)) return 0;
+    n++;
+    tdec_ws(d);
+    if (d->p < d->end && *d->p == ',') {
+      d->p++;
+      tdec_ws(d);
+      continue;
+    }
+    if (d->p < d->end && *d->p == '}') {
+      d->p++;
+      break;
+    }
+    return 0;
+  }
+  lua_createtable(L, 0, n);
+  /* In text order, so a repeated key keeps its last value as jansson. */
+  for (int i = 0; i < n; i++) {
+    lua_pushvalue(L, base + 2 * i + 1);
+    lua_pushvalue(L, base + 2 * i + 2);
+    lua_rawset(L, -3);
+  }
+  lua_replace(L, base + 1);
+  lua_settop(L, base + 1);
+  return 1;
+}
+
+static int tdec_array(tdec_t *d, int depth) {
+  lua_State *L = d->L;
+  int base = lua_gettop(L);
+  int n = 0;
+  tdec_ws(d);
+  if (d->p < d->end && *d->p == ']') {
+    d->p++;
+  } else {
+    for (;;) {
+      if (!lua_checkstack(L, 4)) return 0;
+      if (!tdec_value(d, depth + 1)) return 0;
+      n++;
+      tdec_ws(d);
+      if (d->p < d->end && *d->p == ',') {
+        d->p++;
+        tdec_ws(d);
+        continue;
+      }
+      if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        break;
+      }
+      return 0;
+    }
+  }
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushvalue(L, base + i + 1);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  ml_lua_push_array_mt(L);
+  lua_setmetatable(L, -2);
+  if (n > 0) {
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+  }
+  return 1;
+}
+
+static int tdec_word(tdec_t *d, const char *w, size_t n) {
+  if ((size_t)(d->end - d->p) < n || memcmp(d->p, w, n) != 0) return 0;
+  d->p += n;
+  return 1;
+}
+
+static int tdec_value(tdec_t *d, int depth) {
+  if (depth > DEC_MAX_DEPTH || d->p >= d->end) return 0;
+  switch (*d->p) {
+  case '{': d->p++; return tdec_object(d, depth);
+  case '[': d->p++; return tdec_array(d, depth);
+  case '"': d->p++; return tdec_string(d, 0);
+  case 't':
+    if (!tdec_word(d, "true", 4)) return 0;
+    lua_pushboolean(d->L, 1);
+    return 1;
+  case 'f':
+    if (!tdec_word(d, "false", 5)) return 0;
+    lua_pushboolean(d->L, 0);
+    return 1;
+  case 'n':
+    if (!tdec_word(d, "null", 4)) return 0;
+    ml_lua_push_null(d->L);
+    return 1;
+  default: return tdec_number(d);
+  }
+}
+
+int ml_lua_push_json_text(lua_State *L, const char *text, size_t len) {
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 8)) return 0;
+  tdec_t d = {L, text, text + len};
+  tdec_ws(&d);
+  if (tdec_value(&d, 0)) {
+    tdec_ws(&d);
+    if (d.p == d.end) return 1;
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
+/* }====== */
+
+/* {====== Lua -> JSON text without a jansson tree
+ *
+ * The same output as encoding through jansson with JSON_COMPACT (and
+ * JSON_SORT_KEYS when asked): Go's json.Marshal layout. Values that need
+ * jansson's own formatting or messages (reals, numeric keys, bad UTF-8,
+ * functions, cycles) are declined and the caller encodes through jansson. */
+
+typedef struct {
+  const char *k;
+  size_t len;
+  int slot; /* stack index of the value */
+} tenc_key_t;
+
+typedef struct {
+  lua_State *L;
+  ml_json_buf_t *b;
+  int sort;
+} tenc_t;
+
+static int tenc_reserve(ml_json_buf_t *b, size_t n) {
+  if (b->len + n <= b->cap) return 1;
+  size_t cap = b->cap ? b->cap * 2 : 1024;
+  while (cap < b->len + n) cap *= 2;
+  char *p = realloc(b->buf, cap);
+  if (!p) return 0;
+  b->buf = p;
+  b->cap = cap;
+  return 1;
+}
+
+static int tenc_put(ml_json_buf_t *b, const char *s, size_t n) {
+  if (!tenc_reserve(b, n)) return 0;
+  memcpy(b->buf + b->len, s, n);
+  b->len += n;
+  return 1;
+}
+
+/* jansson's dump_string without JSON_ENSURE_ASCII / JSON_ESCAPE_SLASH. */
+static int tenc_string(ml_json_buf_t *b, const char *s, size_t n) {
+  /* Worst case: every byte a 6-byte \u00XX escape, plus the quotes. */
+  if (!tenc_reserve(b, n * 6 + 2)) return 0;
+  char *o = b->buf + b->len;
+  *o++ = '"';
+  const char *end = s + n;
+  while (s < end) {
+    unsigned char c = (unsigned char)*s;
+    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+      *o++ = (char)c;
+      s++;
+      continue;
+    }
+    if (c >= 0x80) {
+      size_t k = utf8_seq((const unsigned char *)s, (size_t)(end - s));
+      if (k == 0) return 0; /* jansson's path substitutes U+FFFD */
+      memcpy(o, s, k);
+      o += k;
+      s += k;
+      continue;
+    }
+    *o++ = '\\';
+    switch (c) {
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
+    default: {
+      static const char hex[] = "0123456789ABCDEF";
+      *o++ = 'u';
+      *o++ = '0';
+      *o++ = '0';
+      *o++ = hex[c >> 4];
+      *o++ = hex[c & 15];
+    }
+    }
+    s++;
+  }
+  *o++ = '"';
+  b->len = (size_t)(o - b->buf);
+  return 1;
+}
+
+static int tenc_value(tenc_t *e, int idx, int depth);
+
+static int tenc_array(tenc_t *e, int idx, lua_Unsigned n, int depth) {
+  if (!tenc_put(e->b, "[", 1)) return 0;
+  for (lua_Unsigned i = 1; i <= n; i++) {
+    if (i > 1 && !tenc_put(e->b, ",", 1)) return 0;
+    lua_rawgeti(e->L, idx, (lua_Integer)i);
+    int ok = tenc_value(e, lua_gettop(e->L), depth + 1);
+    lua_pop(e->L, 1);
+    if (!ok) return 0;
+  }
+  return tenc_put(e->b, "]", 1);
+}
+
+static int tenc_key_cmp(const void *a, const void *b) {
+  const tenc_key_t *x = a, *y = b;
+  size_t n = x->len < y->len ? x->len : y->len;
+  int r = memcmp(x->k, y->k, n);
+  if (r) return r;
+  return x->len < y->len ? -1 : x->len > y->len;
+}
+
+/* Keys and values are left on the Lua stack while the object is written,
+ * so sorting needs only an array of (key, stack slot). */
+static int tenc_object(tenc_t *e, int idx, int depth) {
+  lua_State *L = e->L;
+  int base = lua_gettop(L);
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* stack: ... key value */
+    if (lua_type(L, -2) != LUA_TSTRING || !lua_checkstack(L, 4)) {
+      lua_settop(L, base);
+      return 0;
+    }
+    size_t klen;
+    const char *k = lua_tolstring(L, -2, &klen);
+    if (memchr(k, '\0', klen) || !utf8_valid(k, klen)) {
+      lua_settop(L, base);
+      return 0;
+    }
+    n++;
+    lua_pushvalue(L, -2); /* the key again, for lua_next */
+  }
+  /* stack: base + k1 v1 k2 v2 ... */
+  tenc_key_t stackbuf[32];
+  tenc_key_t *keys = n <= 32 ? stackbuf : malloc(n * sizeof *keys);
+  int ok = keys != NULL;
+  for (size_t i = 0; ok && i < n; i++) {
+    int slot = base + 2 * (int)i + 1;
+    keys[i].k = lua_tolstring(L, slot, &keys[i].len);
+    keys[i].slot = slot + 1;
+  }
+  if (ok && e->sort && n > 1) qsort(keys, n, sizeof *keys, tenc_key_cmp);
+  ok = ok && tenc_put(e->b, "{", 1);
+  for (size_t i = 0; ok && i < n; i++) {
+    ok = (i == 0 || tenc_put(e->b, ",", 1)) &&
+         tenc_string(e->b, keys[i].k, keys[i].len) && tenc_put(e->b, ":", 1) &&
+         tenc_value(e, keys[i].slot, depth + 1);
+  }
+  ok = ok && tenc_put(e->b, "}", 1);
+  if (keys != stackbuf) free(keys);
+  lua_settop(L, base);
+  return ok;
+}
+
+static int tenc_value(tenc_t *e, int idx, int depth) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: return tenc_put(e->b, "null", 4);
+  case LUA_TBOOLEAN:
+    return lua_toboolean(L, idx) ? tenc_put(e->b, "true", 4)
+                                 : tenc_put(e->b, "false", 5);
+  case LUA_TNUMBER: {
+    if (!lua_isinteger(L, idx)) return 0; /* jansson formats reals */
+    char num[32];
+    int n = snprintf(num, sizeof num, LUA_INTEGER_FMT,
+                     (LUAI_UACINT)lua_tointeger(L, idx));
+    return tenc_put(e->b, num, (size_t)n);
+  }
+  case LUA_TSTRING: {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    return tenc_string(e->b, s, n);
+  }
+  case LUA_TLIGHTUSERDATA:
+    if (lua_touserdata(L, idx) != &null_sentinel) return 0;
+    return tenc_put(e->b, "null", 4);
+  case LUA_TTABLE: {
+    if (depth >= DEC_MAX_DEPTH || !lua_checkstack(L, 6)) return 0;
+    int mark = table_mark(L, idx);
+    lua_Unsigned n = 0;
+    if (mark == MARK_ARRAY)
+      return tenc_array(e, idx, lua_rawlen(L, idx), depth);
+    if (mark == MARK_NONE && plain_is_list(L, idx, &n))
+      return tenc_array(e, idx, n, depth);
+    return tenc_object(e, idx, depth);
+  }
+  default: return 0;
+  }
+}
+
+int ml_lua_encode_json_text(lua_State *L, int idx, int sort_keys,
+                            ml_json_buf_t *b) {
+  int top = lua_gettop(L);
+  tenc_t e = {L, b, sort_keys};
+  b->len = 0;
+  int ok = tenc_value(&e, lua_absindex(L, idx), 0);
+  lua_settop(L, top);
+  return ok;
+}
+
+/* }====== */

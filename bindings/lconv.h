@@ -64,4 +64,33 @@ int ml_lua_is_array(lua_State *L, int idx);
  */
 void ml_lua_copy(lua_State *L, int idx);
 
+/**
+ * Pushes the value of the JSON text straight into Lua (no jansson tree),
+ * with the conventions above. It declines what it cannot vouch to read as
+ * jansson would (syntax errors, nesting deeper than 512, integers over 18
+ * digits, NUL in a key, bad UTF-8): the caller then parses with jansson,
+ * which gives the value or its error message.
+ * @return 1 with the value pushed, or 0 with the stack unchanged. Raises
+ *         only on memory errors.
+ */
+int ml_lua_push_json_text(lua_State *L, const char *text, size_t len);
+
+/** A growable output buffer (caller frees buf). */
+typedef struct {
+  char *buf;
+  size_t cap, len;
+} ml_json_buf_t;
+
+/**
+ * Encodes the value at `idx` as compact JSON into b (b->len is reset),
+ * exactly as jansson's JSON_COMPACT (| JSON_SORT_KEYS when sort_keys) dump
+ * of ml_lua_to_json's document would read. Declines values whose text or
+ * error jansson must make: reals, non-string keys, invalid UTF-8,
+ * functions and other non-JSON values, nesting deeper than 512.
+ * @return 1 when b holds the text, 0 to decline (or out of memory). Never
+ *         raises; the Lua stack is left as it was.
+ */
+int ml_lua_encode_json_text(lua_State *L, int idx, int sort_keys,
+                            ml_json_buf_t *b);
+
 #endif

@@ -1,7 +1,9 @@
-/* moonlet.core.json: JSON text <-> Lua values through jansson, with the
- * conventions of lconv.h (null sentinel, array/object marks). On every API
- * request, so encoding reuses one output buffer per Lua state and decoding
- * pushes straight from the parsed document. */
+/* moonlet.core.json: JSON text <-> Lua values with the conventions of
+ * lconv.h (null sentinel, array/object marks). On every API request and
+ * every in-process write, so compact encoding and decoding go straight
+ * between text and Lua (lconv.c) and jansson is the path for what those
+ * decline (indentation, reals, errors); encoding reuses one output buffer
+ * per Lua state. */
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,23 +12,22 @@
 
 #define SCRATCH_MT "moonlet.json.scratch"
 
-/* Output buffer reused by encode(): json_dumpb writes into it, so a call
- * allocates only jansson's tree and the result string. */
-typedef struct {
-  char *buf;
-  size_t cap;
-} scratch_t;
+/* Output buffer reused by encode(): the direct encoder and json_dumpb
+ * write into it, so a call allocates only the result string. */
+typedef ml_json_buf_t scratch_t;
 
 static int scratch_gc(lua_State *L) {
   scratch_t *s = luaL_checkudata(L, 1, SCRATCH_MT);
   free(s->buf);
   s->buf = NULL;
   s->cap = 0;
+  s->len = 0;
   return 0;
 }
 
-/* Reads encode's options; raises on misuse before anything is allocated. */
-static size_t encode_flags(lua_State *L, int idx) {
+/* Reads encode's options; raises on misuse before anything is allocated.
+ * *compact_sort: -1 when indented, else whether keys are sorted. */
+static size_t encode_flags(lua_State *L, int idx, int *compact_sort) {
   lua_Integer indent = 0;
   int sort = 1;
   if (!lua_isnoneornil(L, idx)) {
@@ -47,14 +48,13 @@ static size_t encode_flags(lua_State *L, int idx) {
   size_t flags = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
   flags |= indent > 0 ? JSON_INDENT(indent) : JSON_COMPACT;
   if (sort) flags |= JSON_SORT_KEYS;
+  *compact_sort = indent > 0 ? -1 : sort;
   return flags;
 }
 
-/* Lua: text = json.encode(value [, {indent=N, sort_keys=true}])
- *      -> text | nil, err */
-static int ljson_encode(lua_State *L) {
-  luaL_checkany(L, 1);
-  size_t flags = encode_flags(L, 2);
+/* Encodes through a jansson document: indented output, and values the
+ * direct encoder declines (its messages and formatting are jansson's). */
+static int encode_jansson(lua_State *L, size_t flags) {
   scratch_t *s = lua_touserdata(L, lua_upvalueindex(1));
   char err[256];
   json_t *j = ml_lua_to_json(L, 1, err, sizeof err);
@@ -87,10 +87,29 @@ static int ljson_encode(lua_State *L) {
   return 1;
 }
 
-/* Lua: value = json.decode(text) -> value | nil, "line L, column C: msg" */
-static int ljson_decode(lua_State *L) {
-  size_t len;
-  const char *text = luaL_checklstring(L, 1, &len);
+/* Lua: text = json.encode(value [, {indent=N, sort_keys=true}])
+ *      -> text | nil, err */
+static int ljson_encode(lua_State *L) {
+  luaL_checkany(L, 1);
+  int compact_sort;
+  size_t flags = encode_flags(L, 2, &compact_sort);
+  scratch_t *s = lua_touserdata(L, lua_upvalueindex(1));
+  if (compact_sort >= 0 && ml_lua_encode_json_text(L, 1, compact_sort, s)) {
+    lua_pushlstring(L, s->buf, s->len);
+    return 1;
+  }
+  return encode_jansson(L, flags);
+}
+
+/* Lua: text = json._encode_jansson(value [, opts]): the jansson path alone,
+ * for the specs that compare both encoders. */
+static int ljson_encode_jansson(lua_State *L) {
+  luaL_checkany(L, 1);
+  int compact_sort;
+  return encode_jansson(L, encode_flags(L, 2, &compact_sort));
+}
+
+static int decode_jansson(lua_State *L, const char *text, size_t len) {
   json_error_t e;
   json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
   if (!j) {
@@ -99,6 +118,31 @@ static int ljson_decode(lua_State *L) {
     return 2;
   }
   ml_lua_push_json_steal(L, j);
+  return 1;
+}
+
+/* Lua: value = json.decode(text) -> value | nil, "line L, column C: msg" */
+static int ljson_decode(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  if (ml_lua_push_json_text(L, text, len)) return 1;
+  return decode_jansson(L, text, len);
+}
+
+/* Lua: json._decode_jansson(text): the jansson path alone (specs). */
+static int ljson_decode_jansson(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  return decode_jansson(L, text, len);
+}
+
+/* Lua: json._decode_direct(text) -> value | nil: the direct path alone,
+ * nil where it declines (specs). */
+static int ljson_decode_direct(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  if (ml_lua_push_json_text(L, text, len)) return 1;
+  lua_pushnil(L);
   return 1;
 }
 
@@ -144,7 +188,10 @@ static const luaL_Reg json_funcs[] = {
     {"encode", ljson_encode},     {"decode", ljson_decode},
     {"array", ljson_array},       {"object", ljson_object},
     {"is_array", ljson_is_array}, {"is_null", ljson_is_null},
-    {"copy", ljson_copy},         {NULL, NULL}};
+    {"copy", ljson_copy},         {"_encode_jansson", ljson_encode_jansson},
+    {"_decode_jansson", ljson_decode_jansson},
+    {"_decode_direct", ljson_decode_direct},
+    {NULL, NULL}};
 
 int luaopen_moonlet_core_json(lua_State *L) {
   luaL_newlibtable(L, json_funcs);
@@ -152,6 +199,7 @@ int luaopen_moonlet_core_json(lua_State *L) {
   scratch_t *s = lua_newuserdatauv(L, sizeof *s, 0);
   s->buf = NULL;
   s->cap = 0;
+  s->len = 0;
   if (luaL_newmetatable(L, SCRATCH_MT)) {
     lua_pushcfunction(L, scratch_gc);
     lua_setfield(L, -2, "__gc");

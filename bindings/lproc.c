@@ -133,6 +133,7 @@ static int lproc_spawn(lua_State *L) {
   o.cwd = opt_string(L, 2, "cwd");
   o.stdout_log = opt_string(L, 2, "stdout_log");
   o.stderr_log = opt_string(L, 2, "stderr_log");
+  o.stdout_log_from = opt_string(L, 2, "stdout_log_from");
   o.state_dir = opt_string(L, 2, "state_dir");
   o.log_max_bytes = (uint64_t)opt_int(L, 2, "log_max_bytes", 0);
   o.log_max_files = (int)opt_int(L, 2, "log_max_files", 0);

@@ -264,7 +264,7 @@ static int lstore_close(lua_State *L) {
 }
 
 /* Lua: obj | nil, msg, code = s:create(resource, namespace, obj,
- *      {generation=, json=}) */
+ *      {generation=, json=, keep_uid=}) */
 static int lstore_create(lua_State *L) {
   store_rec_t *rec = check_store(L);
   const char *res = luaL_checkstring(L, 2);
@@ -272,11 +272,13 @@ static int lstore_create(lua_State *L) {
   luaL_checkany(L, 4);
   check_opts(L, 5);
   unsigned flags = opt_field_bool(L, 5, "generation") ? ML_STORE_GENERATION : 0;
+  if (opt_field_bool(L, 5, "keep_uid")) flags |= ML_STORE_KEEP_UID;
   char err[256];
   json_t *obj = arg_object(L, 4, err, sizeof err);
   if (!obj) return ml_lua_fail_msg(L, ML_EINVALID, err);
   ml_store_result_t r;
-  int rc = ml_store_create(rec->s, res, ns, obj, flags, &r);
+  /* The converted document is ours alone: the store takes it. */
+  int rc = ml_store_create(rec->s, res, ns, obj, flags | ML_STORE_TAKE, &r);
   json_decref(obj);
   if (rc < 0) return fail_store(L, rec, rc);
   return push_result(L, &r, 5, false);
@@ -302,7 +304,7 @@ static int lstore_update(lua_State *L) {
   json_t *obj = arg_object(L, 3, err, sizeof err);
   if (!obj) return ml_lua_fail_msg(L, ML_EINVALID, err);
   ml_store_result_t r;
-  int rc = ml_store_update(rec->s, res, obj, flags, &r);
+  int rc = ml_store_update(rec->s, res, obj, flags | ML_STORE_TAKE, &r);
   json_decref(obj);
   if (rc < 0) return fail_store(L, rec, rc);
   return push_result(L, &r, 4, true);
@@ -326,12 +328,30 @@ static int lstore_delete(lua_State *L) {
   return push_result(L, &r, 5, true);
 }
 
+/* Pushes a stored text as a Lua value, straight from the text (no
+ * jansson tree); 0 results when the direct reader declines it. */
+static int push_text_value(lua_State *L) {
+  ml_store_text_t *t = lua_touserdata(L, 1);
+  return ml_lua_push_json_text(L, t->data, t->len) ? 1 : 0;
+}
+
 /* Lua: obj | nil = s:get(resource, namespace, name) */
 static int lstore_get(lua_State *L) {
   store_rec_t *rec = check_store(L);
   const char *res = luaL_checkstring(L, 2);
   const char *ns = luaL_optstring(L, 3, "");
   const char *name = luaL_checkstring(L, 4);
+  ml_store_text_t *t;
+  if (ml_store_get(rec->s, res, ns, name, NULL, &t) < 0) return 0;
+  /* In a protected call so the text is released on memory errors. */
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, push_text_value);
+  lua_pushlightuserdata(L, t);
+  int status = lua_pcall(L, 1, LUA_MULTRET, 0);
+  ml_store_text_unref(t);
+  if (status != LUA_OK) return lua_error(L);
+  if (lua_gettop(L) > top) return 1;
+  /* Declined (nesting deeper than the direct reader goes): jansson. */
   json_t *obj;
   if (ml_store_get(rec->s, res, ns, name, &obj, NULL) < 0) return 0;
   ml_lua_push_json_steal(L, obj);
@@ -444,6 +464,15 @@ static int lstore_list_json(lua_State *L) {
   free(j.cont);
   if (status != LUA_OK) return lua_error(L);
   return 3;
+}
+
+/* Lua: s:new_uid() -> a new uid string (for s:create{keep_uid=true}) */
+static int lstore_new_uid(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  char uid[37];
+  ml_store_new_uid(rec->s, uid);
+  lua_pushstring(L, uid);
+  return 1;
 }
 
 /* Lua: s:resource_version() -> integer */
@@ -592,6 +621,7 @@ static const luaL_Reg store_meth[] = {
     {"list_json", lstore_list_json},
     {"watch", lstore_watch},
     {"resource_version", lstore_resource_version},
+    {"new_uid", lstore_new_uid},
     {"commit", lstore_commit},
     {"set_time", lstore_set_time},
     {"close", lstore_close},

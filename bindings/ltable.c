@@ -1,8 +1,10 @@
-/* moonlet.core.table: the rows of a meta.k8s.io/v1 Table built straight from
- * the store's JSON texts. Each object is decoded from its text into Lua (no
- * jansson tree in between) only to run the kind's column functions; the
- * cells are encoded here and the row's object is a slice of the stored text,
- * so a 10,000-row list never builds or encodes one big Lua table. */
+/* moonlet.core.table: the meta.k8s.io/v1 views of stored objects, built
+ * straight from the store's JSON texts. Table rows: each object is decoded
+ * from its text into Lua (no jansson tree in between) only to run the kind's
+ * column functions; the cells are encoded here and the row's object is a
+ * slice of the stored text, so a 10,000-row list never builds or encodes one
+ * big Lua table. PartialObjectMetadata: the `metadata` member sliced out of
+ * the text, never decoded. */
 #include <lauxlib.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -10,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
+#include "json_scan.h"
 #include "lconv.h"
 
 #define BUF_MT "moonlet.TableBuf"
@@ -538,8 +542,97 @@ static int ltable_decode(lua_State *L) {
   return 2;
 }
 
+/* {====== PartialObjectMetadata */
+
+#define PARTIAL_HEAD "{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\""
+
+/* Adds the PartialObjectMetadata of the object text s[0..n) to sb.
+ * @return NULL or what is wrong with the text */
+static const char *add_partial(luaL_Buffer *sb, const char *s, size_t n) {
+  size_t off = 0, len = 0;
+  int rc = ml_json_member(s, n, "metadata", &off, &len);
+  if (rc != 0 && rc != ML_ENOTFOUND) return "not a JSON object";
+  luaL_addstring(sb, PARTIAL_HEAD);
+  if (rc == 0) {
+    luaL_addstring(sb, ",\"metadata\":");
+    luaL_addlstring(sb, s + off, len);
+  }
+  luaL_addchar(sb, '}');
+  return NULL;
+}
+
+/* Lua: text = table.partial(object_text) -> text | nil, err
+ * The object as a meta.k8s.io/v1 PartialObjectMetadata. */
+static int ltable_partial(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  luaL_Buffer sb;
+  luaL_buffinitsize(L, &sb, n < 256 ? n + 64 : n / 2);
+  const char *err = add_partial(&sb, s, n);
+  if (err) {
+    luaL_pushresult(&sb);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  luaL_pushresult(&sb);
+  return 1;
+}
+
+/* Lua: text = table.partial_items(items_text) -> text | nil, err
+ * A JSON array of objects (the store's list text) as the array of their
+ * PartialObjectMetadata. */
+static int ltable_partial_items(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  const char *p = s, *end = s + n, *err = NULL;
+  luaL_Buffer sb;
+  luaL_buffinitsize(L, &sb, n / 2 + 16);
+  while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++;
+  if (p >= end || *p++ != '[') {
+    err = "expected '['";
+    goto done;
+  }
+  luaL_addchar(&sb, '[');
+  for (size_t i = 0;; i++) {
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++;
+    if (i == 0 && p < end && *p == ']') break;
+    const char *e = ml_json_skip(p, end);
+    if (!e) {
+      err = "malformed item";
+      goto done;
+    }
+    if (i) luaL_addchar(&sb, ',');
+    if ((err = add_partial(&sb, p, (size_t)(e - p))) != NULL) goto done;
+    p = e;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')) p++;
+    if (p < end && *p == ',') {
+      p++;
+      continue;
+    }
+    if (p < end && *p == ']') break;
+    err = "expected ',' or ']'";
+    goto done;
+  }
+  luaL_addchar(&sb, ']');
+done:
+  luaL_pushresult(&sb);
+  if (err) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "offset %d: %s", (int)(p - s), err);
+    return 2;
+  }
+  return 1;
+}
+
+/* }====== */
+
 static const luaL_Reg table_funcs[] = {
-    {"rows", ltable_rows}, {"decode", ltable_decode}, {NULL, NULL}};
+    {"rows", ltable_rows},
+    {"decode", ltable_decode},
+    {"partial", ltable_partial},
+    {"partial_items", ltable_partial_items},
+    {NULL, NULL}};
 
 static const luaL_Reg buf_metameth[] = {{"__gc", buf_gc},
                                         {"__close", buf_gc},

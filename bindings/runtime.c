@@ -84,14 +84,33 @@ int ml_lua_fail(lua_State *L, int err) {
 
 static uint64_t delivered; /* events delivered to Lua, for activity() */
 
+/* Lua time one turn may take before the rest of the queue waits for the
+ * next turn. A scale-up queues thousands of events (watch events, each
+ * starting a pod): delivered in one go they made one turn last seconds,
+ * with no socket read and no response sent until it ended (a GET took
+ * 12-18 s during a 1,000-pod scale-up). Requests from API clients are
+ * posted first (ml_loop_post_first), so a client waits about one turn, not
+ * for the backlog (under 1 s in the same run, at load 7-10). 10 ms made the
+ * scale-up itself up to 2x slower: work that reacts to the backlog's
+ * events (informers, slow-start batches) then waits behind it turn after
+ * turn. */
+#define DRAIN_BUDGET_NS (50 * 1000 * 1000)
+
 static void drain(ml_loop_t *loop, void *ud) {
   ml_runtime_t *rt = ud;
   lua_State *L = rt->L;
-  /* Deliver what is queued now; events posted meanwhile wait one turn so
-   * the store commit and response flush are never starved. */
+  /* Deliver what is queued now, for at most the budget; events posted
+   * meanwhile wait one turn so the store commit and response flush are
+   * never starved. */
   size_t budget = loop->queued;
+  uint64_t deadline = uv_hrtime() + DRAIN_BUDGET_NS;
+  bool own_work = false; /* an ordinary (not posted-first) event went */
   ml_event_t *ev;
-  while (budget-- > 0 && (ev = ml_loop_pop(loop)) != NULL) {
+  while (budget-- > 0) {
+    /* Requests never stop the server's own work: each turn delivers at
+     * least one ordinary event when one is queued. */
+    if (!ml_loop_next_is_first(loop)) own_work = true;
+    if ((ev = ml_loop_pop(loop)) == NULL) break;
     if (rt->dispatch_ref == LUA_NOREF || !pushers[ev->type]) {
       ml_event_free(ev);
       continue;
@@ -102,6 +121,7 @@ static void drain(ml_loop_t *loop, void *ud) {
     ml_event_free(ev);
     delivered++;
     ml_lua_pcall(L, 1 + n, 0, "dispatch");
+    if (uv_hrtime() > deadline && (own_work || loop->urgent == loop->queued)) break;
   }
 }
 

@@ -270,7 +270,8 @@ static void post_closed(conn_t *c) {
   ev->ev.type = ML_EV_HTTPD_CLOSED;
   ev->ev.id = c->lst->ev_id;
   ev->req_id = c->req_id;
-  ml_loop_post(c->srv->loop, &ev->ev);
+  /* In order with the requests, which go first. */
+  ml_loop_post_first(c->srv->loop, &ev->ev);
 }
 
 /* Copies `s` into the event's string area and NUL-terminates it. */
@@ -333,7 +334,8 @@ static void deliver(conn_t *c, const ml_http_request_t *r) {
   c->keep_alive = r->keep_alive;
   if (!r->keep_alive) c->close_after = true;
   srv->stats.requests++;
-  ml_loop_post(srv->loop, &ev->ev);
+  /* A client is waiting: ahead of the server's own queued work. */
+  ml_loop_post_first(srv->loop, &ev->ev);
 }
 
 /* }====== */

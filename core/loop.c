@@ -21,17 +21,38 @@ void ml_loop_close(ml_loop_t *loop) {
 
 uint64_t ml_loop_next_id(ml_loop_t *loop) { return loop->next_id++; }
 
+/* A timer callback runs before libuv computes its poll timeout; without
+ * stopping uv_run the event would wait behind the next poll (as in Neovim's
+ * loop_on_put). Only inside uv_run: a stop requested outside it makes the
+ * next uv_run return before it polls or runs timers, and the Lua side posts
+ * events on every busy turn, so sockets, timers and exits went unserved
+ * for as long as the server stayed busy (seconds in a scale-up). Outside
+ * uv_run, ml_loop_run sees the queue and polls without blocking. */
+static void wake_for(ml_loop_t *loop) {
+  if (loop->in_uv_run) uv_stop(loop->uv);
+}
+
 void ml_loop_post(ml_loop_t *loop, ml_event_t *ev) {
   ev->next = NULL;
   if (loop->tail) loop->tail->next = ev;
   else loop->head = ev;
   loop->tail = ev;
   loop->queued++;
-  /* A timer callback runs before libuv computes its poll timeout; without
-   * this the event would wait behind the next poll (as in Neovim's
-   * loop_on_put). Outside uv_run it only makes the next turn non-blocking. */
-  uv_stop(loop->uv);
+  wake_for(loop);
 }
+
+void ml_loop_post_first(ml_loop_t *loop, ml_event_t *ev) {
+  ml_event_t **link = loop->urgent_tail ? &loop->urgent_tail->next : &loop->head;
+  ev->next = *link;
+  *link = ev;
+  if (!ev->next) loop->tail = ev;
+  loop->urgent_tail = ev;
+  loop->urgent++;
+  loop->queued++;
+  wake_for(loop);
+}
+
+bool ml_loop_next_is_first(const ml_loop_t *loop) { return loop->urgent > 0; }
 
 ml_event_t *ml_loop_pop(ml_loop_t *loop) {
   ml_event_t *ev = loop->head;
@@ -39,23 +60,29 @@ ml_event_t *ml_loop_pop(ml_loop_t *loop) {
   loop->head = ev->next;
   if (!loop->head) loop->tail = NULL;
   loop->queued--;
+  if (loop->urgent > 0 && --loop->urgent == 0) loop->urgent_tail = NULL;
   ev->next = NULL;
   return ev;
 }
 
 size_t ml_loop_cancel(ml_loop_t *loop, uint64_t id) {
-  size_t dropped = 0;
+  size_t dropped = 0, pos = 0;
   ml_event_t **link = &loop->head, *prev = NULL;
   while (*link) {
     ml_event_t *ev = *link;
     if (ev->id == id) {
       *link = ev->next;
       loop->queued--;
+      if (pos < loop->urgent) {
+        loop->urgent--;
+        if (ev == loop->urgent_tail) loop->urgent_tail = loop->urgent ? prev : NULL;
+      }
       dropped++;
       ml_event_free(ev);
     } else {
       prev = ev;
       link = &ev->next;
+      pos++;
     }
   }
   loop->tail = prev;
@@ -83,7 +110,9 @@ void ml_loop_run(ml_loop_t *loop, bool (*done)(void *ud), void *ud) {
   ml_loop_run_hooks(loop);
   while (!loop->stopping && !(done && done(ud))) {
     /* Block in poll only when nothing is queued for Lua. */
+    loop->in_uv_run = true;
     uv_run(loop->uv, loop->queued ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+    loop->in_uv_run = false;
     ml_loop_run_hooks(loop);
     /* Asked after the hooks: Lua may just have armed a new handle. */
     if (!uv_loop_alive(loop->uv) && !loop->queued) break;

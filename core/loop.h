@@ -3,7 +3,8 @@
  * return. After every libuv turn the loop runs its end-of-turn hooks in
  * registration order: the Lua runtime drains the queue, the store commits the
  * turn's writes in one transaction, the HTTP server flushes the responses that
- * were waiting for that commit.
+ * were waiting for that commit. The drain delivers at most a time budget of
+ * events per turn; API requests are queued ahead of the rest (post_first).
  *
  *   uv_run(ONCE) ─► callbacks post events ─► hooks: drain │ commit │ flush
  *        ▲                                                         │
@@ -50,6 +51,11 @@ struct ml_loop_s {
   uv_loop_t *uv;
   ml_event_t *head, *tail;
   size_t queued;
+  /* The first `urgent` events of the list were posted with
+   * ml_loop_post_first; urgent_tail is the last of them. */
+  ml_event_t *urgent_tail;
+  size_t urgent;
+  bool in_uv_run; /* inside ml_loop_run's uv_run call */
   bool stopping;
   uint64_t next_id;
   struct {
@@ -68,6 +74,14 @@ void ml_loop_close(ml_loop_t *loop);
 uint64_t ml_loop_next_id(ml_loop_t *loop);
 /** Queues `ev` (ownership passes to the loop). Safe from any loop callback. */
 void ml_loop_post(ml_loop_t *loop, ml_event_t *ev);
+/**
+ * Queues `ev` ahead of every event posted with ml_loop_post, behind those
+ * posted with this function before (the API's requests: a client waiting on
+ * a socket goes before the server's own backlog of work).
+ */
+void ml_loop_post_first(ml_loop_t *loop, ml_event_t *ev);
+/** @return true when the next event ml_loop_pop gives was posted first. */
+bool ml_loop_next_is_first(const ml_loop_t *loop);
 /**
  * Drops every queued, undelivered event for `id` (a handle closing: its
  * late events must not reach Lua). @return how many were dropped.

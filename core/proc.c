@@ -1,7 +1,8 @@
 /* Spawning, watching and stopping container processes (see proc.h).
  *
- *   spawn: vfork ─► child: setpgid, PDEATHSIG, cgroup, stdio, chdir, exec
- *            │        (a failure goes to a CLOEXEC pipe, then _exit 127)
+ *   spawn: clone as vfork ─► child: own copy of the low fds, setpgid,
+ *            │   PDEATHSIG, cgroup, stdio, chdir, exec
+ *            │   (a failure goes to a CLOEXEC pipe, then _exit 127)
  *            └─► parent: read the error pipe (EOF = exec done),
  *                pidfd_open, uv_poll on it (or uv_signal SIGCHLD), pipes
  *                read by libuv into the CRI log writer, a state record
@@ -17,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,11 +223,37 @@ static void slot_free(slots_t *f, int slot) {
   }
 }
 
+/* The start time /proc/PID/stat would show for a process forked while the
+ * boot-time clock read from `lo_ns` to `hi_ns`: the kernel stamps a new
+ * process with that clock and shows it in clock ticks, truncated. Both ends
+ * in the same tick give the value without reading /proc/PID/stat, which
+ * waits while the child is still inside execve (0.1-3 ms after a spawn).
+ * @return true when the value is certain */
+static bool starttime_between(int64_t lo_ns, int64_t hi_ns,
+                              unsigned long long *out) {
+  static long ns_per_tick;
+  if (!ns_per_tick) {
+    long hz = sysconf(_SC_CLK_TCK);
+    /* Other tick rates use a rounding formula of their own: ask /proc. */
+    ns_per_tick = hz > 0 && 1000000000L % hz == 0 ? 1000000000L / hz : -1;
+  }
+  if (ns_per_tick < 0 || lo_ns <= 0 || hi_ns < lo_ns) return false;
+  if (lo_ns / ns_per_tick != hi_ns / ns_per_tick) return false;
+  *out = (unsigned long long)(lo_ns / ns_per_tick);
+  return true;
+}
+
+static int64_t boot_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_BOOTTIME, &ts) < 0) return 0;
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 /* Records the group of `pid` in `dir`: a slot of the server's file, else
- * (a record longer than a slot) a file of its own in p->record. */
-static void write_record(ml_proc_t *p, const char *dir) {
-  unsigned long long st = 0;
-  if (ml__proc_starttime(p->pid, &st) < 0) return; /* already gone */
+ * (a record longer than a slot) a file of its own in p->record. `st` is the
+ * leader's start time when known, else 0. */
+static void write_record(ml_proc_t *p, const char *dir, unsigned long long st) {
+  if (!st && ml__proc_starttime(p->pid, &st) < 0) return; /* already gone */
   char line[PATH_MAX + 96];
   int n = snprintf(line, sizeof line, "%d %llu %d %llu %s", (int)p->pid, st,
                    (int)getpid(), self_start(), p->cgroup ? p->cgroup : "-");
@@ -377,6 +405,10 @@ typedef struct {
   bool restore_nofile;
   bool sigs_known;     /* sigs holds the signals not at their default */
   uint64_t sigs;       /* bit n-1: signal n is caught or ignored */
+  int64_t *born_ns;    /* a vfork child stores the boot-time clock here */
+  int keep_below;      /* > 0: the descriptor table is the parent's (shared
+                          by clone): the child keeps a copy of the ones
+                          below this number, where every fd above is */
 } child_args_t;
 
 static struct rlimit orig_nofile;
@@ -405,6 +437,24 @@ static int dup_to(int fd, int target) {
 __attribute__((noreturn, noinline)) static void
 child_exec(const child_args_t *a) {
   child_err_t ce = {0, 0};
+  /* Read after the kernel stamped our start: it bounds that time (the
+   * parent's memory: seen by the parent after vfork, lost after fork). */
+  *a->born_ns = boot_ns();
+#ifdef SYS_close_range
+  if (a->keep_below > 0) {
+    /* Still the parent's descriptor table: take a copy of the few below
+     * keep_below (the server's first descriptors and the ones lent for
+     * this child) rather than of the thousands a node with many pods holds,
+     * which the exec would then close one by one (close_range with
+     * CLOSE_RANGE_UNSHARE copies only what lies outside the range). */
+    if (syscall(SYS_close_range, (unsigned)a->keep_below, ~0U,
+                2U /* CLOSE_RANGE_UNSHARE */) < 0 &&
+        unshare(CLONE_FILES) < 0) {
+      ce.stage = STAGE_STDIO;
+      goto fail;
+    }
+  }
+#endif
   /* A process group of its own, not a session: with autogroup scheduling
    * (the default on desktop and many server kernels) setsid() also makes a
    * new CFS task group per container. Creating and tearing one down, and
@@ -468,36 +518,139 @@ fail:
 #if defined(__SANITIZE_ADDRESS__)
 #define CHILD_BORROWS_MEMORY 0
 #else
-#define CHILD_BORROWS_MEMORY 1 /* vfork: we resume at its exec or exit */
+#define CHILD_BORROWS_MEMORY 1 /* as vfork: we resume at its exec or exit */
 #endif
 
-/* The signals whose disposition is not the default (caught or ignored),
- * from /proc/self/status: one read here instead of a sigaction() per signal
- * in the child, which the parent waits for (64 system calls, ~80 us on a
- * virtual machine). @return false when unknown: the child asks for each. */
+static int fd_above_stdio(int fd);
+
+/* The signals whose disposition is not the default (caught or ignored):
+ * one read here instead of a sigaction() per signal in the child, which the
+ * parent waits for (64 system calls, ~80 us on a virtual machine). Read
+ * afresh at every spawn (a handler may come or go at any time), from
+ * /proc/self/stat through a descriptor kept open: its fields 33 and 34
+ * (sigignore, sigcatch) hold signals 1-64 where a long has 64 bits, and a
+ * pread of it took 3-4 us here against 9-13 us to open, read and close
+ * /proc/self/status.
+ * @return false when unknown: the child asks for each. */
 static bool nondefault_signals(uint64_t *out) {
-  char buf[4096];
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
+  static int fd = -1;
+  static pid_t fd_pid;
+  char buf[1024];
+  if (sizeof(unsigned long) < 8) return false;
+  if (fd >= 0 && fd_pid != getpid()) { /* forked: "self" names the parent */
+    close(fd);
+    fd = -1;
+  }
+  if (fd < 0) {
+    fd = fd_above_stdio(open("/proc/self/stat", O_RDONLY | O_CLOEXEC));
+    if (fd < 0) return false;
+    fd_pid = getpid();
+  }
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
   if (n <= 0) return false;
   buf[n] = 0;
-  const char *ign = strstr(buf, "\nSigIgn:"), *cgt = strstr(buf, "\nSigCgt:");
-  if (!ign || !cgt) return false;
-  *out = strtoull(ign + 8, NULL, 16) | strtoull(cgt + 8, NULL, 16);
+  /* The command name may hold spaces and ')': fields follow the last ')',
+   * and the first of them is field 3. */
+  char *p = strrchr(buf, ')');
+  if (!p) return false;
+  for (int field = 2; field < 33; field++) { /* to the space before 33 */
+    p = strchr(p + 1, ' ');
+    if (!p) return false;
+  }
+  char *end;
+  unsigned long long ign = strtoull(p + 1, &end, 10);
+  if (end == p + 1 || *end != ' ') return false;
+  unsigned long long cgt = strtoull(end + 1, &p, 10);
+  if (p == end + 1) return false;
+  *out = (uint64_t)(ign | cgt);
   return true;
 }
 
+/* {====== descriptors lent to a child
+ * The child of clone(CLONE_FILES) copies only the descriptors below
+ * keep_below, so the ones it needs must lie there: a few numbers taken at
+ * the first spawn, while the table is still small, and held by /dev/null
+ * placeholders (close-on-exec) between spawns. A spawn moves its pipe ends
+ * into them (dup3) and puts the placeholders back once the child runs. */
+
+enum { LENT_OUT, LENT_ERR, LENT_REPORT, LENT_CGROUP, LENT_N };
+static int lent[LENT_N] = {-1, -1, -1, -1};
+static int lent_below; /* 0: none taken (the child copies the whole table) */
+
+static int devnull_fd(void);
+
+static void take_low_fds(void) {
+  static bool tried;
+  if (tried) return;
+  tried = true;
+  int below = devnull_fd() + 1;
+  for (int i = 0; i < LENT_N; i++) {
+    lent[i] = fcntl(devnull_fd(), F_DUPFD_CLOEXEC, 3);
+    if (lent[i] < 0) {
+      for (int j = 0; j < i; j++) {
+        close(lent[j]);
+        lent[j] = -1;
+      }
+      return;
+    }
+    if (lent[i] >= below) below = lent[i] + 1;
+  }
+  lent_below = below;
+}
+
+/* Moves *fd (if any) into lent[slot]: the child finds it there. */
+static int lend(int slot, int *fd) {
+  if (*fd < 0 || *fd == devnull_fd()) return 0;
+  if (dup3(*fd, lent[slot], O_CLOEXEC) < 0) return -errno;
+  *fd = lent[slot];
+  return 0;
+}
+
+/* Back to placeholders: drops the parent's extra reference to the lent
+ * pipe ends, so EOF comes when the child closes them. */
+static void unlend(void) {
+  for (int i = 0; i < LENT_N; i++)
+    if (lent[i] >= 0) dup3(devnull_fd(), lent[i], O_CLOEXEC);
+}
+
+/* Places the child's descriptors below lent_below. @return keep_below for
+ * the child (0: it will share nothing, as after fork) */
+static int lend_fds(child_args_t *a) {
+  if (!CHILD_BORROWS_MEMORY) return 0; /* fork copies the table anyway */
+  take_low_fds();
+  if (!lent_below) return 0;
+  child_args_t was = *a;
+  if (lend(LENT_OUT, &a->fd_out) < 0 || lend(LENT_ERR, &a->fd_err) < 0 ||
+      lend(LENT_REPORT, &a->fd_report) < 0 ||
+      lend(LENT_CGROUP, &a->fd_cgroup) < 0) {
+    unlend();
+    *a = was; /* the whole table, as before */
+    return 0;
+  }
+  return lent_below;
+}
+
+/* }====== */
+
+#if CHILD_BORROWS_MEMORY
+static int child_main(void *arg) { child_exec(arg); }
+#endif
+
 static pid_t start_child(const child_args_t *a) {
 #if CHILD_BORROWS_MEMORY
-  pid_t pid = vfork();
+  /* As vfork (we resume at the exec or exit), on a stack of the child's
+   * own; sharing the descriptor table too when its fds were lent. One
+   * child at a time: spawns run on the loop's thread and wait. */
+  static char stack[65536] __attribute__((aligned(64)));
+  int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+  if (a->keep_below > 0) flags |= CLONE_FILES;
+  return clone(child_main, stack + sizeof stack, flags, (void *)a);
 #else
   /* ASan keeps per-thread state on the stack vfork would share. */
   pid_t pid = fork();
-#endif
   if (pid == 0) child_exec(a);
   return pid;
+#endif
 }
 
 /* The PATH lookup of execvp, done in the parent with the container's PATH. */
@@ -548,6 +701,11 @@ static int resolve(const char *cmd, const char *const *env, char **out,
   }
   snprintf(msg, mlen, "exec: \"%s\": executable file not found in $PATH", cmd);
   return UV_ENOENT;
+}
+
+static void rename_log(const char *from, const char *to) {
+  if (rename(from, to) < 0 && errno != ENOENT)
+    ML_WARN("proc: cannot rename log %s to %s: %s", from, to, strerror(errno));
 }
 
 static int fd_above_stdio(int fd) {
@@ -830,12 +988,19 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
   p->sout.name = "stdout";
   p->serr.name = "stderr";
 
+  /* A spare to rename to stdout_log: once the exec is done, or on
+   * failure (the instance's log is there either way, as it is without). */
+  const char *log_from =
+      o->stdout_log && !o->capture ? o->stdout_log_from : NULL;
   if ((rc = resolve(o->argv[0], o->env, &file, msg, mlen)) < 0) goto error;
   /* Log files first: a bad log path is the caller's error, before fork. */
   if (!o->capture) {
     if (o->stdout_log) {
+      bool used_from = false;
       p->sout.file =
-          ml__clog_open(o->stdout_log, o->log_max_bytes, o->log_max_files, &rc);
+          ml__clog_open(o->stdout_log, o->stdout_log_from, &used_from,
+                        o->log_max_bytes, o->log_max_files, &rc);
+      if (!used_from) log_from = NULL; /* no spare: the log was made */
       if (!p->sout.file) {
         snprintf(msg, mlen, "open log %s: %s", o->stdout_log, ml_strerror(rc));
         goto error;
@@ -846,8 +1011,8 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
       p->serr.file = p->sout.file;
       ml__clog_ref(p->serr.file);
     } else if (o->stderr_log) {
-      p->serr.file =
-          ml__clog_open(o->stderr_log, o->log_max_bytes, o->log_max_files, &rc);
+      p->serr.file = ml__clog_open(o->stderr_log, NULL, NULL, o->log_max_bytes,
+                                   o->log_max_files, &rc);
       if (!p->serr.file) {
         snprintf(msg, mlen, "open log %s: %s", o->stderr_log, ml_strerror(rc));
         goto error;
@@ -895,14 +1060,19 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
       .restore_nofile = nofile_raised,
   };
   a.sigs_known = NSIG <= 65 && nondefault_signals(&a.sigs);
+  a.keep_below = lend_fds(&a);
   /* Signals stay blocked until the child has reset its handlers: a
    * handler of ours must never run in the child's borrowed memory. */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   p->started_ns = ml_proc_now_ns();
+  int64_t born = 0, before = boot_ns();
+  a.born_ns = &born;
   pid_t pid = start_child(&a);
   int fork_err = errno;
+  if (a.keep_below > 0) unlend();
+  if (!born) born = boot_ns(); /* fork: after it returned */
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (pid < 0) {
     rc = -fork_err;
@@ -934,6 +1104,10 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
   }
   close(rep[0]);
   rep[0] = -1;
+  /* Nothing has been read from the process yet: the file takes its name
+   * before the writer uses it. */
+  if (log_from) rename_log(log_from, o->stdout_log);
+  log_from = NULL;
   if (n == (ssize_t)sizeof ce) {
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
@@ -986,7 +1160,11 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
     p->watching = 1;
     uv_signal_start(&p->w.sig, on_sigchld, SIGCHLD);
   }
-  if (o->state_dir) write_record(p, o->state_dir);
+  if (o->state_dir) {
+    unsigned long long st = 0;
+    if (!starttime_between(before, born, &st)) st = 0;
+    write_record(p, o->state_dir, st);
+  }
   if (o->timeout_ms > 0) {
     p->timer_reason = TIMER_TIMEOUT;
     /* From now, not from the start of a turn that may have run long: a
@@ -1001,6 +1179,7 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
   return 0;
 
 error:
+  if (log_from) rename_log(log_from, o->stdout_log);
   if (cgfd >= 0) close(cgfd);
   for (int i = 0; i < 2; i++) {
     if (outp[i] >= 0) close(outp[i]);

@@ -45,6 +45,10 @@ typedef struct {
   const char *cwd;             /* NULL: the server's */
   const char *stdout_log;      /* CRI log file; NULL: discard */
   const char *stderr_log;      /* may name the same file (one shared writer) */
+  const char *stdout_log_from; /* NULL, or an existing file that becomes
+                                  stdout_log: written in its place and
+                                  renamed to it once the exec is done, off
+                                  the way to the exec (missing: ignored) */
   uint64_t log_max_bytes;      /* 0: ML_PROC_LOG_MAX_BYTES */
   int log_max_files;           /* files kept, the live one included; 0: 5 */
   uint64_t memory_limit_bytes; /* 0: none; else needs a cgroup */

@@ -17,10 +17,15 @@ typedef struct ml__clog_s ml__clog_t;
 
 /**
  * Opens (appending) or creates a log file.
+ * @param from NULL, or an existing file to open instead; the caller renames
+ *        it to `path` before anything is written (the writer names `path`)
+ * @param used_from NULL or receives whether `from` was opened (else `path`,
+ *        as when `from` does not exist)
  * @param err receives a negative UV_E* code on failure
  * @return the writer with one reference, or NULL
  */
-ml__clog_t *ml__clog_open(const char *path, uint64_t max_bytes, int max_files,
+ml__clog_t *ml__clog_open(const char *path, const char *from,
+                          bool *used_from, uint64_t max_bytes, int max_files,
                           int *err);
 void ml__clog_ref(ml__clog_t *f);
 void ml__clog_unref(ml__clog_t *f);

@@ -86,7 +86,8 @@ static void rotate(ml__clog_t *f) {
   f->size = 0;
 }
 
-ml__clog_t *ml__clog_open(const char *path, uint64_t max_bytes, int max_files,
+ml__clog_t *ml__clog_open(const char *path, const char *from,
+                          bool *used_from, uint64_t max_bytes, int max_files,
                           int *err) {
   ml__clog_t *f = calloc(1, sizeof *f);
   char *copy = strdup(path);
@@ -96,7 +97,14 @@ ml__clog_t *ml__clog_open(const char *path, uint64_t max_bytes, int max_files,
     *err = ML_ENOMEM;
     return NULL;
   }
-  f->fd = open_log(path, 0);
+  f->fd = -1;
+  if (used_from) *used_from = false;
+  if (from) {
+    /* No O_CREAT: a spare that is gone means the usual file. */
+    f->fd = open(from, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (f->fd >= 0 && used_from) *used_from = true;
+  }
+  if (f->fd < 0) f->fd = open_log(path, 0);
   if (f->fd < 0) {
     *err = -errno;
     free(f);

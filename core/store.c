@@ -180,6 +180,8 @@ static void new_uid(ml_store_t *s, char out[37]) {
   *p = '\0';
 }
 
+void ml_store_new_uid(ml_store_t *s, char out[37]) { new_uid(s, out); }
+
 /* }====== */
 
 /* {====== selectors */
@@ -462,7 +464,9 @@ int ml_store_create(ml_store_t *s, const char *resource, const char *ns,
                           r->qualified, name);
   }
 
-  json_t *doc = json_deep_copy(obj);
+  /* ML_STORE_TAKE: the caller's document is ours to change. */
+  json_t *doc = (flags & ML_STORE_TAKE) ? json_incref((json_t *)obj)
+                                        : json_deep_copy(obj);
   if (!doc) return ml__store_fail(s, ML_ENOMEM, "out of memory");
   json_t *meta = json_object_get(doc, "metadata");
   if (!meta) {
@@ -470,13 +474,19 @@ int ml_store_create(ml_store_t *s, const char *resource, const char *ns,
     json_object_set_new(doc, "metadata", meta);
   }
   json_object_set_new(meta, "name", json_string(name));
+  /* `name` may have pointed into the document (ML_STORE_TAKE): from here
+   * on it is the stored copy's. */
+  name = meta_str(meta, "name");
   if (*ns)
     json_object_set_new(meta, "namespace", json_string(ns));
   else
     json_object_del(meta, "namespace");
   char uid[37], ts[32];
-  new_uid(s, uid);
-  json_object_set_new(meta, "uid", json_string(uid));
+  const char *given = meta_str(meta, "uid");
+  if (!(flags & ML_STORE_KEEP_UID) || !given || !*given) {
+    new_uid(s, uid);
+    json_object_set_new(meta, "uid", json_string(uid));
+  }
   uint64_t rv = s->rv + 1;
   set_rv(meta, rv);
   if (flags & ML_STORE_GENERATION)
@@ -583,11 +593,14 @@ static int update_entry(ml_store_t *s, ml__store_res_t *r,
     /* The caller keeps its object: the stored status is a copy. */
     json_t *status = json_object_get(obj, "status");
     if (status)
-      json_object_set_new(doc, "status", json_deep_copy(status));
+      json_object_set_new(doc, "status", (flags & ML_STORE_TAKE)
+                                             ? json_incref(status)
+                                             : json_deep_copy(status));
     else
       json_object_del(doc, "status");
   } else {
-    doc = json_deep_copy(obj);
+    doc = (flags & ML_STORE_TAKE) ? json_incref((json_t *)obj)
+                                  : json_deep_copy(obj);
     if (!doc) return ml__store_fail(s, ML_ENOMEM, "out of memory");
     meta = json_object_get(doc, "metadata");
     static const char *const owned[] = {"uid",

@@ -54,7 +54,16 @@ enum {
   /** The kind has a status subresource: main writes keep stored status. */
   ML_STORE_STATUS_SUBRESOURCE = 1 << 1,
   /** This update targets the status subresource: only status changes. */
-  ML_STORE_WRITE_STATUS = 1 << 2
+  ML_STORE_WRITE_STATUS = 1 << 2,
+  /** Create: keep a non-empty metadata.uid the caller assigned (from
+   * ml_store_new_uid), for kinds whose create needs the uid before it is
+   * stored (a Job's generated selector), as the apiserver fills system
+   * metadata before validation. */
+  ML_STORE_KEEP_UID = 1 << 3,
+  /** Create/update: `obj` is the caller's own, unshared document, which it
+   * releases after the call without reading it again: the store takes it
+   * (and may change it) instead of copying it. */
+  ML_STORE_TAKE = 1 << 4
 };
 
 typedef struct {
@@ -116,10 +125,15 @@ void ml_store_set_time(ml_store_t *s, int64_t unix_seconds);
  * system's random source. */
 void ml_store_set_seed(ml_store_t *s, uint64_t seed);
 
+/** Writes a new random (version 4) uid, from the same source creates use
+ * (deterministic under ml_store_set_seed). */
+void ml_store_new_uid(ml_store_t *s, char out[37]);
+
 /**
  * Creates `obj` (borrowed; the store keeps a copy) in `ns` ("" for
- * cluster-scoped). Sets uid, resourceVersion, creationTimestamp, name from
- * generateName, generation (with ML_STORE_GENERATION).
+ * cluster-scoped). Sets uid (unless ML_STORE_KEEP_UID and the object has
+ * one), resourceVersion, creationTimestamp, name from generateName,
+ * generation (with ML_STORE_GENERATION).
  * @return 0, ML_EEXISTS, ML_EINVALID, ML_EIO. Messages: ml_store_last_error.
  */
 int ml_store_create(ml_store_t *s, const char *resource, const char *ns,

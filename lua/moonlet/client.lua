@@ -12,6 +12,11 @@ Client.__index = Client
 
 M.TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io," ..
   "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+-- What client-go's metadata client asks for (lists, then one object or a
+-- watch): metadata only, or the whole object from a server that cannot.
+M.METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1," ..
+  "application/json"
+M.METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 local PATCH_TYPES = {
   merge = "application/merge-patch+json",
@@ -387,12 +392,14 @@ local function list_query(opts, extra)
 end
 
 --- LIST. opts: namespace (nil = all namespaces), label_selector,
---- field_selector, limit, continue, resource_version.
+--- field_selector, limit, continue, resource_version, metadata (true:
+--- PartialObjectMetadataList, each item's metadata only).
 function Client:list(kind, opts)
   opts = opts or {}
   local r, st = resolve_kind(self, kind)
   if not r then return nil, st end
-  return self:_call("GET", M.path(r, opts.namespace) .. list_query(opts))
+  return self:_call("GET", M.path(r, opts.namespace) .. list_query(opts), nil,
+    opts.metadata and { ["Accept"] = M.METADATA_LIST_ACCEPT } or nil)
 end
 
 --- Server-side Table (`Accept: ...;as=Table`). opts as list, plus name (one
@@ -457,7 +464,8 @@ Stream.__close = Stream.close
 
 --- WATCH. opts: namespace, label_selector, field_selector,
 --- resource_version, timeout_seconds, name (watch one object),
---- table (rows as Tables). @return stream or nil, Status
+--- table (rows as Tables), metadata (PartialObjectMetadata objects).
+--- @return stream or nil, Status
 function Client:watch(kind, opts)
   opts = opts or {}
   local r, st = resolve_kind(self, kind)
@@ -471,7 +479,8 @@ function Client:watch(kind, opts)
     resource_version = opts.resource_version,
   }, { { "watch", "true" }, { "timeoutSeconds", opts.timeout_seconds and tostring(opts.timeout_seconds) },
        { "allowWatchBookmarks", opts.bookmarks and "true" or nil } })
-  local h = { ["Accept"] = opts.table and M.TABLE_ACCEPT or "application/json",
+  local h = { ["Accept"] = opts.table and M.TABLE_ACCEPT
+      or opts.metadata and M.METADATA_ACCEPT or "application/json",
     ["User-Agent"] = self.user_agent }
   local ok, res, err = pcall(self.transport, { method = "GET", path = path, headers = h, stream = true })
   if not ok then return nil, transport_status(self, res) end

@@ -37,8 +37,10 @@ end
 
 --- Starts a process. Options: command (list, required), env (list of "K=V"
 --- or map), cwd, stdout_log, stderr_log (may be the same path),
---- log_max_bytes, log_max_files, memory_limit_bytes, state_dir, and for
---- in-memory output capture, max_output, timeout_ms.
+--- stdout_log_from (an existing file that becomes stdout_log, renamed once
+--- the exec is done; ignored when missing), log_max_bytes, log_max_files,
+--- memory_limit_bytes, state_dir, and for in-memory output capture,
+--- max_output, timeout_ms.
 --- @return Proc | nil, "ENAME: message", "ENAME"
 function M.spawn(opts)
   local o = {}

@@ -308,12 +308,16 @@ end
 
 -- }======
 
---- Builds the graph's informers: one per served kind (events excepted).
+--- Builds the graph's informers: one per served kind (events excepted),
+--- metadata-only where no other controller needs whole objects.
 function M.setup(ctx)
   local st = { graph = owner_graph.new(), absent = {}, nabsent = 0, queue = ctx.queue }
   ctx.gc = st
   for _, def in ipairs(kinds.all()) do
-    if collectable(def) then ctx:watch(def.gvk, handlers(st, def)) end
+    -- Metadata is all the graph reads (Kubernetes' collector runs on
+    -- metadata informers too): kinds no other controller watches are
+    -- listed and watched as PartialObjectMetadata.
+    if collectable(def) then ctx:watch(def.gvk, handlers(st, def), { metadata = true }) end
   end
 end
 

@@ -1,5 +1,5 @@
 -- batch/v1 Job: schema (the pod template through moonlet.api.podspec), the
--- batch/v1 defaults, the generated selector and job labels (after create,
+-- batch/v1 defaults, the generated selector and job labels (on create,
 -- once the uid exists, as the API server's Validate does), ValidateJob /
 -- ValidateJobUpdate (restart policy, immutable template and completions,
 -- selector rules), kubectl 1.32's printer columns, and the server's default
@@ -237,15 +237,12 @@ return {
     end
   end,
 
-  -- The uid exists only now: generate the selector and write it back (the
-  -- create's answer carries it; generation stays 1).
-  after_create = function(res, store)
-    if not is_table(res.spec) or manual(res.spec) or not is_table(res.spec.template) then return end
-    generate_selector(res)
-    local upd, msg = store:update("batch/jobs", res, { generation = false, status_subresource = true })
-    if not upd then error("job: writing the generated selector: " .. tostring(msg), 0) end
-    for k in pairs(res) do res[k] = nil end
-    for k, v in pairs(upd) do res[k] = v end
+  -- The API layer assigns the uid after validation and before the write
+  -- (as the apiserver fills system metadata before its strategy generates
+  -- the selector): the selector is stored with the Job, in one write.
+  prepare_create_uid = function(obj)
+    if not is_table(obj.spec) or manual(obj.spec) or not is_table(obj.spec.template) then return end
+    generate_selector(obj)
   end,
 
   -- Only main writes pass here (the API layer skips it for /status), so

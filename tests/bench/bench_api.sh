@@ -2,7 +2,9 @@
 # API benchmarks of the foundation issue, with etcd measured in the same run
 # as the baseline (ratios, because these machines are noisy):
 #  - create N ConfigMaps one at a time and with 16 in flight (durable store)
-#    vs etcd's v3 JSON gateway at the same concurrency
+#    vs etcd's v3 JSON gateway at the same concurrency, both driven by a C
+#    epoll client (create_load.c; CLIENT=lua drives them from api_load.lua,
+#    one Lua/libcurl process, whose own CPU then shares the 2 cores)
 #  - list N objects as JSON and as Table
 #  - server RSS with N objects; idle CPU over the 5 s after the last
 #    request (the first quiet tick after a burst runs one full GC and
@@ -43,12 +45,23 @@ start_etcd() {
   echo "etcd did not start" >&2; exit 1
 }
 
-echo "# moonlet API benchmark: N=$n, $(nproc) cores"
+# The create client: C when a compiler and http_parser are there.
+client=lua
+if [ "${CLIENT:-c}" = c ] && ${CC:-cc} -O2 -o "$tmp/create_load" "$here/create_load.c" -lhttp_parser 2>/dev/null; then
+  client=c
+fi
+create() { # create moonlet|etcd TARGET N CONCURRENCY
+  if [ "$client" = c ]; then "$tmp/create_load" "$@"
+  elif [ "$1" = etcd ]; then load create-etcd "http://$2" "$3" "$4"
+  else load create-moonlet "$2" "$3" "$4"; fi
+}
+
+echo "# moonlet API benchmark: N=$n, $(nproc) cores, create client: $client"
 sync="${ML_STORE_SYNC:-full}"
 echo "# store: sqlite, --store-sync $sync"
 for conc in 1 16; do
   start_moonlet "$tmp/m$conc" --store-sync "$sync"
-  m=$(load create-moonlet "$tmp/m$conc/moonlet.sock" "$n" "$conc")
+  m=$(create moonlet "$tmp/m$conc/moonlet.sock" "$n" "$conc")
   if [ "$conc" = 1 ]; then
     rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$mpid/status")
     l=$(load list "$tmp/m$conc/moonlet.sock" 5)
@@ -59,7 +72,7 @@ for conc in 1 16; do
   fi
   kill "$mpid"; wait "$mpid" 2>/dev/null || true
   start_etcd
-  e=$(load create-etcd "$etcd_url" "$n" "$conc")
+  e=$(create etcd "${etcd_url#http://}" "$n" "$conc")
   kill "$epid"; wait "$epid" 2>/dev/null || true
   rm -rf "$tmp/etcd"
   mr=$(echo "$m" | field per_second); er=$(echo "$e" | field per_second)

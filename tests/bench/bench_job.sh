@@ -9,6 +9,8 @@
 #    at once), the floor without bash's own fork cost
 #  - the controller alone: N one-pod Jobs in process with a fake node that
 #    marks each pod Succeeded at once (jobs_inproc.lua)
+#  - for each server run: the server's CPU seconds (utime+stime) and the
+#    API writes per pod (from the resourceVersion)
 # Usage: tests/bench/bench_job.sh [BUILD_DIR] [N] [PARALLELISM]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -23,13 +25,24 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 
+# utime+stime of a process in seconds (fields 14 and 15 of /proc/PID/stat;
+# the command name in field 2 has no spaces for moonlet).
+server_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
+
 run_server() { # mode args...
   rm -rf "$tmp/data"
   "$bin" server --data-dir "$tmp/data" --store memory >"$tmp/server.log" 2>&1 &
   spid=$!
   for _ in $(seq 1 200); do [ -S "$tmp/data/moonlet.sock" ] && break; sleep 0.05; done
   sleep 0.5
-  "$bin" lua --server "unix:$tmp/data/moonlet.sock" "$here/jobs_load.lua" "$@"
+  local cpu0 out
+  cpu0=$(server_cpu "$spid")
+  out=$("$bin" lua --server "unix:$tmp/data/moonlet.sock" "$here/jobs_load.lua" "$@")
+  # The server's own CPU for the load (utime+stime of the server process,
+  # not of the pods it spawned), appended to the load's JSON line.
+  printf '%s,"server_cpu_s":%.2f}\n' "${out%\}}" "$(echo "$(server_cpu "$spid") - $cpu0" | bc -l)"
   kill -TERM "$spid"; wait "$spid" 2>/dev/null || true; spid=""
 }
 

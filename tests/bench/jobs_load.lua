@@ -2,7 +2,9 @@
 -- MODE N [P]): `many` creates N Jobs of one `true` pod each, 16 requests in
 -- flight; `one` creates one Job with completions N, parallelism P. Waits
 -- until every Job is Complete (polling the list every 100 ms) and prints
--- {"mode":..,"n":..,"create_s":..,"all_complete_s":..}.
+-- {"mode":..,"n":..,"create_s":..,"all_complete_s":..,"writes":..,
+-- "writes_per_pod":..} (writes: API writes the load took, from the
+-- resourceVersion).
 local client = require("moonlet.client").default()
 local loop = require("moonlet.loop")
 local sched = require("moonlet.sched")
@@ -19,6 +21,13 @@ local function job(name, spec)
   return obj
 end
 
+-- The store's resourceVersion before and after: every API write moves it
+-- by one, so the difference is the writes this load took.
+local function rv_now()
+  local l = assert(client:list("v1/Namespace", { limit = 1 }))
+  return tonumber(l.metadata.resourceVersion)
+end
+local rv0 = rv_now()
 local t0 = loop.hrtime()
 local want
 if mode == "one" then
@@ -57,5 +66,7 @@ while true do
   if loop.hrtime() > deadline then error(string.format("only %d of %d jobs complete after 300 s", complete, want)) end
   loop.sleep(100)
 end
+local all_complete = (loop.hrtime() - t0) / 1e9
+local writes = rv_now() - rv0
 print(json.encode({ mode = mode, n = n, parallelism = mode == "one" and par or nil, create_s = created,
-  all_complete_s = (loop.hrtime() - t0) / 1e9 }))
+  all_complete_s = all_complete, writes = writes, writes_per_pod = writes / n }))

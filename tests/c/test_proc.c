@@ -24,6 +24,7 @@
 #include "err.h"
 #include "loop.h"
 #include "proc.h"
+#include "proc_internal.h"
 
 #include "tap.h"
 
@@ -491,6 +492,68 @@ static void test_logs(void) {
   free(text);
 }
 
+/* stdout_log_from: a file made beforehand becomes the log (same inode,
+ * renamed by the time spawn returns); a missing one means the usual file. */
+static void test_log_from(void) {
+  char spare[300], log[300], log2[300];
+  snprintf(spare, sizeof spare, "%s/spare.log", tmpdir);
+  snprintf(log, sizeof log, "%s/from.log", tmpdir);
+  snprintf(log2, sizeof log2, "%s/from2.log", tmpdir);
+  int fd = open(spare, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+  if (fd >= 0) close(fd);
+  struct stat sb;
+  ino_t ino = stat(spare, &sb) == 0 ? sb.st_ino : 0;
+  const char *argv[] = {"sh", "-c", "echo from-spare", NULL};
+  ml_proc_opts_t o = {.argv = argv, .stdout_log = log, .stderr_log = log,
+                      .stdout_log_from = spare};
+  uint64_t id = next_id();
+  ml_proc_t *p = spawn_opts(id, &o);
+  ok(p && !file_exists(spare) && stat(log, &sb) == 0 && sb.st_ino == ino,
+     "the spare is the log once spawn returns");
+  free_ev(wait_exit(id, 5000));
+  ml_proc_release(p);
+  char *text = slurp(log);
+  ok(text && strstr(text, " stdout F from-spare\n") != NULL,
+     "the output went into it");
+
+  o.stdout_log = o.stderr_log = log2; /* the spare is gone now */
+  id = next_id();
+  p = spawn_opts(id, &o);
+  ok(p != NULL, "a missing spare is no error");
+  free_ev(wait_exit(id, 5000));
+  ml_proc_release(p);
+  text = slurp(log2);
+  ok(text && strstr(text, " stdout F from-spare\n") != NULL,
+     "the log is made as usual");
+
+  /* A start that fails still leaves the log under its name. */
+  fd = open(spare, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+  if (fd >= 0) close(fd);
+  const char *bad[] = {"/nonexistent/cmd", NULL};
+  char log3[300];
+  snprintf(log3, sizeof log3, "%s/from3.log", tmpdir);
+  ml_proc_opts_t ob = {.argv = bad, .stdout_log = log3, .stderr_log = log3,
+                       .stdout_log_from = spare};
+  ml_proc_t *pb = NULL;
+  int rc = ml_proc_spawn(&loop, next_id(), &ob, &pb, NULL, 0);
+  ok(rc < 0 && !pb, "a failed start fails");
+  ok(file_exists(log3) && !file_exists(spare), "its log still took the spare");
+
+  /* Also when the command is not found in the PATH. */
+  fd = open(spare, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+  if (fd >= 0) close(fd);
+  const char *missing[] = {"no-such-command-for-moonlet", NULL};
+  char log4[300];
+  snprintf(log4, sizeof log4, "%s/from4.log", tmpdir);
+  ob.argv = missing;
+  ob.stdout_log = ob.stderr_log = log4;
+  pb = NULL;
+  rc = ml_proc_spawn(&loop, next_id(), &ob, &pb, NULL, 0);
+  ok(rc == UV_ENOENT && !pb, "a command not found fails");
+  ok(file_exists(log4) && !file_exists(spare),
+     "its log took the spare as well");
+}
+
 static void test_rotation(void) {
   char log[300], name[320];
   snprintf(log, sizeof log, "%s/rot.log", tmpdir);
@@ -800,6 +863,114 @@ static void test_crash_and_reap(void) {
   IS_INT((int)size, 2 * 256, "two slots, reused");
 }
 
+/* Each record carries its leader's start time as /proc/PID/stat shows it
+ * (the spawn works it out from the clock when it can, without reading
+ * /proc): a wrong one would make reap_leftovers spare a leftover group. */
+static void test_record_starttime(void) {
+  enum { N = 40 };
+  char state[300];
+  snprintf(state, sizeof state, "%s/state-st", tmpdir);
+  mkdir(state, 0700);
+  const char *argv[] = {"sleep", "100", NULL};
+  ml_proc_opts_t o = {.argv = argv, .state_dir = state};
+  ml_proc_t *ps[N];
+  uint64_t ids[N];
+  for (int i = 0; i < N; i++) {
+    ids[i] = next_id();
+    ps[i] = spawn_opts(ids[i], &o);
+  }
+  int records = 0, right = 0;
+  DIR *d = opendir(state);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, "procs-", 6) != 0) continue;
+    char path[600], line[512];
+    snprintf(path, sizeof path, "%s/%s", state, e->d_name);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f)) {
+      int pgid;
+      unsigned long long st, now_st;
+      if (sscanf(line, "%d %llu", &pgid, &st) != 2) continue;
+      records++;
+      if (ml__proc_starttime(pgid, &now_st) == 0 && now_st == st) right++;
+    }
+    if (f) fclose(f);
+  }
+  if (d) closedir(d);
+  IS_INT(records, N, "every running process recorded");
+  IS_INT(right, N, "with the start time /proc shows for it");
+  for (int i = 0; i < N; i++) {
+    ml_proc_stop(ps[i], 0);
+    free_ev(wait_exit(ids[i], 5000));
+    ml_proc_release(ps[i]);
+  }
+}
+
+/* No descriptor of the server reaches a container, whether or not it was
+ * opened close-on-exec; and a signal the server starts ignoring after
+ * earlier spawns is still reset in the next container. */
+static void test_child_hygiene(void) {
+  int leak = open("/dev/null", O_RDONLY); /* no O_CLOEXEC on purpose */
+  int fds[2];
+  int have_pipe = pipe(fds) == 0; /* nor here */
+  /* Many more, as a node with hundreds of pods holds. */
+  enum { MANY = 300 };
+  int many[MANY];
+  for (int i = 0; i < MANY; i++) many[i] = open("/dev/null", O_RDONLY);
+  const char *argv[] = {"ls", "/proc/self/fd", NULL};
+  ml_proc_opts_t o = {.argv = argv, .capture = true};
+  uint64_t id = next_id();
+  ml_proc_t *p = spawn_opts(id, &o);
+  ml_proc_exit_t *ev = wait_exit(id, 5000);
+  /* ls itself holds the directory open as descriptor 3. */
+  ok(ev && ev->output_len == 8 && memcmp(ev->output, "0\n1\n2\n3\n", 8) == 0,
+     "the container holds only stdin, stdout and stderr");
+  if (ev && !(ev->output_len == 8))
+    printf("# fds: %.*s\n", (int)ev->output_len, ev->output);
+  free_ev(ev);
+  ml_proc_release(p);
+  /* The server lends the child its pipe ends and takes them back: the
+   * exit is reported at EOF, not after the drain deadline (500 ms). */
+  char log[300];
+  snprintf(log, sizeof log, "%s/hygiene.log", tmpdir);
+  const char *argvt[] = {"true", NULL};
+  ml_proc_opts_t ot = {.argv = argvt, .stdout_log = log, .stderr_log = log};
+  int prompt = 0;
+  for (int i = 0; i < 5; i++) {
+    id = next_id();
+    uint64_t t0 = uv_hrtime();
+    p = spawn_opts(id, &ot);
+    ev = wait_exit(id, 5000);
+    if (ev && uv_hrtime() - t0 < 400000000ULL) prompt++;
+    free_ev(ev);
+    ml_proc_release(p);
+  }
+  IS_INT(prompt, 5, "exits come at the pipes' EOF");
+  for (int i = 0; i < MANY; i++)
+    if (many[i] >= 0) close(many[i]);
+  if (leak >= 0) close(leak);
+  if (have_pipe) {
+    close(fds[0]);
+    close(fds[1]);
+  }
+
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+  sigaction(SIGUSR1, &ign, &old);
+  const char *argvs[] = {"cat", "/proc/self/status", NULL};
+  ml_proc_opts_t os = {.argv = argvs, .capture = true, .max_output = 65536};
+  id = next_id();
+  p = spawn_opts(id, &os);
+  ev = wait_exit(id, 5000);
+  char *line = ev && ev->output
+                   ? memmem(ev->output, ev->output_len, "SigIgn:\t", 8)
+                   : NULL;
+  ok(line && strncmp(line + 8, "0000000000000000", 16) == 0,
+     "a signal ignored since the last spawn is reset too");
+  free_ev(ev);
+  ml_proc_release(p);
+  sigaction(SIGUSR1, &old, NULL);
+}
+
 static void test_watch_modes(void) {
   uint64_t id = next_id();
   ml_proc_t *p = spawn_sh(id, "exit 0");
@@ -991,10 +1162,13 @@ int main(void) {
   test_stop();
   test_release_running();
   test_logs();
+  test_log_from();
   test_rotation();
   test_follow();
   test_capture();
   test_crash_and_reap();
+  test_record_starttime();
+  test_child_hygiene();
   test_watch_modes();
   test_many();
   test_memory_limit();

@@ -138,12 +138,20 @@ describe("kubelet worker restart path", function()
       end
       h:close()
     end
-    -- As the process runtime does: the log file is opened (made if missing).
+    -- As the process runtime does: the spare it is given (stdout_log_from)
+    -- takes the log's name, else the log file is opened (made if missing).
+    -- existed: whether the file the instance writes was there already.
     local existed = {}
     local spawn = a.runtime.spawn
     a.runtime.spawn = function(o, on_exit)
-      existed[#existed + 1] = exists(o.stdout_log)
-      io.open(o.stdout_log, "a"):close()
+      if o.stdout_log_from and exists(o.stdout_log_from) then
+        existed[#existed + 1] = true
+        assert.is_false(exists(o.stdout_log))
+        os.rename(o.stdout_log_from, o.stdout_log)
+      else
+        existed[#existed + 1] = exists(o.stdout_log)
+        io.open(o.stdout_log, "a"):close()
+      end
       return spawn(o, on_exit)
     end
     local w = worker.new(a, pod())

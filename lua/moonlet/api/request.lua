@@ -74,14 +74,26 @@ function M.route(path)
   return r
 end
 
---- True when the client asked for a meta.k8s.io Table.
-function M.wants_table(accept)
-  if not accept then return false end
+--- Which meta.k8s.io view of the objects the Accept header asks for:
+--- "Table", "Partial" (PartialObjectMetadata; PartialObjectMetadataList for
+--- a list, as client-go's metadata client asks) or nil for the objects
+--- themselves. The first media type the server can serve wins, as in
+--- Kubernetes' negotiation; a view of the wrong shape (a ...List for one
+--- object) is passed over.
+function M.view(accept, list)
+  if not accept then return nil end
   for part in accept:gmatch("[^,]+") do
-    if part:find("as=Table", 1, true) then return true end
-    if part:match("^%s*application/json%s*$") or part:match("^%s*%*/%*") then return false end
+    local as = part:match(";%s*as=([%w]+)")
+    if as == "Table" then return "Table" end
+    if as == (list and "PartialObjectMetadataList" or "PartialObjectMetadata") then
+      local g = part:match(";%s*g=([%w.]+)")
+      if g == nil or g == "meta.k8s.io" then return "Partial" end
+    end
+    if not as and (part:match("^%s*application/json%s*$") or part:match("^%s*%*/%*")) then
+      return nil
+    end
   end
-  return false
+  return nil
 end
 
 return M

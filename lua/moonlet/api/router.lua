@@ -114,7 +114,8 @@ function M:handle(req, sink)
   if def.namespaced and r.name and not r.namespace then return ctx:fail(status.path_not_found(path)) end
   if not def.namespaced and r.namespace then return ctx:fail(status.path_not_found(path)) end
   ctx.def, ctx.namespace, ctx.name, ctx.subresource, ctx.query = def, r.namespace, r.name, r.subresource, q
-  ctx.table = request.wants_table(ctx.headers["accept"])
+  local view = request.view(ctx.headers["accept"], verb == "list")
+  ctx.table, ctx.partial = view == "Table", view == "Partial"
   local custom = r.subresource and def.subresource_handlers and def.subresource_handlers[r.subresource]
   if custom then return custom(ctx, req.method) end
   if not verb then return ctx:fail(status.method_not_allowed()) end

@@ -19,7 +19,11 @@ end
 --- Creates an informer (not started). opts: client, kind ("apps/v1/
 --- ReplicaSet"), namespace (nil = all), label_selector (string, passed to
 --- list/watch), log(level, msg), backoff = { initial = 0.8, max = 30 }
---- seconds, name (for logs).
+--- seconds, name (for logs), metadata_only (list and watch
+--- PartialObjectMetadata, as client-go's metadata informers do: handlers
+--- get each object's metadata, and the cache keeps only what identifies an
+--- object (uid, name, namespace, resourceVersion), so the cache's reads
+--- (get, list, by_owner) are not for such an informer; see want_full).
 function M.new(opts)
   assert(opts and opts.client, "informer: client required")
   local gvk = util.parse_kind(assert(opts.kind, "informer: kind required"))
@@ -30,6 +34,7 @@ function M.new(opts)
     gvk = gvk,
     namespace = opts.namespace,
     label_selector = opts.label_selector,
+    metadata_only = opts.metadata_only == true,
     log = opts.log or default_log,
     name = opts.name or ("informer " .. opts.kind),
     backoff_initial = backoff.initial or 0.8,
@@ -78,8 +83,12 @@ end
 
 -- List items from a real API server carry no apiVersion/kind; handlers,
 -- owner references and events need them, so the informer fills them in.
+-- A metadata informer's objects say PartialObjectMetadata: they get the
+-- kind they are views of.
 local function normalize(self, obj)
-  if obj.apiVersion == nil then obj.apiVersion = self.gvk.api_version end
+  if obj.apiVersion == nil or obj.kind == "PartialObjectMetadata" then
+    obj.apiVersion, obj.kind = self.gvk.api_version, self.gvk.kind
+  end
   if obj.kind == nil then obj.kind = self.gvk.kind end
   return obj
 end
@@ -96,13 +105,22 @@ local function notify(self, what, a, b)
   end
 end
 
+-- What a metadata-only informer keeps of an object: enough for the
+-- re-list diff, update(old, new) and delete(old).
+local function identity(self, obj)
+  local md = obj.metadata or {}
+  return { apiVersion = self.gvk.api_version, kind = self.gvk.kind, metadata = {
+    uid = md.uid, name = md.name, namespace = md.namespace, resourceVersion = md.resourceVersion } }
+end
+
 local function store(self, obj)
   obj = normalize(self, obj)
   local key = util.key(obj)
   local old = self.cache[key]
   if old then index_obj(self, key, old, false) end
-  self.cache[key] = obj
-  index_obj(self, key, obj, true)
+  local kept = self.metadata_only and identity(self, obj) or obj
+  self.cache[key] = kept
+  index_obj(self, key, kept, true)
   if old then notify(self, "update", old, obj) else notify(self, "add", obj) end
 end
 
@@ -156,11 +174,12 @@ local function back_off(self)
   self.sleeper:sleep(d)
 end
 
--- One watch session: returns "relist" (410), "rewatch" (ended) or "stop".
+-- One watch session: returns "relist" (410), "full" (want_full),
+-- "rewatch" (ended) or "stop".
 local function watch_once(self)
   local stream, st = call(self, "watch", self.kind, {
     namespace = self.namespace, label_selector = self.label_selector,
-    resource_version = self.rv,
+    resource_version = self.rv, metadata = self.metadata_only,
   })
   if self.stopped then
     if stream then stream:close() end
@@ -218,6 +237,11 @@ local function watch_once(self)
   -- back-off a server that drops watches at once would get a hot loop. One
   -- immediate 410 is normal (we resumed from a compacted revision), so the
   -- first re-list after it is not delayed, a second in a row is.
+  if self.relist_now then
+    -- want_full() closed the stream: list whole objects at once.
+    self.empty_relist = false
+    return "full"
+  end
   if got == 0 and not self.stopped and (result == "rewatch" or self.empty_relist) then
     back_off(self)
   end
@@ -228,9 +252,12 @@ end
 local function run(self)
   local need_list = true
   while not self.stopped do
+    if self.relist_now then need_list = true end
     if need_list then
+      self.relist_now = false
       local res, st = call(self, "list", self.kind, {
         namespace = self.namespace, label_selector = self.label_selector,
+        metadata = self.metadata_only,
       })
       if self.stopped then break end
       if not res then
@@ -242,12 +269,14 @@ local function run(self)
         if self.synced then self.stats.relists = self.stats.relists + 1 end
         replace(self, res.items or {})
         self.rv = res.metadata and res.metadata.resourceVersion
-        self.synced = true
+        -- (a want_full() during this list: synced once whole objects are in)
+        self.synced = not self.relist_now
         need_list = false
       end
     else
       local r = watch_once(self)
       if r == "stop" then break end
+      if r == "full" then need_list = true end
       if r == "relist" then
         self.log("info", string.format("%s: watch expired at %s, re-listing",
           self.name, tostring(self.rv)))
@@ -256,6 +285,20 @@ local function run(self)
     end
   end
   self.done = true
+end
+
+--- Makes a metadata informer cache whole objects from now on: a running
+--- one re-lists at once (handlers then see update(metadata, whole) for
+--- every object). Until that list is in, the cache holds metadata.
+function Informer:want_full()
+  if not self.metadata_only then return end
+  self.metadata_only = false
+  if self.started and not self.stopped then
+    -- Not synced until whole objects are in: readers wait for them.
+    self.synced = false
+    self.relist_now = true
+    if self.stream then self.stream:close() end
+  end
 end
 
 --- Registers handlers { add = fn(obj), update = fn(old, new),

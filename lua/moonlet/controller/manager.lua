@@ -44,16 +44,28 @@ function M.new(opts)
 end
 
 --- The shared informer for kind (created, and started when the manager
---- runs, on first use).
-function Manager:informer(kind)
+--- runs, on first use). With `metadata`, the caller needs only metadata:
+--- the informer stays metadata-only (PartialObjectMetadata) until some
+--- caller wants whole objects.
+function Manager:informer(kind, metadata)
   local inf = self.informers[kind]
   if not inf then
     inf = informer.new({ client = self.client, kind = kind, log = self.log,
-                         backoff = self.informer_backoff })
+                         backoff = self.informer_backoff, metadata_only = metadata == true })
     self.informers[kind] = inf
     if self.started then inf:start() end
+  elseif not metadata then
+    inf:want_full()
   end
   return inf
+end
+
+-- The informer of kind when it caches whole objects (reads are served from
+-- it), else nil (reads go to the API).
+local function whole(mgr, kind)
+  local inf = mgr.informers[kind]
+  if inf and not inf.metadata_only then return inf end
+  return nil
 end
 
 -- {====== ctx: what reconcile sees
@@ -64,7 +76,7 @@ Ctx.__index = Ctx
 --- Snapshot of kind/ns/name from the informer cache when the controller
 --- watches that kind, else read through the API client. nil when absent.
 function Ctx:get(kind, namespace, name)
-  local inf = self._mgr.informers[kind]
+  local inf = whole(self._mgr, kind)
   if inf then
     if self._readonly then
       return inf:peek((namespace and namespace ~= "") and (namespace .. "/" .. name) or name)
@@ -79,7 +91,7 @@ end
 --- by key. opts: namespace, selector (compiled or LabelSelector table).
 function Ctx:list(kind, opts)
   opts = opts or {}
-  local inf = self._mgr.informers[kind]
+  local inf = whole(self._mgr, kind)
   if inf then return inf:list(opts, self._readonly) end
   local res, st = self.client:list(kind, { namespace = opts.namespace })
   if not res then
@@ -97,10 +109,12 @@ end
 --- { add = fn(obj), update = fn(old, new), delete = fn(obj) } on the shared
 --- informer, and holds this controller's workers until it has synced.
 --- Objects are the cached tables: read them, never change them.
+--- opts.metadata: the handlers need only metadata (objects may then be
+--- PartialObjectMetadata views, unless another controller wants more).
 --- @return the informer
-function Ctx:watch(kind, handlers)
+function Ctx:watch(kind, handlers, opts)
   local ctl = self._ctl
-  local inf = self._mgr:informer(kind)
+  local inf = self._mgr:informer(kind, opts and opts.metadata)
   ctl.informers[#ctl.informers + 1] = inf
   inf:add_handler(handlers)
   return inf
@@ -110,7 +124,7 @@ end
 --- from the informer's owner index when the kind is watched (a sync then
 --- costs the owner's dependents, not the namespace), else from the API.
 function Ctx:owned(kind, uid, namespace)
-  local inf = self._mgr.informers[kind]
+  local inf = whole(self._mgr, kind)
   if inf and inf:has_synced() then return inf:by_owner(uid, self._readonly) end
   local out = {}
   for _, obj in ipairs(self:list(kind, { namespace = namespace })) do
@@ -125,7 +139,7 @@ end
 --- own tables, not copies, for passes that look at everything (the
 --- scheduler's view of every pod). Falls back to a list when not watched.
 function Ctx:each_cached(kind, fn)
-  local inf = self._mgr.informers[kind]
+  local inf = whole(self._mgr, kind)
   if inf and inf:has_synced() then
     for _, obj in pairs(inf.cache) do fn(obj) end
     return

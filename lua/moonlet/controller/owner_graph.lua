@@ -2,14 +2,18 @@
 -- across every kind. Nodes by uid (what the object is, its owner references
 -- and deletion state) and an owner index uid -> dependent uids, both fed
 -- from informer events, so each question the collector asks costs the size
--- of its answer, never a scan of all objects.
+-- of its answer, never a scan of all objects. Most objects own nothing and
+-- are owned by nothing: for those the graph keeps only their kind and
+-- namespace (two map entries, no table), and builds a node when asked.
 local M = {}
 local Graph = {}
 Graph.__index = Graph
 
 --- A new, empty graph.
 function M.new()
-  return setmetatable({ nodes = {}, deps = {}, n = 0 }, Graph)
+  -- nodes: uid -> node for objects with owners or a deletion in progress;
+  -- plain_kind / plain_ns: uid -> kind def / namespace for the rest.
+  return setmetatable({ nodes = {}, plain_kind = {}, plain_ns = {}, deps = {}, n = 0 }, Graph)
 end
 
 --- The group of an apiVersion ("apps/v1" -> "apps", "v1" -> "").
@@ -64,13 +68,45 @@ local function link(self, node, on)
   end
 end
 
---- Records obj (added or changed). @return the new node, the previous one or nil
+local NO_OWNERS = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+
+-- The node of a plain object (no owners, not being deleted), or nil.
+local function plain_node(self, uid)
+  local kind = self.plain_kind[uid]
+  if not kind then return nil end
+  return { uid = uid, kind_key = kind.gvk, api_version = kind.api_version, kind = kind.kind,
+    group = kind.group or "", namespaced = kind.namespaced ~= false,
+    namespace = self.plain_ns[uid] or "", owners = NO_OWNERS, deleting = false,
+    deleting_dependents = false, orphaning = false }
+end
+
+-- True when obj is owned by nothing and is not being deleted: the graph
+-- then keeps only its kind and namespace.
+local function is_plain(md)
+  local refs = md.ownerReferences
+  return (refs == nil or #refs == 0) and md.deletionTimestamp == nil
+end
+
+--- Records obj (added or changed). @return the new node, the previous one
+--- or nil (a plain object's nodes are built for the caller, not kept)
 function Graph:upsert(obj, kind)
+  local md = obj.metadata or {}
+  local uid = md.uid
+  if not uid then return nil end
+  local old = self.nodes[uid] or plain_node(self, uid)
+  if old then
+    link(self, old, false)
+  else
+    self.n = self.n + 1
+  end
+  if is_plain(md) then
+    self.nodes[uid] = nil
+    self.plain_kind[uid], self.plain_ns[uid] = kind, md.namespace
+    return plain_node(self, uid), old
+  end
   local node = M.node_of(obj, kind)
-  if not node.uid then return nil end
-  local old = self.nodes[node.uid]
-  if old then link(self, old, false) else self.n = self.n + 1 end
-  self.nodes[node.uid] = node
+  self.plain_kind[uid], self.plain_ns[uid] = nil, nil
+  self.nodes[uid] = node
   link(self, node, true)
   return node, old
 end
@@ -79,15 +115,18 @@ end
 --- its uid: they still name it until they are collected or orphaned.
 --- @return the removed node or nil
 function Graph:remove(uid)
-  local old = self.nodes[uid]
+  local old = self.nodes[uid] or plain_node(self, uid)
   if not old then return nil end
   link(self, old, false)
   self.nodes[uid] = nil
+  self.plain_kind[uid], self.plain_ns[uid] = nil, nil
   self.n = self.n - 1
   return old
 end
 
-function Graph:node(uid) return self.nodes[uid] end
+--- The node of the object with this uid, or nil when the graph has none.
+--- A plain object's node is built afresh: read it, do not keep it.
+function Graph:node(uid) return self.nodes[uid] or plain_node(self, uid) end
 
 --- Number of objects in the graph.
 function Graph:size() return self.n end

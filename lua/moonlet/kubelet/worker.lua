@@ -464,14 +464,18 @@ function Worker:start_container(rec)
   local inst = { id = id, started = now }
   local limits = (c.resources or {}).limits or {}
   local log_path = agent:log_path(pod, rec.name, id)
-  if rec.spare_log then
-    -- The spare becomes this instance's log: no new file on the way.
-    os.rename(rec.spare_log, log_path)
-    rec.spare_log = nil
+  -- The spare becomes this instance's log: no new file on the way. The
+  -- process runtime renames it once the exec is done; a keeper gets it
+  -- under its final name.
+  local spare = rec.spare_log
+  rec.spare_log = nil
+  if spare and agent.runtime.kept then
+    os.rename(spare, log_path)
+    spare = nil
   end
   local handle, err = agent.runtime.spawn({ keep_id = id,
     command = argv, env = envlist, cwd = c.workingDir or agent:pod_dir(pod),
-    stdout_log = log_path, stderr_log = log_path,
+    stdout_log = log_path, stderr_log = log_path, stdout_log_from = spare,
     memory_limit_bytes = M.quantity_bytes(limits.memory),
   }, function(r) self:on_exit(rec, inst, r) end)
   -- Recorded after the spawn, off the restart's path; events go out after
