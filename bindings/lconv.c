@@ -459,7 +459,7 @@ static void tdec_ws(tdec_t *d) {
     d->p++;
 }
 
-static int tdec_hex4(const char *s, unsigned *out) {
+int ml_json_hex4(const char *s, unsigned *out) {
   unsigned v = 0;
   for (int i = 0; i < 4; i++) {
     char c = s[i];
@@ -477,7 +477,7 @@ static int tdec_hex4(const char *s, unsigned *out) {
   return 1;
 }
 
-static size_t tdec_utf8_put(char *o, unsigned cp) {
+size_t ml_json_utf8_put(char *o, unsigned cp) {
   if (cp < 0x80) {
     o[0] = (char)cp;
     return 1;
@@ -554,11 +554,11 @@ static int tdec_string(tdec_t *d, int key) {
     case 't': luaL_addchar(&b, '\t'); break;
     case 'u': {
       unsigned cp, lo;
-      if (d->end - s < 4 || !tdec_hex4(s, &cp)) return 0;
+      if (d->end - s < 4 || !ml_json_hex4(s, &cp)) return 0;
       s += 4;
       if (cp >= 0xD800 && cp <= 0xDBFF) {
         if (d->end - s < 6 || s[0] != '\\' || s[1] != 'u' ||
-            !tdec_hex4(s + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+            !ml_json_hex4(s + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
           return 0;
         s += 6;
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
@@ -567,7 +567,7 @@ static int tdec_string(tdec_t *d, int key) {
       }
       if (cp == 0 && key) return 0;
       char u[4];
-      luaL_addlstring(&b, u, tdec_utf8_put(u, cp));
+      luaL_addlstring(&b, u, ml_json_utf8_put(u, cp));
       break;
     }
     default: return 0;

@@ -75,43 +75,6 @@ static void skip_ws(dec_t *d) {
     d->p++;
 }
 
-static int hex4(const char *s, unsigned *out) {
-  unsigned v = 0;
-  for (int i = 0; i < 4; i++) {
-    char c = s[i];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-    else return -1;
-  }
-  *out = v;
-  return 0;
-}
-
-static size_t utf8_put(char *o, unsigned cp) {
-  if (cp < 0x80) {
-    o[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (char)(0xC0 | (cp >> 6));
-    o[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12));
-    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | (cp >> 18));
-  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
 /* Pushes the string starting after its opening quote. */
 static int dec_string(dec_t *d) {
   const char *s = d->p;
@@ -145,10 +108,10 @@ static int dec_string(dec_t *d) {
     case 't': luaL_addchar(b, '\t'); break;
     case 'u': {
       unsigned cp, lo;
-      if (d->end - s < 4 || hex4(s, &cp) < 0) return d->err = "bad \\u escape", -1;
+      if (d->end - s < 4 || !ml_json_hex4(s, &cp)) return d->err = "bad \\u escape", -1;
       s += 4;
       if (cp >= 0xD800 && cp <= 0xDBFF) {
-        if (d->end - s < 6 || s[0] != '\\' || s[1] != 'u' || hex4(s + 2, &lo) < 0 ||
+        if (d->end - s < 6 || s[0] != '\\' || s[1] != 'u' || !ml_json_hex4(s + 2, &lo) ||
             lo < 0xDC00 || lo > 0xDFFF)
           return d->err = "invalid surrogate pair", -1;
         s += 6;
@@ -158,7 +121,7 @@ static int dec_string(dec_t *d) {
       }
       if (cp == 0) return d->err = "\\u0000 is not allowed", -1;
       char u[4];
-      luaL_addlstring(b, u, utf8_put(u, cp));
+      luaL_addlstring(b, u, ml_json_utf8_put(u, cp));
       break;
     }
     default: return d->err = "bad escape", -1;
