@@ -10,7 +10,9 @@
 /** Skips one JSON value (and the whitespace before it).
  * @param p start of the text; @param end one past its last byte
  * @return one past the value's last byte, or NULL when the text is not a
- *         well-formed value (nesting deeper than 512 counts as malformed) */
+ *         well-formed value (nesting deeper than 512 counts as malformed).
+ *         Numbers are checked loosely (a run of digits, signs, '.', 'e'):
+ *         the texts scanned are the store's, which jansson wrote. */
 const char *ml_json_skip(const char *p, const char *end);
 
 /** Finds member `key` (ASCII, matched against the decoded member name) of
