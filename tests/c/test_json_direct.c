@@ -4,29 +4,7 @@
  * stack as it was and fall back to jansson with the same answer), deep
  * nesting, big objects (the member stack and the key sort's heap array)
  * and the store's get, which reads stored texts the same way. Prints TAP. */
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
-#include <stdio.h>
-
-#include "runtime.h"
-
-static int ntests, nfail;
-
-static void run(const char *what, const char *code) {
-  lua_State *L = luaL_newstate();
-  luaL_openlibs(L);
-  luaL_requiref(L, "moonlet_core", luaopen_moonlet_core, 0);
-  lua_pop(L, 1);
-  int rc = luaL_dostring(L, code);
-  int good = rc == LUA_OK;
-  printf("%s %d - %s\n", good ? "ok" : "not ok", ++ntests, what);
-  if (!good) {
-    nfail++;
-    printf("#   %s\n", lua_tostring(L, -1));
-  }
-  lua_close(L);
-}
+#include "tap_lua.h"
 
 /* Shared by the chunks: a describer that tells integer from real and
  * marked arrays from objects, and the comparison of both decoders. */
@@ -136,11 +114,10 @@ static const char store_get[] =
     "s:close()\n";
 
 int main(void) {
-  run("random documents, truncated and mutated texts agree with jansson",
+  tap_lua_run("random documents, truncated and mutated texts agree with jansson",
       random_docs);
-  run("big objects and deep nesting agree with jansson", big_and_deep);
-  run("store get reads stored texts directly (and deep ones via jansson)",
+  tap_lua_run("big objects and deep nesting agree with jansson", big_and_deep);
+  tap_lua_run("store get reads stored texts directly (and deep ones via jansson)",
       store_get);
-  printf("1..%d\n", ntests);
-  return nfail ? 1 : 0;
+  return tap_done();
 }

@@ -2,33 +2,7 @@
  * an embedded Lua state, so ASan/LeakSanitizer see the binding's memory:
  * writes, lists, watch streams, streams closed with events in flight, and
  * lua_close with a store and watchers still open. Prints TAP. */
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
-#include <stdio.h>
-
-#include "runtime.h"
-
-static int ntests, nfail;
-
-static void ok(int cond, const char *what, const char *detail) {
-  printf("%s %d - %s\n", cond ? "ok" : "not ok", ++ntests, what);
-  if (!cond) {
-    nfail++;
-    if (detail) printf("#   %s\n", detail);
-  }
-}
-
-/* Runs `code` in a fresh state, then closes it. */
-static void run(const char *what, const char *code) {
-  lua_State *L = luaL_newstate();
-  luaL_openlibs(L);
-  luaL_requiref(L, "moonlet_core", luaopen_moonlet_core, 0);
-  lua_pop(L, 1);
-  int rc = luaL_dostring(L, code);
-  ok(rc == LUA_OK, what, rc == LUA_OK ? NULL : lua_tostring(L, -1));
-  lua_close(L);
-}
+#include "tap_lua.h"
 
 static const char basics[] =
     "local store = require('moonlet.store')\n"
@@ -95,9 +69,8 @@ static const char closed_first[] =
     "collectgarbage()\n";
 
 int main(void) {
-  run("binding: writes, errors, lists, watch streams", basics);
-  run("binding: lua_close with store and watchers open", left_open);
-  run("binding: store closed before its watcher", closed_first);
-  printf("1..%d\n", ntests);
-  return nfail ? 1 : 0;
+  tap_lua_run("binding: writes, errors, lists, watch streams", basics);
+  tap_lua_run("binding: lua_close with store and watchers open", left_open);
+  tap_lua_run("binding: store closed before its watcher", closed_first);
+  return tap_done();
 }

@@ -377,9 +377,9 @@ function M.create(ctx)
   end
   local opts = store_opts(def)
   -- The stored object's own JSON text goes back to the client: no second
-  -- conversion through Lua tables on the hot path. Only after_create needs
-  -- the stored object as a table; on_created sees the object as admitted.
-  opts.json = def.after_create == nil
+  -- conversion through Lua tables on the hot path. on_created sees the
+  -- object as admitted.
+  opts.json = true
   -- Kinds whose create needs the uid (a Job's generated selector) get it
   -- here, after validation, as the apiserver fills system metadata before
   -- its strategy generates the selector: one write instead of two.
@@ -390,7 +390,6 @@ function M.create(ctx)
   end
   local res, msg, code = ctx.store:create(def.store_resource, meta.namespace or "", obj, opts)
   if not res then return ctx:fail(store_failure(ctx, meta.name, msg, code)) end
-  if def.after_create then def.after_create(res, ctx.store) end
   if def.on_created then def.on_created(obj) end
   return ctx:reply(201, res)
 end
