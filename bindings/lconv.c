@@ -206,28 +206,6 @@ static void err_prefix(conv_t *c, const char *seg, size_t seglen) {
   c->pathed = 1;
 }
 
-/* Decodes one UTF-8 sequence at s (n bytes left).
- * @return its length, or 0 if the bytes there are not valid UTF-8. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-  unsigned char c = s[0];
-  size_t len;
-  unsigned cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-  else return 0;
-  if (n < len) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-      cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
-
 /* Go's encoder replaces invalid UTF-8 with U+FFFD rather than failing; we
  * do the same so a stray byte in a log line never loses a whole object.
  * @return a malloc'd copy (length in *outlen) or NULL on memory failure. */
@@ -236,7 +214,7 @@ static char *utf8_sanitize(const char *s, size_t len, size_t *outlen) {
   if (!out) return NULL;
   size_t o = 0;
   for (size_t i = 0; i < len;) {
-    size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+    size_t n = ml_json_utf8_len((const unsigned char *)s + i, len - i);
     if (n == 0) {
       memcpy(out + o, "\xEF\xBF\xBD", 3);
       o += 3;
@@ -264,7 +242,7 @@ static json_t *new_string(const char *s, size_t len, conv_t *c) {
 
 static int utf8_valid(const char *s, size_t len) {
   for (size_t i = 0; i < len;) {
-    size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+    size_t n = ml_json_utf8_len((const unsigned char *)s + i, len - i);
     if (n == 0) return 0;
     i += n;
   }
@@ -504,6 +482,18 @@ size_t ml_json_utf8_put(char *o, unsigned cp) {
  * character; multi-byte sequences must be valid UTF-8, as jansson checks).
  * @return the first byte that is not plain, or NULL on bad UTF-8. */
 static const char *tdec_plain(const char *s, const char *end) {
+  /* Eight bytes at a time while none can be special (a quote, backslash,
+   * control or non-ASCII byte): most of a Kubernetes object's text. The
+   * byte loop below decides exactly wherever this stops. */
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  while (end - s >= 8) {
+    uint64_t x;
+    memcpy(&x, s, 8);
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    uint64_t special = ((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x) | x;
+    if (special & highs) break;
+    s += 8;
+  }
   while (s < end) {
     unsigned char c = (unsigned char)*s;
     if (c == '"' || c == '\\' || c < 0x20) return s;
@@ -511,7 +501,7 @@ static const char *tdec_plain(const char *s, const char *end) {
       s++;
       continue;
     }
-    size_t n = utf8_seq((const unsigned char *)s, (size_t)(end - s));
+    size_t n = ml_json_utf8_len((const unsigned char *)s, (size_t)(end - s));
     if (n == 0) return NULL;
     s += n;
   }
@@ -778,83 +768,18 @@ typedef struct {
   int sort;
 } tenc_t;
 
-static int tenc_reserve(ml_json_buf_t *b, size_t n) {
-  if (b->len + n <= b->cap) return 1;
-  size_t cap = b->cap ? b->cap * 2 : 1024;
-  while (cap < b->len + n) cap *= 2;
-  char *p = realloc(b->buf, cap);
-  if (!p) return 0;
-  b->buf = p;
-  b->cap = cap;
-  return 1;
-}
-
-static int tenc_put(ml_json_buf_t *b, const char *s, size_t n) {
-  if (!tenc_reserve(b, n)) return 0;
-  memcpy(b->buf + b->len, s, n);
-  b->len += n;
-  return 1;
-}
-
-/* jansson's dump_string without JSON_ENSURE_ASCII / JSON_ESCAPE_SLASH. */
-static int tenc_string(ml_json_buf_t *b, const char *s, size_t n) {
-  /* Worst case: every byte a 6-byte \u00XX escape, plus the quotes. */
-  if (!tenc_reserve(b, n * 6 + 2)) return 0;
-  char *o = b->buf + b->len;
-  *o++ = '"';
-  const char *end = s + n;
-  while (s < end) {
-    unsigned char c = (unsigned char)*s;
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      *o++ = (char)c;
-      s++;
-      continue;
-    }
-    if (c >= 0x80) {
-      size_t k = utf8_seq((const unsigned char *)s, (size_t)(end - s));
-      if (k == 0) return 0; /* jansson's path substitutes U+FFFD */
-      memcpy(o, s, k);
-      o += k;
-      s += k;
-      continue;
-    }
-    *o++ = '\\';
-    switch (c) {
-    case '"': *o++ = '"'; break;
-    case '\\': *o++ = '\\'; break;
-    case '\b': *o++ = 'b'; break;
-    case '\f': *o++ = 'f'; break;
-    case '\n': *o++ = 'n'; break;
-    case '\r': *o++ = 'r'; break;
-    case '\t': *o++ = 't'; break;
-    default: {
-      static const char hex[] = "0123456789ABCDEF";
-      *o++ = 'u';
-      *o++ = '0';
-      *o++ = '0';
-      *o++ = hex[c >> 4];
-      *o++ = hex[c & 15];
-    }
-    }
-    s++;
-  }
-  *o++ = '"';
-  b->len = (size_t)(o - b->buf);
-  return 1;
-}
-
 static int tenc_value(tenc_t *e, int idx, int depth);
 
 static int tenc_array(tenc_t *e, int idx, lua_Unsigned n, int depth) {
-  if (!tenc_put(e->b, "[", 1)) return 0;
+  if (!ml_json_buf_put(e->b, "[", 1)) return 0;
   for (lua_Unsigned i = 1; i <= n; i++) {
-    if (i > 1 && !tenc_put(e->b, ",", 1)) return 0;
+    if (i > 1 && !ml_json_buf_put(e->b, ",", 1)) return 0;
     lua_rawgeti(e->L, idx, (lua_Integer)i);
     int ok = tenc_value(e, lua_gettop(e->L), depth + 1);
     lua_pop(e->L, 1);
     if (!ok) return 0;
   }
-  return tenc_put(e->b, "]", 1);
+  return ml_json_buf_put(e->b, "]", 1);
 }
 
 static int tenc_key_cmp(const void *a, const void *b) {
@@ -896,13 +821,13 @@ static int tenc_object(tenc_t *e, int idx, int depth) {
     keys[i].slot = slot + 1;
   }
   if (ok && e->sort && n > 1) qsort(keys, n, sizeof *keys, tenc_key_cmp);
-  ok = ok && tenc_put(e->b, "{", 1);
+  ok = ok && ml_json_buf_put(e->b, "{", 1);
   for (size_t i = 0; ok && i < n; i++) {
-    ok = (i == 0 || tenc_put(e->b, ",", 1)) &&
-         tenc_string(e->b, keys[i].k, keys[i].len) && tenc_put(e->b, ":", 1) &&
+    ok = (i == 0 || ml_json_buf_put(e->b, ",", 1)) &&
+         ml_json_write_string(e->b, keys[i].k, keys[i].len) && ml_json_buf_put(e->b, ":", 1) &&
          tenc_value(e, keys[i].slot, depth + 1);
   }
-  ok = ok && tenc_put(e->b, "}", 1);
+  ok = ok && ml_json_buf_put(e->b, "}", 1);
   if (keys != stackbuf) free(keys);
   lua_settop(L, base);
   return ok;
@@ -911,25 +836,25 @@ static int tenc_object(tenc_t *e, int idx, int depth) {
 static int tenc_value(tenc_t *e, int idx, int depth) {
   lua_State *L = e->L;
   switch (lua_type(L, idx)) {
-  case LUA_TNIL: return tenc_put(e->b, "null", 4);
+  case LUA_TNIL: return ml_json_buf_put(e->b, "null", 4);
   case LUA_TBOOLEAN:
-    return lua_toboolean(L, idx) ? tenc_put(e->b, "true", 4)
-                                 : tenc_put(e->b, "false", 5);
+    return lua_toboolean(L, idx) ? ml_json_buf_put(e->b, "true", 4)
+                                 : ml_json_buf_put(e->b, "false", 5);
   case LUA_TNUMBER: {
     if (!lua_isinteger(L, idx)) return 0; /* jansson formats reals */
     char num[32];
     int n = snprintf(num, sizeof num, LUA_INTEGER_FMT,
                      (LUAI_UACINT)lua_tointeger(L, idx));
-    return tenc_put(e->b, num, (size_t)n);
+    return ml_json_buf_put(e->b, num, (size_t)n);
   }
   case LUA_TSTRING: {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
-    return tenc_string(e->b, s, n);
+    return ml_json_write_string(e->b, s, n);
   }
   case LUA_TLIGHTUSERDATA:
     if (lua_touserdata(L, idx) != &null_sentinel) return 0;
-    return tenc_put(e->b, "null", 4);
+    return ml_json_buf_put(e->b, "null", 4);
   case LUA_TTABLE: {
     if (depth >= DEC_MAX_DEPTH || !lua_checkstack(L, 6)) return 0;
     int mark = table_mark(L, idx);

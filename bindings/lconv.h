@@ -17,6 +17,8 @@
 #include <lua.h>
 #include <stddef.h>
 
+#include "json_write.h"
+
 #define ML_JSON_ARRAY_MT "moonlet.json.array"
 #define ML_JSON_OBJECT_MT "moonlet.json.object"
 
@@ -75,11 +77,6 @@ void ml_lua_copy(lua_State *L, int idx);
  */
 int ml_lua_push_json_text(lua_State *L, const char *text, size_t len);
 
-/** A growable output buffer (caller frees buf). */
-typedef struct {
-  char *buf;
-  size_t cap, len;
-} ml_json_buf_t;
 
 /**
  * Encodes the value at `idx` as compact JSON into b (b->len is reset),

@@ -7,6 +7,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "err.h"
 #include "field_selector.h"
+#include "json_write.h"
 #include "log.h"
 #include "selector.h"
 #include "store_internal.h"
@@ -87,7 +89,7 @@ static int text_append(const char *buf, size_t size, void *data) {
   return 0;
 }
 
-ml_store_text_t *ml__store_serialize(const json_t *doc) {
+static ml_store_text_t *serialize_jansson(const json_t *doc) {
   textbuf_t b = {malloc(sizeof(ml_store_text_t) + 512), 512};
   if (!b.t) return NULL;
   b.t->refs = 1;
@@ -97,10 +99,29 @@ ml_store_text_t *ml__store_serialize(const json_t *doc) {
     return NULL;
   }
   b.t->data[b.t->len] = '\0';
-  /* One serialized copy per object is most of the store's memory: keep
-   * exactly what it needs. */
   ml_store_text_t *t = realloc(b.t, sizeof *t + b.t->len + 1);
   return t ? t : b.t;
+}
+
+ml_store_text_t *ml__store_serialize(const json_t *doc) {
+  /* The text is written after the header's room in one buffer, which then
+   * becomes the ml_store_text_t. */
+  const size_t head = offsetof(ml_store_text_t, data);
+  ml_json_buf_t b = {malloc(head + 1024), head + 1024, head};
+  if (!b.buf) return NULL;
+  if (!ml_json_write_tree(&b, doc) || !ml_json_buf_reserve(&b, 1)) {
+    /* Reals and the rest json_write declines: jansson's own dump. */
+    free(b.buf);
+    return serialize_jansson(doc);
+  }
+  ml_store_text_t *t = (ml_store_text_t *)b.buf;
+  t->refs = 1;
+  t->len = b.len - head;
+  t->data[t->len] = '\0';
+  /* One serialized copy per object is most of the store's memory: keep
+   * exactly what it needs. */
+  ml_store_text_t *fit = realloc(t, head + t->len + 1);
+  return fit ? fit : t;
 }
 
 int64_t ml__store_now_ms(const ml_store_t *s) {
@@ -339,6 +360,7 @@ static int backend_remove(ml_store_t *s, ml__store_res_t *r, const char *ns,
   if (rc < 0) return rc;
   if (s->be->remove(s->db, r->name, ns, name) != 0)
     return ml__store_fail(s, ML_EIO, "delete: %s", s->be->errmsg(s->db));
+  s->rv_unrecorded = true;
   return 0;
 }
 
@@ -1145,8 +1167,13 @@ int ml_store_commit(ml_store_t *s) {
   s->in_txn = false;
   char buf[24];
   snprintf(buf, sizeof buf, "%" PRIu64, s->rv);
-  /* The counter survives deletes of the newest objects. */
-  if (s->be->set_meta(s->db, "resourceVersion", buf) != 0 ||
+  /* The counter survives deletes of the newest objects. A load takes the
+   * larger of it and every row's resourceVersion, so a transaction that
+   * only created or updated rows (the newest carries the counter) leaves
+   * it alone: one B-tree page less in each such commit's WAL frames. */
+  bool record = s->rv_unrecorded;
+  s->rv_unrecorded = false;
+  if ((record && s->be->set_meta(s->db, "resourceVersion", buf) != 0) ||
       s->be->commit(s->db) != 0) {
     s->failed = true;
     ML_ERROR("store: commit failed: %s", s->be->errmsg(s->db));

@@ -73,6 +73,9 @@ struct ml_store_s {
   ml__store_res_t *resources;
   uint64_t rv; /* highest resourceVersion used */
   bool in_txn;
+  /* The open transaction removed an object: its resourceVersion lives on
+   * in no row, so the commit records the counter. */
+  bool rv_unrecorded;
   bool failed; /* a commit failed: memory and disk may differ */
   char *err;
 

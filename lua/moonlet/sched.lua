@@ -30,13 +30,34 @@ function M.spawn(name, fn, ...)
   return co
 end
 
+-- Handler coroutines are reused: a new one per event (a lua_State, its
+-- stack, an entry in `names`, later the collector's work) was a visible
+-- share of every API request. A worker runs one handler call, then parks
+-- itself here unless enough are parked; a call that waits (M.wait) parks
+-- only after it is resumed and returns.
+local idle = {}
+local IDLE_MAX = 32
+
+local function worker(h, ...)
+  h(...)
+  if #idle >= IDLE_MAX then return end
+  idle[#idle + 1] = coroutine.running()
+  return worker(coroutine.yield())
+end
+
 --- Called by the core for each delivered event.
 function M.dispatch(id, ...)
   local h = handlers[id]
   if h then
-    local co = coroutine.create(h)
-    names[co] = "handler"
-    return resume(co, ...)
+    local n = #idle
+    local co = idle[n]
+    if co then
+      idle[n] = nil
+    else
+      co = coroutine.create(worker)
+      names[co] = "handler"
+    end
+    return resume(co, h, ...)
   end
   local co = waiting[id]
   if co then

@@ -5,6 +5,7 @@
  * kill -9 of a writer. Prints TAP; ends with a clean uv_loop_close(). */
 #include <signal.h>
 #include <stdarg.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -867,6 +868,28 @@ static void test_reopen(void) {
   ml_store_text_unref(t);
   json_decref(a), json_decref(b), json_decref(c), json_decref(d);
   json_decref(a2), json_decref(b2);
+  /* A delete-only commit records the counter; a later create-only commit
+   * leaves the record behind its row, and a reload takes the larger. */
+  RC(ml_store_commit(s), 0, "commit d");
+  RC(ml_store_delete(s, "configmaps", "ns", "d", NULL, &r), 0, "delete d (rv 6)");
+  ml_store_result_clear(&r);
+  RC(ml_store_commit(s), 0, "commit the delete");
+  json_decref(mk(s, "configmaps", "ns", "{\"metadata\":{\"name\":\"e\"}}", 0));
+  RC(ml_store_commit(s), 0, "commit e (rv 7)");
+  RC(ml_store_delete(s, "configmaps", "ns", "e", NULL, &r), 0, "delete e (rv 8)");
+  ml_store_result_clear(&r);
+  RC(ml_store_commit(s), 0, "commit the second delete");
+  ml_store_close(s);
+  s = open_store(path, 0);
+  OK(ml_store_resource_version(s) == 8,
+     "after delete, create, delete commits the counter reloads as 8 (%" PRIu64 ")",
+     ml_store_resource_version(s));
+  json_decref(mk(s, "configmaps", "ns", "{\"metadata\":{\"name\":\"f\"}}", 0));
+  RC(ml_store_commit(s), 0, "commit f (rv 9)");
+  ml_store_close(s);
+  s = open_store(path, 0);
+  OK(ml_store_resource_version(s) == 9, "a create-only commit's row carries the counter (%" PRIu64 ")",
+     ml_store_resource_version(s));
   ml_store_close(s);
 
   /* A second store on the same file is refused while the first is open. */
@@ -956,10 +979,13 @@ static void test_crash(const char *sync) {
 #define ML_SANITIZED 1
 #endif
 #endif
+/* A bound that catches a quadratic list, not the issue's 150 ms target:
+ * that is bench_api.sh's figure. On a 2-core machine running the suite in
+ * parallel a 26 ms list took over 150 ms. */
 #ifdef ML_SANITIZED
 #define LIST_BUDGET_MS 2000
 #else
-#define LIST_BUDGET_MS 150
+#define LIST_BUDGET_MS 1000
 #endif
 
 static void test_perf(void) {

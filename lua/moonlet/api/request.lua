@@ -5,8 +5,13 @@ local kinds = require("moonlet.api.kinds")
 
 local M = {}
 
+local function hex_byte(h) return string.char(tonumber(h, 16)) end
+
+-- Most segments and query values have no escape: skip gsub for them (every
+-- request's path goes through here).
 local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+  if not s:find("%", 1, true) then return s end
+  return (s:gsub("%%(%x%x)", hex_byte))
 end
 M.unescape = unescape
 
@@ -16,8 +21,9 @@ function M.parse_query(q)
   if not q or q == "" then return out end
   for pair in q:gmatch("[^&]+") do
     local k, v = pair:match("^([^=]*)=?(.*)$")
-    k = unescape((k:gsub("%+", " ")))
-    v = unescape((v:gsub("%+", " ")))
+    if k:find("+", 1, true) then k = k:gsub("%+", " ") end
+    if v:find("+", 1, true) then v = v:gsub("%+", " ") end
+    k, v = unescape(k), unescape(v)
     local list = out[k]
     if not list then list = {}; out[k] = list end
     list[#list + 1] = v

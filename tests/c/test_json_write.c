@@ -1,0 +1,145 @@
+/* Unit tests of core/json_write.c: the store's serializer writes exactly
+ * jansson's JSON_COMPACT text (strings with every escape, NUL, multi-byte
+ * UTF-8, integer extremes, empty and nested containers, member order, and
+ * 20,000 random trees), and declines what jansson must decide (reals, bad
+ * UTF-8, nesting past its bound). Prints TAP. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_write.h"
+
+#include "tap.h"
+
+/* 1 when json_write's text of v equals jansson's compact dump. */
+static int same_as_jansson(const json_t *v) {
+  ml_json_buf_t b = {0};
+  int ok = ml_json_write_tree(&b, v);
+  char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  int same = ok && want && strlen(want) == b.len && memcmp(want, b.buf, b.len) == 0;
+  free(want);
+  free(b.buf);
+  return same;
+}
+
+static int declines(const json_t *v) {
+  ml_json_buf_t b = {0};
+  int ok = ml_json_write_tree(&b, v);
+  free(b.buf);
+  return !ok;
+}
+
+static unsigned rnd_state = 12345;
+static unsigned rnd(unsigned n) {
+  rnd_state = rnd_state * 1103515245u + 12345u;
+  return (rnd_state >> 8) % n;
+}
+
+/* A random string: ASCII, controls, quotes, backslashes, NUL and valid
+ * 2-4 byte UTF-8. */
+static json_t *random_string(void) {
+  static const char *pieces[] = {"a", "Z", " ", "\"", "\\", "/", "\n", "\t", "\x01",
+                                 "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
+                                 "\xf0\x9f\x98\x80", "\xe2\x80\xa8"};
+  char buf[64];
+  size_t n = 0, k = rnd(8);
+  for (size_t i = 0; i < k; i++) {
+    if (rnd(10) == 0) {
+      buf[n++] = '\0';
+      continue;
+    }
+    const char *p = pieces[rnd(sizeof pieces / sizeof *pieces)];
+    memcpy(buf + n, p, strlen(p));
+    n += strlen(p);
+  }
+  return json_stringn(buf, n);
+}
+
+static json_t *random_tree(int depth) {
+  unsigned kind = depth > 4 ? rnd(5) : rnd(7);
+  switch (kind) {
+  case 0: return random_string();
+  case 1: return json_integer((json_int_t)rnd(2000000) - 1000000);
+  case 2: return rnd(2) ? json_true() : json_false();
+  case 3: return json_null();
+  case 4: return json_integer(rnd(2) ? INT64_MAX : INT64_MIN);
+  case 5: {
+    json_t *a = json_array();
+    for (unsigned i = rnd(4); i > 0; i--) json_array_append_new(a, random_tree(depth + 1));
+    return a;
+  }
+  default: {
+    json_t *o = json_object();
+    for (unsigned i = rnd(5); i > 0; i--) {
+      json_t *key = random_string();
+      json_object_setn_new(o, json_string_value(key), json_string_length(key),
+                           random_tree(depth + 1));
+      json_decref(key);
+    }
+    return o;
+  }
+  }
+}
+
+int main(void) {
+  json_t *pod = json_loads(
+      "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"kubia-x\","
+      "\"labels\":{\"app\":\"kubia\"},\"annotations\":{}},\"spec\":{\"containers\":"
+      "[{\"name\":\"c\",\"args\":[\"a\\\"b\",\"tab\\there\",\"\\u0000\",\"\\u00e9\"],"
+      "\"ports\":[{\"containerPort\":8080}]}],\"empty\":[]},\"status\":{\"ok\":true,"
+      "\"no\":false,\"none\":null,\"neg\":-42}}",
+      JSON_ALLOW_NUL, NULL);
+  OK(pod && same_as_jansson(pod), "a pod-shaped object reads as jansson writes it");
+  json_decref(pod);
+
+  json_t *ordered = json_object();
+  json_object_set_new(ordered, "zeta", json_integer(1));
+  json_object_set_new(ordered, "alpha", json_integer(2));
+  json_object_set_new(ordered, "mid", json_integer(3));
+  ml_json_buf_t b = {0};
+  OK(ml_json_write_tree(&b, ordered) && b.len == strlen("{\"zeta\":1,\"alpha\":2,\"mid\":3}") &&
+         memcmp(b.buf, "{\"zeta\":1,\"alpha\":2,\"mid\":3}", b.len) == 0,
+     "members keep their insertion order");
+  free(b.buf);
+  json_decref(ordered);
+
+  json_t *ext = json_pack("[I,I,I]", (json_int_t)INT64_MIN, (json_int_t)INT64_MAX, (json_int_t)0);
+  OK(same_as_jansson(ext), "integer extremes and zero");
+  json_decref(ext);
+
+  json_t *controls = json_stringn("\x00\x01\x08\x0c\x0a\x0d\x09\x1f\"\\/", 11);
+  OK(same_as_jansson(controls), "every control character and escape");
+  json_decref(controls);
+
+  json_t *real = json_pack("{s:[i,f]}", "a", 1, 1.5);
+  OK(declines(real), "a real anywhere is left to jansson");
+  json_decref(real);
+
+  json_t *bad = json_stringn_nocheck("\xc3(", 2);
+  OK(declines(bad), "invalid UTF-8 is declined");
+  json_decref(bad);
+
+  json_t *deep = json_array(), *at = deep;
+  for (int i = 0; i < 3000; i++) {
+    json_t *inner = json_array();
+    json_array_append_new(at, inner);
+    at = inner;
+  }
+  OK(declines(deep), "nesting past the bound is declined, not recursed into");
+  json_decref(deep);
+
+  int wrong = 0;
+  for (int i = 0; i < 20000; i++) {
+    json_t *t = random_tree(0);
+    if (!same_as_jansson(t)) wrong++;
+    json_decref(t);
+  }
+  OK(wrong == 0, "20000 random trees read as jansson writes them (%d differ)", wrong);
+
+  ml_json_buf_t s = {0};
+  OK(ml_json_write_string(&s, "caf\xc3\xa9\n", 6) && s.len == 9 &&
+         memcmp(s.buf, "\"caf\xc3\xa9\\n\"", 9) == 0,
+     "write_string quotes and escapes one string");
+  free(s.buf);
+  return tap_done();
+}
