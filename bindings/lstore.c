@@ -116,20 +116,21 @@ static const char *opt_field_string(lua_State *L, int t, const char *k) {
   return NULL;
 }
 
-void ml_lua_watch_opts(lua_State *L, int t, ml_store_watch_opts_t *o) {
-  memset(o, 0, sizeof *o);
-  o->ns = opt_field_string(L, t, "namespace");
-  o->label_selector = opt_field_string(L, t, "label_selector");
-  o->field_selector = opt_field_string(L, t, "field_selector");
-  o->resource_version = opt_field_string(L, t, "resource_version");
-}
-
 static bool opt_field_bool(lua_State *L, int t, const char *k) {
   if (lua_type(L, t) != LUA_TTABLE) return false;
   lua_getfield(L, t, k);
   bool v = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
+}
+
+void ml_lua_watch_opts(lua_State *L, int t, ml_store_watch_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  o->ns = opt_field_string(L, t, "namespace");
+  o->label_selector = opt_field_string(L, t, "label_selector");
+  o->field_selector = opt_field_string(L, t, "field_selector");
+  o->resource_version = opt_field_string(L, t, "resource_version");
+  o->owner_events = opt_field_bool(L, t, "owner_events");
 }
 
 static lua_Integer opt_field_int(lua_State *L, int t, const char *k,
@@ -546,7 +547,7 @@ static void on_watch(void *ud, int type, ml_store_text_t *text) {
 }
 
 /* Lua: w | nil, msg, code = s:watch(id, resource, {namespace=,
- *      label_selector=, field_selector=, resource_version=}).
+ *      label_selector=, field_selector=, resource_version=, owner_events=}).
  * Events arrive at `id` as (type, object_json); no values: the store
  * closed. */
 static int lstore_watch(lua_State *L) {

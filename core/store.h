@@ -215,6 +215,11 @@ typedef struct {
   const char *field_selector;
   /** NULL, "" or "0": ADDED for every current object, then changes. */
   const char *resource_version;
+  /** Only what ownership bookkeeping needs (the garbage collector's
+   * watch): additions and changes of objects that, before or after, have
+   * ownerReferences, finalizers or a deletionTimestamp, and every
+   * deletion. A plain object's creation and edits are not delivered. */
+  bool owner_events;
 } ml_store_watch_opts_t;
 
 /**

@@ -63,6 +63,7 @@ struct ml_store_watch_s {
   void *lsel, *fsel; /* ml_selector_t*, field selector; NULL = all */
   ml_store_watch_fn fn;
   void *ud;
+  bool owner_events; /* ml_store_watch_opts_t.owner_events */
   bool closed; /* closed inside a dispatch; freed when it ends */
   bool pinned; /* ml_store_watch is still delivering the start events */
 };

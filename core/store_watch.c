@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "json_scan.h"
 #include "log.h"
 #include "store_internal.h"
 
@@ -102,9 +103,33 @@ static bool matches(ml_store_watch_t *w, const json_t *doc) {
 }
 
 /* Converts the event for one watcher as the apiserver's watch cache does. */
+/* True when member `key` of the object text[0..len) is there and is not
+ * null, an empty list or an empty string. */
+static bool member_set(const char *text, size_t len, const char *key) {
+  size_t off, vlen;
+  if (ml_json_member(text, len, key, &off, &vlen) != 0) return false;
+  const char *v = text + off;
+  return !(vlen == 4 && memcmp(v, "null", 4) == 0) &&
+         !(vlen == 2 && (memcmp(v, "[]", 2) == 0 || memcmp(v, "\"\"", 2) == 0));
+}
+
+/* Whether an object's stored text matters to ownership bookkeeping: it
+ * names owners, holds finalizers or is being deleted. Read from the text
+ * (a scan of its metadata, no parse), which replays have too. */
+static bool owner_relevant(const ml_store_text_t *t) {
+  size_t off, len;
+  if (!t || ml_json_member(t->data, t->len, "metadata", &off, &len) != 0) return false;
+  const char *m = t->data + off;
+  return member_set(m, len, "ownerReferences") || member_set(m, len, "finalizers") ||
+         member_set(m, len, "deletionTimestamp");
+}
+
 static void deliver(ml_store_watch_t *w, states_t *st) {
   ml__store_event_t *ev = st->ev;
   if (w->closed || (w->ns && strcmp(w->ns, ev->ns) != 0)) return;
+  if (w->owner_events && ev->type != ML_STORE_DELETED && !owner_relevant(ev->text) &&
+      !owner_relevant(ev->prev))
+    return;
   bool filtered = w->lsel || w->fsel;
   bool cur =
       ev->type != ML_STORE_DELETED && (!filtered || matches(w, state_obj(st)));
@@ -189,6 +214,7 @@ typedef struct {
 static bool initial_visit(ml__store_entry_t *e, void *ud) {
   ml_store_watch_t *w = ((initial_t *)ud)->w;
   if (w->closed || (w->ns && strcmp(e->ns, w->ns) != 0)) return false;
+  if (w->owner_events && !owner_relevant(e->text)) return true;
   if (ml__store_entry_matches(e, w->lsel, w->fsel))
     w->fn(w->ud, ML_STORE_ADDED, e->text);
   return true;
@@ -241,6 +267,7 @@ int ml_store_watch(ml_store_t *s, const char *resource,
   w->res = res;
   w->lsel = lsel;
   w->fsel = fsel;
+  w->owner_events = o->owner_events;
   w->fn = fn;
   w->ud = ud;
   w->prev = s->watchers_tail;

@@ -464,7 +464,9 @@ Stream.__close = Stream.close
 
 --- WATCH. opts: namespace, label_selector, field_selector,
 --- resource_version, timeout_seconds, name (watch one object),
---- table (rows as Tables), metadata (PartialObjectMetadata objects).
+--- table (rows as Tables), metadata (PartialObjectMetadata objects),
+--- owner_events (in-process clients: only objects with ownerReferences,
+--- finalizers or a deletionTimestamp, before or after, and deletions).
 --- @return stream or nil, Status
 function Client:watch(kind, opts)
   opts = opts or {}
@@ -481,7 +483,9 @@ function Client:watch(kind, opts)
        { "allowWatchBookmarks", opts.bookmarks and "true" or nil } })
   local h = { ["Accept"] = opts.table and M.TABLE_ACCEPT
       or opts.metadata and M.METADATA_ACCEPT or "application/json",
-    ["User-Agent"] = self.user_agent }
+    ["User-Agent"] = self.user_agent,
+    -- In-process only (the server's garbage collector): see handlers.watch.
+    ["X-Moonlet-Owner-Events"] = opts.owner_events and "true" or nil }
   local ok, res, err = pcall(self.transport, { method = "GET", path = path, headers = h, stream = true })
   if not ok then return nil, transport_status(self, res) end
   if not res then return nil, transport_status(self, err) end

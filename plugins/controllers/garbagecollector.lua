@@ -317,7 +317,13 @@ function M.setup(ctx)
     -- Metadata is all the graph reads (Kubernetes' collector runs on
     -- metadata informers too): kinds no other controller watches are
     -- listed and watched as PartialObjectMetadata.
-    if collectable(def) then ctx:watch(def.gvk, handlers(st, def), { metadata = true }) end
+    -- Its watches carry only objects that have (or had) owners, finalizers
+    -- or a deletion under way, and deletions: an owner the graph has not
+    -- seen is looked up live (classify), as Kubernetes' collector does for
+    -- owners it has no node for.
+    if collectable(def) then
+      ctx:watch(def.gvk, handlers(st, def), { metadata = true, owner_events = true })
+    end
   end
 end
 

@@ -173,7 +173,8 @@ static void last_text_fn(void *ud, int type, ml_store_text_t *t) {
 static ml_store_watch_t *watch(ml_store_t *s, const char *res, const char *ns,
                                const char *labels, const char *fields,
                                const char *rv, rec_t *r) {
-  ml_store_watch_opts_t o = {ns, labels, fields, rv};
+  ml_store_watch_opts_t o = {.ns = ns, .label_selector = labels, .field_selector = fields,
+                            .resource_version = rv};
   ml_store_watch_t *w = NULL;
   rec_reset(r);
   int rc = ml_store_watch(s, res, &o, rec_fn, r, &w);
@@ -806,6 +807,59 @@ static void selfclose_fn(void *ud, int type, ml_store_text_t *t) {
   ml_store_watch_close(c->w);
 }
 
+/* owner_events: a watch that hears only what ownership bookkeeping needs
+ * (objects with owners, finalizers or a deletion under way, before or
+ * after the change, and every deletion), live, replayed and initial. */
+static void test_watch_owner_events(void) {
+  ml_store_t *s = fresh();
+  json_decref(mk(s, "configmaps", "a", "{\"metadata\":{\"name\":\"plain\"}}", 0));
+  json_decref(mk(s, "configmaps", "a",
+                 "{\"metadata\":{\"name\":\"owned\",\"ownerReferences\":[{\"apiVersion\":"
+                 "\"v1\",\"kind\":\"ConfigMap\",\"name\":\"plain\",\"uid\":\"u1\"}]}}",
+                 0));
+  rec_t live, init;
+  ml_store_watch_opts_t o = {.resource_version = "0", .owner_events = true};
+  ml_store_watch_t *wi = NULL;
+  rec_reset(&init);
+  RC(ml_store_watch(s, "configmaps", &o, rec_fn, &init, &wi), 0, "owner watch from 0");
+  IS(init.buf, "ADDED owned 2", "initial state: only the object with owners");
+  o.resource_version = "2";
+  ml_store_watch_t *wl = NULL;
+  rec_reset(&live);
+  RC(ml_store_watch(s, "configmaps", &o, rec_fn, &live, &wl), 0, "owner watch from 2");
+  json_decref(mk(s, "configmaps", "a", "{\"metadata\":{\"name\":\"other\",\"labels\":{}}}", 0));
+  IS(live.buf, "", "a plain create is not delivered");
+  ml_store_result_t r;
+  json_t *in = J("{\"metadata\":{\"name\":\"plain\",\"namespace\":\"a\",\"labels\":{\"x\":\"y\"},"
+                 "\"ownerReferences\":[],\"finalizers\":[]},\"data\":{\"k\":\"v\"}}");
+  RC(upd(s, "configmaps", in, 0, &r), 0, "edit the plain object");
+  ml_store_result_clear(&r);
+  IS(live.buf, "", "nor its edit (empty lists count as none)");
+  in = J("{\"metadata\":{\"name\":\"plain\",\"namespace\":\"a\",\"finalizers\":[\"x.io/keep\"]}}");
+  RC(upd(s, "configmaps", in, 0, &r), 0, "add a finalizer");
+  ml_store_result_clear(&r);
+  IS(live.buf, "MODIFIED plain 5", "gaining a finalizer is delivered");
+  in = J("{\"metadata\":{\"name\":\"plain\",\"namespace\":\"a\"}}");
+  RC(upd(s, "configmaps", in, 0, &r), 0, "drop the finalizer");
+  ml_store_result_clear(&r);
+  IS(live.buf, "MODIFIED plain 5, MODIFIED plain 6", "losing it too (the old state had it)");
+  rec_reset(&live);
+  RC(ml_store_delete(s, "configmaps", "a", "other", NULL, &r), 0, "delete a plain object");
+  ml_store_result_clear(&r);
+  IS(live.buf, "DELETED other 7", "every deletion is delivered");
+  rec_t replay;
+  o.resource_version = "2";
+  ml_store_watch_t *wr = NULL;
+  rec_reset(&replay);
+  RC(ml_store_watch(s, "configmaps", &o, rec_fn, &replay, &wr), 0, "replay from 2");
+  IS(replay.buf, "MODIFIED plain 5, MODIFIED plain 6, DELETED other 7",
+     "a replay from the window is filtered the same way");
+  ml_store_watch_close(wi);
+  ml_store_watch_close(wl);
+  ml_store_watch_close(wr);
+  ml_store_close(s);
+}
+
 static void test_watch_close_inside(void) {
   ml_store_t *s = fresh();
   json_decref(mk(s, "configmaps", "a", "{\"metadata\":{\"name\":\"a\"}}", 0));
@@ -1082,6 +1136,7 @@ static void run_suite(const char *name) {
   test_delete();
   test_list();
   test_watch();
+  test_watch_owner_events();
   test_watch_close_inside();
   test_perf();
 }

@@ -87,6 +87,30 @@ describe("garbage collector", function()
     end)
   end)
 
+  it("hears only ownership changes: plain objects' creates and edits reach it not", function()
+    with_gc(function(env)
+      local c = env.client
+      env.settle()
+      local inf = env.m.informers[CM]
+      assert.is_true(inf.metadata_only and inf.owner_events)
+      local before = inf.stats.events
+      local owner = assert(c:create(CM, cm("owner")))
+      for i = 1, 20 do assert(c:create(CM, cm("plain" .. i))) end
+      assert(c:patch(CM, "default", "plain1", "merge", { data = { k = "changed" } }))
+      env.settle()
+      assert.are.equal(before, inf.stats.events)
+      -- An owner the collector never heard of: looked up live, so its
+      -- dependent stays, and its deletion (always delivered) takes the
+      -- dependent along.
+      assert(c:create(CM, cm("dep", { ref(owner) })))
+      env.settle()
+      assert.is_not_nil(c:get(CM, "default", "dep"))
+      assert(c:delete(CM, "default", "owner"))
+      env.eventually("dep collected", env.gone(CM, "dep"))
+      assert.is_not_nil(c:get(CM, "default", "plain1"))
+    end)
+  end)
+
   it("collects down a chain of owners", function()
     with_gc(function(env)
       local c = env.client

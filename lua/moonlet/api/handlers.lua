@@ -252,6 +252,12 @@ function M.watch(ctx)
   local def = ctx.def
   local opts, err = list_opts(ctx)
   if not opts then return ctx:fail(err) end
+  -- The in-process garbage collector watches only what ownership needs
+  -- (ml_store_watch_opts_t.owner_events): a plain object's creation costs
+  -- it nothing. Not part of the public API: ignored from sockets.
+  if ctx.transport == "inproc" and ctx.headers["x-moonlet-owner-events"] == "true" then
+    opts.owner_events = true
+  end
   if ctx.name then opts.field_selector = "metadata.name=" .. ctx.name .. (opts.field_selector and ("," .. opts.field_selector) or "") end
   local id = loop.next_id()
   local out = ctx:stream(200, { ["Content-Type"] = "application/json" })

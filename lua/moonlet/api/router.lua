@@ -88,7 +88,7 @@ local VERB = {
 --- names), body, transport ("unix"|"tcp"|"inproc")}.
 function M:handle(req, sink)
   local ctx = setmetatable({ sink = sink, warnings = {}, headers = req.headers or {},
-    body = req.body, store = self.store, method = req.method }, Ctx)
+    body = req.body, store = self.store, method = req.method, transport = req.transport }, Ctx)
   if req.transport == "tcp" and self.token then
     local auth = ctx.headers["authorization"] or ""
     if auth ~= "Bearer " .. self.token then return ctx:fail(status.unauthorized()) end

@@ -23,7 +23,11 @@ end
 --- PartialObjectMetadata, as client-go's metadata informers do: handlers
 --- get each object's metadata, and the cache keeps only what identifies an
 --- object (uid, name, namespace, resourceVersion), so the cache's reads
---- (get, list, by_owner) are not for such an informer; see want_full).
+--- (get, list, by_owner) are not for such an informer; see want_full),
+--- owner_events (with metadata_only, in-process: the watch carries only
+--- objects that have, or had, ownerReferences, finalizers or a
+--- deletionTimestamp, and every deletion; the list is whole. For the
+--- garbage collector; see want_all_events).
 function M.new(opts)
   assert(opts and opts.client, "informer: client required")
   local gvk = util.parse_kind(assert(opts.kind, "informer: kind required"))
@@ -35,6 +39,7 @@ function M.new(opts)
     namespace = opts.namespace,
     label_selector = opts.label_selector,
     metadata_only = opts.metadata_only == true,
+    owner_events = opts.metadata_only == true and opts.owner_events == true,
     log = opts.log or default_log,
     name = opts.name or ("informer " .. opts.kind),
     backoff_initial = backoff.initial or 0.8,
@@ -180,6 +185,7 @@ local function watch_once(self)
   local stream, st = call(self, "watch", self.kind, {
     namespace = self.namespace, label_selector = self.label_selector,
     resource_version = self.rv, metadata = self.metadata_only,
+    owner_events = self.owner_events,
   })
   if self.stopped then
     if stream then stream:close() end
@@ -293,9 +299,22 @@ end
 function Informer:want_full()
   if not self.metadata_only then return end
   self.metadata_only = false
+  self.owner_events = false
   if self.started and not self.stopped then
     -- Not synced until whole objects are in: readers wait for them.
     self.synced = false
+    self.relist_now = true
+    if self.stream then self.stream:close() end
+  end
+end
+
+--- Makes an owner_events informer hear every change from now on: a
+--- running one re-lists at once, so identities that changed unheard are
+--- brought up to date.
+function Informer:want_all_events()
+  if not self.owner_events then return end
+  self.owner_events = false
+  if self.started and not self.stopped then
     self.relist_now = true
     if self.stream then self.stream:close() end
   end

@@ -46,16 +46,20 @@ end
 --- The shared informer for kind (created, and started when the manager
 --- runs, on first use). With `metadata`, the caller needs only metadata:
 --- the informer stays metadata-only (PartialObjectMetadata) until some
---- caller wants whole objects.
-function Manager:informer(kind, metadata)
+--- caller wants whole objects. With `owner_events` too, its watch carries
+--- only ownership changes (informer.new) until a caller wants every event.
+function Manager:informer(kind, metadata, owner_events)
   local inf = self.informers[kind]
   if not inf then
     inf = informer.new({ client = self.client, kind = kind, log = self.log,
-                         backoff = self.informer_backoff, metadata_only = metadata == true })
+                         backoff = self.informer_backoff, metadata_only = metadata == true,
+                         owner_events = owner_events == true })
     self.informers[kind] = inf
     if self.started then inf:start() end
   elseif not metadata then
     inf:want_full()
+  elseif not owner_events then
+    inf:want_all_events()
   end
   return inf
 end
@@ -110,11 +114,13 @@ end
 --- informer, and holds this controller's workers until it has synced.
 --- Objects are the cached tables: read them, never change them.
 --- opts.metadata: the handlers need only metadata (objects may then be
---- PartialObjectMetadata views, unless another controller wants more).
+--- PartialObjectMetadata views, unless another controller wants more);
+--- opts.owner_events (with metadata): only objects that have or had
+--- owners, finalizers or a deletion under way, and deletions.
 --- @return the informer
 function Ctx:watch(kind, handlers, opts)
   local ctl = self._ctl
-  local inf = self._mgr:informer(kind, opts and opts.metadata)
+  local inf = self._mgr:informer(kind, opts and opts.metadata, opts and opts.owner_events)
   ctl.informers[#ctl.informers + 1] = inf
   inf:add_handler(handlers)
   return inf
