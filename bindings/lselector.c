@@ -335,6 +335,68 @@ static int lselector_label_value_errors(lua_State *L) {
   return msg_list(L, ml_label_value_errors);
 }
 
+static void no_msg(void *ud, const char *msg) {
+  (void)ud;
+  (void)msg;
+}
+
+/* The string at idx as a C string with no NUL inside, or NULL. */
+static const char *plain_string(lua_State *L, int idx, size_t *len) {
+  if (lua_type(L, idx) != LUA_TSTRING) return NULL;
+  const char *s = lua_tolstring(L, idx, len);
+  return strlen(s) == *len ? s : NULL;
+}
+
+/* Lua: core.labels_valid(t) -> true when every key of t is a valid label
+ * key and every value a valid label value (nil counts as valid). A quick
+ * yes for the common case, without the message lists; false sends the
+ * caller to the checks that say what is wrong. */
+static int lselector_labels_valid(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) return lua_pushboolean(L, 1), 1;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int ok = 1;
+  lua_pushnil(L);
+  while (ok && lua_next(L, 1)) {
+    size_t kn, vn;
+    const char *k = plain_string(L, -2, &kn), *v = plain_string(L, -1, &vn);
+    ok = k && v && ml_label_key_errors(k, no_msg, NULL) == 0 &&
+         ml_label_value_errors(v, no_msg, NULL) == 0;
+    lua_pop(L, 1);
+  }
+  if (!ok) lua_settop(L, 1);
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
+/* Lua: core.annotations_valid(t, limit) -> true when every key of t,
+ * lower-cased, is a qualified name, every value a string, and the keys and
+ * values together are at most `limit` bytes. As labels_valid: false means
+ * "look closer". */
+static int lselector_annotations_valid(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) return lua_pushboolean(L, 1), 1;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer limit = luaL_checkinteger(L, 2);
+  lua_Integer total = 0;
+  int ok = 1;
+  char lower[512];
+  lua_pushnil(L);
+  while (ok && lua_next(L, 1)) {
+    size_t kn, vn;
+    const char *k = plain_string(L, -2, &kn), *v = plain_string(L, -1, &vn);
+    ok = k && v && kn < sizeof lower;
+    if (ok) {
+      for (size_t i = 0; i <= kn; i++)
+        lower[i] = (char)((k[i] >= 'A' && k[i] <= 'Z') ? k[i] - 'A' + 'a' : k[i]);
+      total += (lua_Integer)(kn + vn);
+      ok = ml_label_key_errors(lower, no_msg, NULL) == 0;
+    }
+    lua_pop(L, 1);
+  }
+  if (!ok) lua_settop(L, 1);
+  lua_pushboolean(L, ok && total <= limit);
+  return 1;
+}
+
 static int lselector_dns1123_subdomain_errors(lua_State *L) {
   return msg_list(L, ml_dns1123_subdomain_errors);
 }
@@ -544,6 +606,8 @@ static const luaL_Reg selector_funcs[] = {
     {"parse_operator", lselector_parse_operator},
     {"label_key_errors", lselector_label_key_errors},
     {"label_value_errors", lselector_label_value_errors},
+    {"labels_valid", lselector_labels_valid},
+    {"annotations_valid", lselector_annotations_valid},
     {"dns1123_subdomain_errors", lselector_dns1123_subdomain_errors},
     {"go_quote", lselector_go_quote},
     {"go_json_string", lselector_go_json_string},

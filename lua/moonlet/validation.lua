@@ -320,7 +320,8 @@ end
 --- ValidateLabels: keys and values; every error sits at `path` itself.
 function M.validate_labels(labels, path, errs)
   errs = errs or M.errors()
-  if labels == nil then return errs end
+  -- Every create and update comes here: answer the valid case in C.
+  if labels == nil or (type(labels) == "table" and core.labels_valid(labels)) then return errs end
   for _, k in ipairs(sorted_keys(labels)) do
     for _, msg in ipairs(M.is_qualified_name(k)) do errs:add(M.invalid(path, k, msg)) end
     local v = labels[k]
@@ -336,7 +337,10 @@ end
 --- ValidateAnnotations: keys as lowercased qualified names, total size.
 function M.validate_annotations(annotations, path, errs)
   errs = errs or M.errors()
-  if annotations == nil then return errs end
+  if annotations == nil or (type(annotations) == "table"
+      and core.annotations_valid(annotations, M.TOTAL_ANNOTATION_SIZE_LIMIT)) then
+    return errs
+  end
   local total = 0
   for _, k in ipairs(sorted_keys(annotations)) do
     for _, msg in ipairs(M.is_qualified_name(k:lower())) do errs:add(M.invalid(path, k, msg)) end

@@ -232,6 +232,16 @@ describe("label validation (label_validation.json)", function()
             table.concat(msgs, "; "))
         end
       end
+      -- validate_labels/validate_annotations answer the valid case in C
+      -- (labels_valid, annotations_valid): the same verdict as the messages
+      local core = require("moonlet.core.selector")
+      if e.kind == "key" then
+        assert.are.equal(e.valid, core.labels_valid({ [e.input] = "v" }))
+        assert.are.equal(#fns.key(e.input:lower()) == 0,
+          core.annotations_valid({ [e.input] = "v" }, validation.TOTAL_ANNOTATION_SIZE_LIMIT))
+      elseif e.kind == "value" then
+        assert.are.equal(e.valid, core.labels_valid({ k = e.input }))
+      end
       -- keys and values also go through the selector parser's checks
       if e.kind == "key" then
         local sel = selector.parse(e.input)
@@ -419,5 +429,25 @@ describe("field selectors", function()
     assert.are.same({ { field = "a", operator = "=", value = "x=y\\z" } }, fs:terms())
     assert.are.equal("a=x\\=y\\\\z", fs:string())
     assert.are.equal("a\\,b\\=c\\\\", selector.escape_field_value("a,b=c\\"))
+  end)
+end)
+
+describe("labels_valid and annotations_valid", function()
+  local core = require("moonlet.core.selector")
+  local validation = require("moonlet.validation")
+  it("send anything that is not a clean string map to the detailed checks", function()
+    assert.is_true(core.labels_valid(nil))
+    assert.is_true(core.labels_valid({}))
+    assert.is_false(core.labels_valid({ app = 3 }))
+    assert.is_false(core.labels_valid({ "x" }))
+    assert.is_false(core.labels_valid({ ["a\0b"] = "v" }))
+    assert.is_true(core.annotations_valid({ ["Example.COM/Key"] = "anything at all, spaces too" }, 100))
+    assert.is_false(core.annotations_valid({ k = string.rep("x", 101) }, 100))
+    assert.is_false(core.annotations_valid({ k = true }, 100))
+    local errs = validation.validate_annotations({ k = string.rep("x", validation.TOTAL_ANNOTATION_SIZE_LIMIT) },
+      "metadata.annotations")
+    assert.are.equal(1, #errs)
+    errs = validation.validate_labels({ ["bad key!"] = "v", ok = "in valid" }, "metadata.labels")
+    assert.are.equal(2, #errs)
   end)
 end)
