@@ -333,7 +333,14 @@ static int embedded_searcher(lua_State *L) {
     return 1;
   }
   const char *chunk = lua_pushfstring(L, "@%s", path);
-  if (luaL_loadbuffer(L, e->data, e->len, chunk) != LUA_OK)
+  /* Bytecode from the build skips the parser. Should it not load (it was
+   * made by the same liblua, so it should), the source still does. */
+  if (e->bytecode && luaL_loadbufferx(L, e->bytecode, e->bytecode_len, chunk, "b") == LUA_OK) {
+    lua_pushstring(L, path);
+    return 2;
+  }
+  if (e->bytecode) lua_pop(L, 1);
+  if (luaL_loadbufferx(L, e->data, e->len, chunk, "t") != LUA_OK)
     return luaL_error(L, "error loading module '%s': %s", name, lua_tostring(L, -1));
   lua_pushstring(L, path);
   return 2;
