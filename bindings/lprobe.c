@@ -233,7 +233,8 @@ static lua_Number opt_num_field(lua_State *L, int t, const char *key,
 }
 
 /* Lua: ticker | nil, err, name = probe.ticker(id, kind, params, every)
- * every = { period = ms, timeout = ms, success_threshold = n, tries = n };
+ * every = { period = ms, timeout = ms, success_threshold = n, tries = n,
+ *           quick = ms (first quick retry delay; nil: none) };
  * results arrive at `id` as (result, message), see core/probe.h. */
 static int lprobe_ticker(lua_State *L) {
   lua_Integer id = luaL_checkinteger(L, 1);
@@ -245,13 +246,15 @@ static int lprobe_ticker(lua_State *L) {
   lua_Number timeout = opt_num_field(L, 4, "timeout", 0);
   lua_Number st = opt_num_field(L, 4, "success_threshold", 1);
   lua_Number tries = opt_num_field(L, 4, "tries", 1);
+  lua_Number quick = opt_num_field(L, 4, "quick", 0);
   luaL_argcheck(L, period >= 1, 4, "period must be >= 1 ms");
-  luaL_argcheck(L, timeout >= 0 && st >= 0 && tries >= 0, 4,
+  luaL_argcheck(L, timeout >= 0 && st >= 0 && tries >= 0 && quick >= 0, 4,
                 "negative values");
   every.period_ms = to_ms(period);
   every.timeout_ms = to_ms(timeout);
   every.success_threshold = st > 1e6 ? 1000000u : (unsigned)st;
   every.max_tries = tries > 100 ? 100u : (unsigned)tries;
+  every.quick_ms = to_ms(quick);
   ml_probe_runner_t *r = get_runner(L);
   ml_probe_params_t o;
   read_params(L, 3, &o);
@@ -319,11 +322,11 @@ static int lprobe_kinds(lua_State *L) {
 }
 
 /* Lua: probe.stats() -> { active=, closing=, started=, finished=,
- * http_active=, http_queued=, tickers=, quiet= } */
+ * http_active=, http_queued=, tickers=, quiet=, quick= } */
 static int lprobe_stats(lua_State *L) {
   ml_probe_stats_t s;
   ml_probe_runner_stats(get_runner(L), &s);
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 9);
   lua_pushinteger(L, (lua_Integer)s.active);
   lua_setfield(L, -2, "active");
   lua_pushinteger(L, (lua_Integer)s.closing);
@@ -340,6 +343,8 @@ static int lprobe_stats(lua_State *L) {
   lua_setfield(L, -2, "tickers");
   lua_pushinteger(L, (lua_Integer)s.quiet);
   lua_setfield(L, -2, "quiet");
+  lua_pushinteger(L, (lua_Integer)s.quick);
+  lua_setfield(L, -2, "quick");
   return 1;
 }
 

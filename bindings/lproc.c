@@ -1,9 +1,12 @@
 /* moonlet.core.proc: containers as processes (core/proc.h) for Lua. A
  * moonlet.Proc userdata points at the C record and anchors itself while the
- * process runs; its exit arrives as (id, result table). Log reading, log
+ * process runs; its exit arrives as (id, result table). An armed
+ * replacement is a closed moonlet.Proc until the exit result hands it over
+ * (result.next), open and running. Log reading, log
  * following (moonlet.LogFollower, events (id, "data", text) then
  * (id, "end")), leftover reaping and the cgroup check. The facade is
  * lua/moonlet/proc.lua. */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 typedef struct {
   ml_proc_t *p; /* NULL once closed */
   int self_ref; /* anchors the userdata until the exit is delivered */
+  int next_ref; /* the armed replacement's self_ref, or LUA_NOREF */
   int pid;
 } proc_ud_t;
 
@@ -122,37 +126,64 @@ static lua_Integer opt_int(lua_State *L, int t, const char *key,
   return v;
 }
 
+/* Reads spawn options from the table at t; pushes two values (the argv and
+ * env arrays) that must stay on the stack while `o` is used. */
+static void read_opts(lua_State *L, int t, ml_proc_opts_t *o) {
+  *o = (ml_proc_opts_t){0};
+  o->argv = string_list(L, t, "command", true); /* stack: ... argv */
+  o->env = string_list(L, t, "env", false);     /* stack: ... argv env */
+  o->cwd = opt_string(L, t, "cwd");
+  o->stdout_log = opt_string(L, t, "stdout_log");
+  o->stderr_log = opt_string(L, t, "stderr_log");
+  o->stdout_log_from = opt_string(L, t, "stdout_log_from");
+  o->state_dir = opt_string(L, t, "state_dir");
+  o->log_max_bytes = (uint64_t)opt_int(L, t, "log_max_bytes", 0);
+  o->log_max_files = (int)opt_int(L, t, "log_max_files", 0);
+  o->memory_limit_bytes = (uint64_t)opt_int(L, t, "memory_limit_bytes", 0);
+  o->max_output = (size_t)opt_int(L, t, "max_output", 0);
+  o->timeout_ms = (uint64_t)opt_int(L, t, "timeout_ms", 0);
+  lua_getfield(L, t, "capture");
+  o->capture = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!o->argv[0]) luaL_error(L, "proc.spawn: 'command' is empty");
+}
+
+/* Pushes a closed moonlet.Proc anchored by its self_ref (the process comes
+ * later: spawned, or handed over at its predecessor's exit). */
+static proc_ud_t *new_proc_ud(lua_State *L) {
+  proc_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  ud->p = NULL;
+  ud->self_ref = LUA_NOREF;
+  ud->next_ref = LUA_NOREF;
+  ud->pid = 0;
+  luaL_setmetatable(L, PROC_MT);
+  lua_pushvalue(L, -1);
+  ud->self_ref = ml_ref(L);
+  return ud;
+}
+
+/* Drops the anchor of ud's armed replacement, which will never run. */
+static void drop_next(lua_State *L, proc_ud_t *ud) {
+  int ref = ud->next_ref;
+  if (ref == LUA_NOREF) return;
+  ud->next_ref = LUA_NOREF;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  proc_ud_t *next = luaL_testudata(L, -1, PROC_MT);
+  if (next && next->self_ref == ref) next->self_ref = LUA_NOREF;
+  lua_pop(L, 1);
+  ml_unref(L, ref);
+}
+
 /* Lua: p | nil, err, name = core.spawn(id, opts) */
 static int lproc_spawn(lua_State *L) {
   uint64_t id = (uint64_t)luaL_checkinteger(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  ml_proc_opts_t o = {0};
-  o.argv = string_list(L, 2, "command", true); /* stack: id opts argv */
-  o.env = string_list(L, 2, "env", false);     /* stack: id opts argv env */
-  o.cwd = opt_string(L, 2, "cwd");
-  o.stdout_log = opt_string(L, 2, "stdout_log");
-  o.stderr_log = opt_string(L, 2, "stderr_log");
-  o.stdout_log_from = opt_string(L, 2, "stdout_log_from");
-  o.state_dir = opt_string(L, 2, "state_dir");
-  o.log_max_bytes = (uint64_t)opt_int(L, 2, "log_max_bytes", 0);
-  o.log_max_files = (int)opt_int(L, 2, "log_max_files", 0);
-  o.memory_limit_bytes = (uint64_t)opt_int(L, 2, "memory_limit_bytes", 0);
-  o.max_output = (size_t)opt_int(L, 2, "max_output", 0);
-  o.timeout_ms = (uint64_t)opt_int(L, 2, "timeout_ms", 0);
-  lua_getfield(L, 2, "capture");
-  o.capture = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  if (!o.argv[0]) return luaL_error(L, "proc.spawn: 'command' is empty");
+  ml_proc_opts_t o;
+  read_opts(L, 2, &o); /* stack: id opts argv env */
 
   /* The userdata exists before the process, in a closed state. */
-  proc_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 0);
-  ud->p = NULL;
-  ud->self_ref = LUA_NOREF;
-  ud->pid = 0;
-  luaL_setmetatable(L, PROC_MT);
-  lua_pushvalue(L, -1);
-  ud->self_ref = ml_ref(L);
+  proc_ud_t *ud = new_proc_ud(L);
   o.udata = ud->self_ref;
   char msg[4200];
   ml_proc_t *p;
@@ -164,6 +195,48 @@ static int lproc_spawn(lua_State *L) {
   }
   ud->p = p;
   ud->pid = ml_proc_pid(p);
+  return 1;
+}
+
+/* Lua: next | nil, err, name = p:arm_restart(id, opts, "any"|"failure"
+ * [, not_before_seconds]): the replacement to start when p ends by itself
+ * (ml_proc_arm_restart), as a
+ * closed moonlet.Proc whose exit will come to `id`; the exit result of p
+ * holds it, running, as `next`. */
+static int lproc_arm_restart(lua_State *L) {
+  static const char *const whens[] = {"any", "failure", NULL};
+  static const int when_codes[] = {ML_PROC_RESTART_ANY,
+                                   ML_PROC_RESTART_FAILURE};
+  ml_proc_t *p = check_open(L, 1);
+  proc_ud_t *ud = check_proc(L, 1);
+  uint64_t id = (uint64_t)luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int when = when_codes[luaL_checkoption(L, 4, "any", whens)];
+  lua_Number after = luaL_optnumber(L, 5, 0);
+  luaL_argcheck(L, after >= 0, 5, "must be >= 0");
+  lua_settop(L, 5);
+  ml_proc_opts_t o;
+  read_opts(L, 3, &o); /* stack: p id opts when after argv env */
+  proc_ud_t *next = new_proc_ud(L);
+  o.udata = next->self_ref;
+  int rc = ml_proc_arm_restart(p, id, &o, when,
+                               (uint64_t)(after * 1000.0 + 0.5));
+  if (rc < 0) {
+    ml_unref(L, next->self_ref);
+    next->self_ref = LUA_NOREF;
+    return fail(L, rc, NULL);
+  }
+  drop_next(L, ud); /* an earlier arming is replaced */
+  ud->next_ref = next->self_ref;
+  return 1;
+}
+
+/* Lua: p:disarm() -> true if a replacement was armed */
+static int lproc_disarm(lua_State *L) {
+  proc_ud_t *ud = check_proc(L, 1);
+  bool was = ud->p && ml_proc_disarm(ud->p);
+  drop_next(L, ud);
+  lua_pushboolean(L, was);
   return 1;
 }
 
@@ -254,18 +327,43 @@ static int push_event(lua_State *L, ml_event_t *e) {
     return 2;
   }
   ml_proc_exit_t *ev = (ml_proc_exit_t *)e;
-  /* The anchor goes: the handle lives on only while Lua holds it. */
+  /* The anchor goes: the handle lives on only while Lua holds it. The
+   * replacement started at the exit goes to its waiting userdata, which
+   * keeps its own anchor until its own exit. */
   int ref = (int)ev->udata;
+  int has_next = 0;
   if (ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     proc_ud_t *ud = luaL_testudata(L, -1, PROC_MT);
+    if (ud && ud->next_ref != LUA_NOREF && ev->next) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, ud->next_ref);
+      proc_ud_t *next = luaL_testudata(L, -1, PROC_MT);
+      if (next && next->self_ref == ud->next_ref && !next->p) {
+        next->p = ev->next;
+        next->pid = ml_proc_pid(ev->next);
+        ev->next = NULL;
+        ud->next_ref = LUA_NOREF;
+        has_next = 1; /* stack: ... ud next */
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+    if (ud) drop_next(L, ud); /* armed, but nothing was started */
     if (ud && ud->self_ref == ref) {
       ud->self_ref = LUA_NOREF;
       ml_unref(L, ref);
     }
-    lua_pop(L, 1);
+    if (has_next) lua_remove(L, -2); /* stack: ... next */
+    else lua_pop(L, 1);
   }
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 12);
+  if (has_next) {
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "next");
+    lua_remove(L, -2);
+    lua_pushinteger(L, (lua_Integer)ev->next_spawned_ns);
+    lua_setfield(L, -2, "next_spawned_ns");
+  }
   lua_pushinteger(L, ev->exit_code);
   lua_setfield(L, -2, "exit_code");
   if (ev->signal) {
@@ -390,6 +488,17 @@ static int lproc_force_sigchld(lua_State *L) {
   return 0;
 }
 
+/* Lua: ok | nil, err, name = core.kill_pid(pid, sig): a signal from
+ * outside, not through a handle, so nothing is disarmed (tests and
+ * benchmarks of what an outside kill -9 does). */
+static int lproc_kill_pid(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, pid > 1 || pid < -1, 1, "not a process or group");
+  if (kill((pid_t)pid, check_signal(L, 2)) < 0) return fail(L, -errno, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* Lua: core.signal(name_or_number) -> number */
 static int lproc_signal(lua_State *L) {
   lua_pushinteger(L, check_signal(L, 1));
@@ -399,7 +508,8 @@ static int lproc_signal(lua_State *L) {
 static const luaL_Reg proc_meth[] = {
     {"kill", lproc_kill},       {"stop", lproc_stop},
     {"running", lproc_running}, {"watch_mode", lproc_watch_mode},
-    {"close", lproc_close},     {NULL, NULL}};
+    {"close", lproc_close},     {"arm_restart", lproc_arm_restart},
+    {"disarm", lproc_disarm},   {NULL, NULL}};
 static const luaL_Reg proc_metameth[] = {{"__gc", lproc_close},
                                          {"__close", lproc_close},
                                          {"__tostring", lproc_tostring},
@@ -418,6 +528,7 @@ static const luaL_Reg proc_funcs[] = {
     {"cgroups_available", lproc_cgroups_available},
     {"force_sigchld", lproc_force_sigchld},
     {"signal", lproc_signal},
+    {"kill_pid", lproc_kill_pid},
     {NULL, NULL}};
 
 int luaopen_moonlet_core_proc(lua_State *L) {

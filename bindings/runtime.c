@@ -254,10 +254,11 @@ static const ml_embedded_t *find_embedded(const char *path) {
   return NULL;
 }
 
-/* Lua: runtime.read_embedded(path) -> source | nil */
+/* Lua: runtime.read_embedded(path) -> source | nil (nil as well for a
+ * module embedded as bytecode) */
 static int lruntime_read_embedded(lua_State *L) {
   const ml_embedded_t *e = find_embedded(luaL_checkstring(L, 1));
-  if (!e) return 0;
+  if (!e || e->bytecode) return 0;
   lua_pushlstring(L, e->data, e->len);
   return 1;
 }
@@ -333,14 +334,8 @@ static int embedded_searcher(lua_State *L) {
     return 1;
   }
   const char *chunk = lua_pushfstring(L, "@%s", path);
-  /* Bytecode from the build skips the parser. Should it not load (it was
-   * made by the same liblua, so it should), the source still does. */
-  if (e->bytecode && luaL_loadbufferx(L, e->bytecode, e->bytecode_len, chunk, "b") == LUA_OK) {
-    lua_pushstring(L, path);
-    return 2;
-  }
-  if (e->bytecode) lua_pop(L, 1);
-  if (luaL_loadbufferx(L, e->data, e->len, chunk, "t") != LUA_OK)
+  /* Bytecode from the build skips the parser (made by this very liblua). */
+  if (luaL_loadbufferx(L, e->data, e->len, chunk, e->bytecode ? "b" : "t") != LUA_OK)
     return luaL_error(L, "error loading module '%s': %s", name, lua_tostring(L, -1));
   lua_pushstring(L, path);
   return 2;

@@ -1,7 +1,8 @@
 # Writes a C file holding every Lua file under lua/ and plugins/ as a byte
 # array, keyed by its path relative to the source root, so the binary alone
-# carries the whole runtime; a module under lua/ also carries its bytecode
-# (LUAC/<path>.luac, from cmake/ml_luac.c). Run with -DROOT=<src>
+# carries the whole runtime. A module under lua/ goes in as its bytecode
+# (LUAC/<path>.luac, from cmake/ml_luac.c) when there is one; plugins as
+# source, which the sandboxed loader reads. Run with -DROOT=<src>
 # -DOUT=<file.c> -DLUAC=<dir>.
 file(GLOB_RECURSE files RELATIVE ${ROOT} ${ROOT}/lua/*.lua ${ROOT}/plugins/*.lua)
 list(SORT files)
@@ -21,15 +22,16 @@ endfunction()
 
 set(i 0)
 foreach(f ${files})
-  embed_bytes(f${i} ${ROOT}/${f} len)
-  set(bc "NULL, 0")
   if(DEFINED LUAC AND EXISTS ${LUAC}/${f}.luac)
-    embed_bytes(b${i} ${LUAC}/${f}.luac bclen)
-    set(bc "(const char *)b${i}, ${bclen}")
+    embed_bytes(f${i} ${LUAC}/${f}.luac len)
+    set(bytecode 1)
+  else()
+    embed_bytes(f${i} ${ROOT}/${f} len)
+    set(bytecode 0)
   endif()
-  string(APPEND table "  {\"${f}\", (const char *)f${i}, ${len}, ${bc}},\n")
+  string(APPEND table "  {\"${f}\", (const char *)f${i}, ${len}, ${bytecode}},\n")
   math(EXPR i "${i} + 1")
 endforeach()
-string(APPEND table "  {NULL, NULL, 0, NULL, 0}\n};\n")
+string(APPEND table "  {NULL, NULL, 0, 0}\n};\n")
 file(WRITE ${OUT}.tmp "${body}${table}")
 execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

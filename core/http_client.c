@@ -4,7 +4,7 @@
  *   curl ─ SOCKETFUNCTION ─► c->epfd (own epoll set) ── uv_poll ─┐
  *        ─ TIMERFUNCTION  ─► c->timer (uv_timer_t) ─── fires ────┤
  *                                                                ▼
- *             curl_multi_socket_action() ─► check_done(): info_read,
+ *             ml__curl.multi_socket_action() ─► check_done(): info_read,
  *             finish() posts END, start_queued() fills free slots
  *
  * curl's sockets live in an epoll set of our own, which the loop polls as
@@ -14,11 +14,12 @@
  *
  * curl's callbacks only record state, post events and (re)arm libuv handles;
  * libcurl itself is called only from libuv callbacks or from API entry
- * points, never from inside one of its own callbacks. */
+ * points, never from inside one of its own callbacks. Every call goes
+ * through the table of core/curl_load.c: the library is loaded by the first
+ * ml_http_client_new() or ml_http_prepare(), not at process start. */
 #include "http_client.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "curl_load.h"
 #include "err.h"
 #include "log.h"
 
@@ -145,7 +147,7 @@ static void prepared_unref(ml_http_prepared_t *p) {
   if (--p->refs > 0) return;
   free(p->url);
   free(p->host);
-  curl_slist_free_all(p->headers);
+  ml__curl.slist_free_all(p->headers);
   free(p);
 }
 
@@ -156,7 +158,7 @@ static void req_unref(ml_http_req_t *r) {
   else
     free(r->host);
   free(r->body);
-  curl_slist_free_all(r->headers);
+  ml__curl.slist_free_all(r->headers);
   free(r);
 }
 
@@ -261,16 +263,16 @@ static bool is_redirect(long status) {
 static char *resolve(const char *base, const char *location, char **host) {
   char *url = NULL;
   *host = NULL;
-  CURLU *u = curl_url();
+  CURLU *u = ml__curl.url();
   if (!u) return NULL;
-  if ((base && curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK) ||
-      curl_url_set(u, CURLUPART_URL, location, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_HOST, host, 0) != CURLUE_OK) {
-    curl_free(url);
+  if ((base && ml__curl.url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK) ||
+      ml__curl.url_set(u, CURLUPART_URL, location, 0) != CURLUE_OK ||
+      ml__curl.url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK ||
+      ml__curl.url_get(u, CURLUPART_HOST, host, 0) != CURLUE_OK) {
+    ml__curl.free(url);
     url = NULL;
   }
-  curl_url_cleanup(u);
+  ml__curl.url_cleanup(u);
   return url;
 }
 
@@ -278,8 +280,8 @@ static char *url_host(const char *url) {
   char *host = NULL;
   char *abs = resolve(NULL, url, &host);
   char *out = abs && host ? strdup(host) : NULL;
-  curl_free(abs);
-  curl_free(host);
+  ml__curl.free(abs);
+  ml__curl.free(host);
   return out;
 }
 
@@ -293,14 +295,14 @@ static bool redirect_target(ml_http_req_t *r, long status, char **abs_url) {
   if (!loc) return false;
   if (r->redirect_mode == ML_HTTP_REDIRECT_ALL && !abs_url) return true;
   char *base = NULL, *host = NULL;
-  curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &base);
+  ml__curl.easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &base);
   char *url = resolve(base, loc, &host);
   bool follow = url && host && r->host && strcasecmp(host, r->host) == 0;
-  curl_free(host);
+  ml__curl.free(host);
   if (follow && abs_url)
     *abs_url = url;
   else
-    curl_free(url);
+    ml__curl.free(url);
   return follow;
 }
 
@@ -339,7 +341,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   while (l > 0 && (buf[l - 1] == '\r' || buf[l - 1] == '\n')) l--;
   if (l == 0) { /* end of a header block */
     long status = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    ml__curl.easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     if (r->stream && !r->head_sent && status >= 200 &&
         !redirect_target(r, status, NULL))
       send_head(r, status);
@@ -393,7 +395,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud) {
   ml_http_event_t *ev = r->resp;
   if (r->lean) { /* a probe reads the body of a 3xx only */
     long status = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    ml__curl.easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status < 300 || status >= 400) return len;
   }
   size_t keep = len;
@@ -438,7 +440,7 @@ static void on_epoll(uv_poll_t *h, int status, int events) {
       if (e & EPOLLOUT) flags |= CURL_CSELECT_OUT;
       /* A socket of this batch may be closed (and its number reused)
        * inside the call: curl then finds nothing to do on it. */
-      curl_multi_socket_action(c->multi, fd, flags, &running);
+      ml__curl.multi_socket_action(c->multi, fd, flags, &running);
     }
   } while (n == EPOLL_BATCH);
   check_done(c);
@@ -476,7 +478,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp,
   struct epoll_event ev = {0};
   if (what == CURL_POLL_REMOVE) {
     if (socketp) {
-      curl_multi_assign(c->multi, fd, NULL);
+      ml__curl.multi_assign(c->multi, fd, NULL);
       c->nsocks--;
       /* Deferred; DEL fails harmlessly if the fd is gone by then. */
       if (c->npending < PENDING_DEL_MAX)
@@ -503,7 +505,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp,
   }
   if (!socketp) {
     /* Any non-NULL marker: "in the set". */
-    curl_multi_assign(c->multi, fd, c);
+    ml__curl.multi_assign(c->multi, fd, c);
     c->nsocks++;
   }
   return 0;
@@ -512,7 +514,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp,
 static void on_timer(uv_timer_t *t) {
   ml_http_client_t *c = t->data;
   int running;
-  curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  ml__curl.multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   check_done(c);
 }
 
@@ -534,15 +536,15 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp) {
 
 static CURL *easy_get(ml_http_client_t *c) {
   if (c->npool > 0) return c->pool[--c->npool];
-  return curl_easy_init();
+  return ml__curl.easy_init();
 }
 
 static void easy_put(ml_http_client_t *c, CURL *e) {
   if (c->npool < EASY_POOL_MAX && !c->closing) {
-    curl_easy_reset(e);
+    ml__curl.easy_reset(e);
     c->pool[c->npool++] = e;
   } else {
-    curl_easy_cleanup(e);
+    ml__curl.easy_cleanup(e);
   }
 }
 
@@ -563,7 +565,7 @@ static void update_ref(ml_http_client_t *c) {
 
 static int map_error(ml_http_req_t *r, CURLcode rc) {
   long os = 0;
-  curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os);
+  ml__curl.easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os);
   switch (rc) {
     case CURLE_OPERATION_TIMEDOUT: return UV_ETIMEDOUT;
     case CURLE_COULDNT_CONNECT: return os > 0 ? -(int)os : UV_ECONNREFUSED;
@@ -590,8 +592,8 @@ static void finish(ml_http_client_t *c, ml_http_req_t *r, int err,
   long status = 0;
   if (r->state == REQ_ACTIVE) {
     list_remove(&c->active, r);
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(c->multi, r->easy);
+    ml__curl.easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    ml__curl.multi_remove_handle(c->multi, r->easy);
   } else {
     list_remove(&c->queued, r);
   }
@@ -627,32 +629,32 @@ static bool follow_same_host(ml_http_client_t *c, ml_http_req_t *r,
   char *url = NULL;
   if (!redirect_target(r, status, &url)) return false;
   if (r->redirects >= ML_HTTP_MAX_REDIRECTS) {
-    curl_free(url);
+    ml__curl.free(url);
     finish(c, r, ML_EIO, "stopped after 10 redirects");
     return true;
   }
-  curl_multi_remove_handle(c->multi, r->easy);
-  curl_easy_setopt(r->easy, CURLOPT_URL, url);
-  curl_free(url);
+  ml__curl.multi_remove_handle(c->multi, r->easy);
+  ml__curl.easy_setopt(r->easy, CURLOPT_URL, url);
+  ml__curl.free(url);
   /* What browsers and Go do: 303, and 301/302 after a POST, become GET. */
   if (status == 303 || ((status == 301 || status == 302) && r->had_body)) {
-    curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, (char *)NULL);
-    curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
+    ml__curl.easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    ml__curl.easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
   }
   r->redirects++;
   headers_clear(r->resp);
   r->resp->body_len = 0;
   r->resp->truncated = false;
   r->errbuf[0] = '\0';
-  CURLMcode mc = curl_multi_add_handle(c->multi, r->easy);
-  if (mc != CURLM_OK) finish(c, r, ML_EIO, curl_multi_strerror(mc));
+  CURLMcode mc = ml__curl.multi_add_handle(c->multi, r->easy);
+  if (mc != CURLM_OK) finish(c, r, ML_EIO, ml__curl.multi_strerror(mc));
   return true;
 }
 
 static void transfer_done(ml_http_client_t *c, ml_http_req_t *r, CURLcode rc) {
   long status = 0, conns = 0;
-  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &conns);
+  ml__curl.easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  ml__curl.easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &conns);
   c->connects += (uint64_t)conns;
   if (rc == CURLE_OK) {
     if (r->redirect_mode == ML_HTTP_REDIRECT_SAME_HOST &&
@@ -662,7 +664,7 @@ static void transfer_done(ml_http_client_t *c, ml_http_req_t *r, CURLcode rc) {
     return;
   }
   int err = map_error(r, rc);
-  const char *msg = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
+  const char *msg = r->errbuf[0] ? r->errbuf : ml__curl.easy_strerror(rc);
   if (rc == CURLE_TOO_MANY_REDIRECTS) msg = "stopped after 10 redirects";
   finish(c, r, err, msg);
 }
@@ -670,8 +672,8 @@ static void transfer_done(ml_http_client_t *c, ml_http_req_t *r, CURLcode rc) {
 static void start(ml_http_client_t *c, ml_http_req_t *r) {
   list_append(&c->active, r);
   r->state = REQ_ACTIVE;
-  CURLMcode mc = curl_multi_add_handle(c->multi, r->easy);
-  if (mc != CURLM_OK) finish(c, r, ML_EIO, curl_multi_strerror(mc));
+  CURLMcode mc = ml__curl.multi_add_handle(c->multi, r->easy);
+  if (mc != CURLM_OK) finish(c, r, ML_EIO, ml__curl.multi_strerror(mc));
 }
 
 static void start_queued(ml_http_client_t *c) {
@@ -685,13 +687,13 @@ static void start_queued(ml_http_client_t *c) {
 static void check_done(ml_http_client_t *c) {
   CURLMsg *m;
   int left;
-  while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+  while ((m = ml__curl.multi_info_read(c->multi, &left)) != NULL) {
     if (m->msg != CURLMSG_DONE) continue;
     /* `m` dies with curl_multi_remove_handle: copy what we need first. */
     CURL *e = m->easy_handle;
     CURLcode rc = m->data.result;
     char *priv = NULL;
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+    ml__curl.easy_getinfo(e, CURLINFO_PRIVATE, &priv);
     if (priv) transfer_done(c, (ml_http_req_t *)priv, rc);
   }
   start_queued(c);
@@ -712,7 +714,7 @@ static bool has_header(const ml_http_opts_t *o, const char *name) {
 }
 
 static int slist_add(struct curl_slist **l, const char *line) {
-  struct curl_slist *n = curl_slist_append(*l, line);
+  struct curl_slist *n = ml__curl.slist_append(*l, line);
   if (!n) return ML_ENOMEM;
   *l = n;
   return 0;
@@ -720,7 +722,7 @@ static int slist_add(struct curl_slist **l, const char *line) {
 
 #define SET(opt, val)                                            \
   do {                                                           \
-    if (curl_easy_setopt(e, opt, val) != CURLE_OK) goto invalid; \
+    if (ml__curl.easy_setopt(e, opt, val) != CURLE_OK) goto invalid; \
   } while (0)
 
 static int setup(ml_http_client_t *c, ml_http_req_t *r, CURL *e,
@@ -849,7 +851,7 @@ error:
     ev_destroy(&r->resp->ev);
   }
   free(r->body);
-  curl_slist_free_all(r->headers);
+  ml__curl.slist_free_all(r->headers);
   if (r->prep) prepared_unref(r->prep);
   free(r);
   return rc;
@@ -858,6 +860,7 @@ error:
 ml_http_prepared_t *ml_http_prepare(const char *url,
                                     const char *const *headers,
                                     size_t nheaders) {
+  if (ml_curl_load() < 0) return NULL;
   ml_http_prepared_t *p = calloc(1, sizeof *p);
   if (!p) return NULL;
   p->refs = 1;
@@ -906,18 +909,15 @@ static void epoll_close_cb(uv_handle_t *h) {
 }
 
 ml_http_client_t *ml_http_client_new(ml_loop_t *loop, size_t max_inflight) {
-  static bool curl_ready;
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return NULL;
-    curl_ready = true;
-  }
+  /* libcurl is loaded here, at the first use: see curl_load.h. */
+  if (ml_curl_load() < 0) return NULL;
   ml_http_client_t *c = calloc(1, sizeof *c);
   if (!c) return NULL;
-  c->multi = curl_multi_init();
+  c->multi = ml__curl.multi_init();
   c->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (!c->multi || c->epfd < 0 ||
       uv_poll_init(loop->uv, &c->epoll, c->epfd) < 0) {
-    if (c->multi) curl_multi_cleanup(c->multi);
+    if (c->multi) ml__curl.multi_cleanup(c->multi);
     if (c->epfd >= 0) close(c->epfd);
     free(c);
     return NULL;
@@ -931,10 +931,10 @@ ml_http_client_t *ml_http_client_new(ml_loop_t *loop, size_t max_inflight) {
   c->epoll.data = c;
   uv_poll_start(&c->epoll, UV_READABLE, on_epoll);
   uv_unref((uv_handle_t *)&c->epoll);
-  curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-  curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-  curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-  curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+  ml__curl.multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  ml__curl.multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+  ml__curl.multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  ml__curl.multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
   ml_http_client_set_max_inflight(c, max_inflight);
   return c;
 }
@@ -943,7 +943,7 @@ void ml_http_client_set_max_inflight(ml_http_client_t *c, size_t n) {
   c->max_inflight = n ? n : ML_HTTP_DEFAULT_MAX_INFLIGHT;
   /* The cache counts busy connections too: leave room for idle ones to
    * other endpoints, so mixed bursts reuse rather than reconnect. */
-  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
+  ml__curl.multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
                     (long)(2 * c->max_inflight));
   if (!c->closing) {
     start_queued(c);
@@ -967,9 +967,9 @@ void ml_http_client_close(ml_http_client_t *c) {
     finish(c, c->queued.head, UV_ECANCELED, "client closed");
   while (c->active.head)
     finish(c, c->active.head, UV_ECANCELED, "client closed");
-  while (c->npool > 0) curl_easy_cleanup(c->pool[--c->npool]);
+  while (c->npool > 0) ml__curl.easy_cleanup(c->pool[--c->npool]);
   /* Closing cached connections reports their sockets as removed. */
-  curl_multi_cleanup(c->multi);
+  ml__curl.multi_cleanup(c->multi);
   c->multi = NULL;
   pending_flush(c);
   if (c->orphaned) {

@@ -107,7 +107,8 @@ typedef struct {
 /**
  * Creates a client on `loop` (the uv loop is loop->uv).
  * @param max_inflight transfers running at once (0: the default); more wait
- * @return the client or NULL on allocation failure
+ * @return the client, or NULL on allocation failure or when libcurl cannot
+ *         be loaded (core/curl_load.h: it is loaded by the first call)
  */
 ml_http_client_t *ml_http_client_new(ml_loop_t *loop, size_t max_inflight);
 
@@ -142,7 +143,7 @@ int ml_http_request(ml_http_client_t *c, uint64_t id, const ml_http_opts_t *o,
  * host redirects must keep) is done once here.
  * @param headers curl syntax, as ml_http_opts_t.headers
  * @return the prepared request (free with ml_http_prepared_free) or NULL
- *         on allocation failure or an URL without a host
+ *         on allocation failure, an URL without a host or no libcurl
  */
 ml_http_prepared_t *ml_http_prepare(const char *url,
                                     const char *const *headers,

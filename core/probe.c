@@ -298,7 +298,8 @@ void ml_probe_runner_stats(ml_probe_runner_t *r, ml_probe_stats_t *out) {
                             .started = r->started,
                             .finished = r->finished,
                             .tickers = r->ntickers,
-                            .quiet = r->quiet};
+                            .quiet = r->quiet,
+                            .quick = r->quick};
   if (r->http) {
     ml_http_stats_t hs;
     ml_http_client_stats(r->http, &hs);

@@ -76,6 +76,7 @@ typedef struct {
   size_t http_active, http_queued;
   size_t tickers;    /* periodic probes alive */
   uint64_t quiet;    /* ticker successes not posted (nothing changed) */
+  uint64_t quick;    /* quick retries started (see tickers) */
 } ml_probe_stats_t;
 
 /** @return the result's name: "success", "warning", "failure", "unknown". */
@@ -141,7 +142,20 @@ bool ml_probe_cancel(ml_probe_runner_t *r, uint64_t id);
  * the successes that may cross the threshold are always posted. Attempts
  * never overlap: a tick that comes while one runs starts the next attempt
  * as soon as it ends (the kubelet's ticker waits for the probe too).
+ *
+ * Quick retries (every.quick_ms > 0; the kubelet agent uses them for
+ * readiness): a server is seldom listening the instant its process starts,
+ * so the first attempt after a reset usually fails, and the container would
+ * wait a whole period to become Ready. After such a failure, and until the
+ * ticker's first success since the reset, the ticker also retries on its
+ * own back-off (quick_ms, doubling, at most ML_PROBE_QUICK_MAX_MS) within
+ * one period of that first attempt. A quick retry reports only a success
+ * (or warning): its failures are dropped, so the periodic attempts alone
+ * make the failure results (and the kubelet's events and counts). Its
+ * success is posted like a periodic one and ends the quick retries.
  */
+
+#define ML_PROBE_QUICK_MAX_MS 250 /* longest wait between quick retries */
 
 typedef struct ml_probe_ticker_s ml_probe_ticker_t;
 
@@ -150,6 +164,7 @@ typedef struct {
   uint64_t timeout_ms;        /* each attempt's deadline (0: none) */
   unsigned success_threshold; /* posted successes in a row (0: 1) */
   unsigned max_tries;         /* attempts per tick on UNKNOWN (0: 1) */
+  uint64_t quick_ms;          /* first quick retry delay (0: none) */
 } ml_probe_every_t;
 
 /**
@@ -174,7 +189,8 @@ void ml_probe_ticker_arm(ml_probe_ticker_t *t, uint64_t first_ms);
 /** Stops ticking; an attempt in flight still reports. */
 void ml_probe_ticker_disarm(ml_probe_ticker_t *t);
 
-/** Forgets the success streak: the next success is posted again. */
+/** Forgets the success streak: the next success is posted again. A new
+ *  container instance also gets its quick retries again. */
 void ml_probe_ticker_reset(ml_probe_ticker_t *t);
 
 /**

@@ -26,7 +26,7 @@ struct ml_probe_runner_s {
   /* Periodic probes (probe_ticker.c). */
   ml_probe_ticker_t *tickers;
   size_t ntickers;
-  uint64_t quiet;
+  uint64_t quiet, quick;
   /* exec: processes (core/proc.h) post their exits to a private queue too
    * (see probe_exec.c). */
   ml_loop_t exec_loop;

@@ -6,6 +6,10 @@
  *   timer ─► attempt ─► result ─┬─ UNKNOWN, tries left ─► retry at once
  *                               ├─ SUCCESS past the streak ─► dropped
  *                               └─ otherwise ─► ML_EV_PROBE_DONE to id
+ *
+ *   quick timer (before the first success, within one period of the first
+ *   attempt) ─► attempt ─► success ─► posted as above; else dropped and
+ *   retried after twice the wait
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +28,20 @@ struct ml_probe_ticker_s {
   unsigned streak; /* successes in a row (warnings count) */
   unsigned tries;  /* attempts in the current tick */
   ml_probe_t *attempt; /* in flight */
-  int refs;            /* the owner + the open timer */
+  int refs;            /* the owner + each open timer */
   bool armed, due, retry, timer_open;
+  /* Quick retries (probe.h): `quick` is open only when quick_ms > 0. */
+  uv_timer_t quick;
+  uint64_t quick_ms, quick_wait, quick_until; /* until: loop ms */
+  int quick_state;
+  bool quick_open, in_quick; /* in_quick: the attempt is a quick retry */
   ml_probe_ticker_t *prev, *next;
+};
+
+enum {
+  QUICK_OFF = 0, /* none (quick_ms 0), or a success / the window ended */
+  QUICK_WAIT,    /* armed for the first attempt after a reset */
+  QUICK_ON       /* retrying failures until quick_until */
 };
 
 /* {====== copying the parameters into one block */
@@ -135,14 +150,22 @@ static void detach(ml_probe_ticker_t *t, bool orphan) {
   r->ntickers--;
   t->r = NULL;
   t->armed = false;
+  /* Orphaned: the loop closed the timers with itself. The owner's
+   * reference is still held here, so this never frees. */
+  bool gone = orphan || ml_probe_runner_orphaned(r);
   if (t->timer_open) {
     t->timer_open = false;
-    /* Orphaned: the loop closed the timer with itself. The owner's
-     * reference is still held here, so this never frees. */
-    if (orphan || ml_probe_runner_orphaned(r))
+    if (gone)
       t->refs--;
     else
       uv_close((uv_handle_t *)&t->timer, timer_closed);
+  }
+  if (t->quick_open) {
+    t->quick_open = false;
+    if (gone)
+      t->refs--;
+    else
+      uv_close((uv_handle_t *)&t->quick, timer_closed);
   }
 }
 
@@ -162,11 +185,21 @@ void ml_probe_ticker_free(ml_probe_ticker_t *t) {
 
 static void on_tick(uv_timer_t *h);
 
-static void launch(ml_probe_ticker_t *t) {
+/* `quick`: a quick retry rather than a periodic attempt. */
+static void launch(ml_probe_ticker_t *t, bool quick) {
   ml_probe_runner_t *r = t->r;
   if (!t->retry) t->tries = 0;
   t->retry = false;
   t->tries++;
+  t->in_quick = quick;
+  if (quick) {
+    r->quick++;
+  } else if (t->quick_state == QUICK_WAIT) {
+    /* The first attempt since the reset opens the window. */
+    t->quick_state = QUICK_ON;
+    t->quick_wait = t->quick_ms;
+    t->quick_until = uv_now(r->loop->uv) + t->period_ms;
+  }
   /* The record reports through ml__probe_ticker_result (t->attempt is
    * set from there on, and cleared when it ends, possibly inside). */
   int rc = ml__probe_start(r, t->kind, &t->params, t->timeout_ms, t->id, t);
@@ -185,7 +218,30 @@ static void on_tick(uv_timer_t *h) {
     t->due = true; /* no overlap: start when this one ends */
     return;
   }
-  launch(t);
+  launch(t, false);
+}
+
+static void on_quick(uv_timer_t *h) {
+  ml_probe_ticker_t *t = h->data;
+  /* An attempt in flight schedules the next quick retry if it fails. */
+  if (!t->r || !t->armed || t->quick_state != QUICK_ON || t->attempt) return;
+  launch(t, true);
+}
+
+/* After a failure while the window is open: the next quick retry, unless
+ * it would come at or after the window's end (the periodic attempt's). */
+static void quick_next(ml_probe_ticker_t *t) {
+  if (t->quick_state != QUICK_ON || !t->armed || !t->quick_open) return;
+  if (ml_probe_runner_orphaned(t->r)) return;
+  uint64_t now = uv_now(t->r->loop->uv);
+  if (now + t->quick_wait >= t->quick_until) {
+    t->quick_state = QUICK_OFF;
+    return;
+  }
+  uv_timer_start(&t->quick, on_quick, t->quick_wait, 0);
+  t->quick_wait *= 2;
+  if (t->quick_wait > ML_PROBE_QUICK_MAX_MS)
+    t->quick_wait = ML_PROBE_QUICK_MAX_MS;
 }
 
 /* Arms the timer: first after `ms`, then every period. */
@@ -202,8 +258,20 @@ void ml__probe_ticker_began(ml_probe_ticker_t *t, ml_probe_t *p) {
 void ml__probe_ticker_result(ml_probe_ticker_t *t, int result,
                              const char *msg, size_t len) {
   ml_probe_runner_t *r = t->r;
+  bool quick = t->in_quick;
   t->attempt = NULL;
+  t->in_quick = false;
   if (!r) return;
+  bool success = result == ML_PROBE_SUCCESS || result == ML_PROBE_WARNING;
+  if (quick && !success) {
+    /* A quick retry that failed (or erred): nothing to tell. */
+    quick_next(t);
+    if (t->due && t->armed) {
+      t->due = false;
+      rearm(t, 0);
+    }
+    return;
+  }
   if (result == ML_PROBE_UNKNOWN && t->tries < t->max_tries) {
     /* A probe error: try again at once (next loop turn, never from
      * inside the attempt that just ended). */
@@ -228,6 +296,10 @@ void ml__probe_ticker_result(ml_probe_ticker_t *t, int result,
     default: break; /* an error changes no count */
   }
   if (post) ml__probe_post(r, t->id, result, msg, len);
+  if (success)
+    t->quick_state = QUICK_OFF;
+  else if (result == ML_PROBE_FAILURE)
+    quick_next(t);
   if (t->due && t->armed) {
     t->due = false;
     rearm(t, 0);
@@ -263,6 +335,14 @@ int ml_probe_ticker_new(ml_probe_runner_t *r, const char *kind,
   t->timer.data = t;
   t->timer_open = true;
   t->refs = 2; /* the owner, the timer */
+  t->quick_ms = every->quick_ms;
+  if (t->quick_ms) {
+    uv_timer_init(r->loop->uv, &t->quick);
+    t->quick.data = t;
+    t->quick_open = true;
+    t->quick_state = QUICK_WAIT;
+    t->refs++;
+  }
   t->next = r->tickers;
   if (r->tickers) r->tickers->prev = t;
   r->tickers = t;
@@ -286,8 +366,16 @@ void ml_probe_ticker_disarm(ml_probe_ticker_t *t) {
   t->armed = false;
   t->due = false;
   t->retry = false;
-  if (t->r && t->timer_open && !ml_probe_runner_orphaned(t->r))
-    uv_timer_stop(&t->timer);
+  if (t->r && !ml_probe_runner_orphaned(t->r)) {
+    if (t->timer_open) uv_timer_stop(&t->timer);
+    if (t->quick_open) uv_timer_stop(&t->quick);
+  }
 }
 
-void ml_probe_ticker_reset(ml_probe_ticker_t *t) { t->streak = 0; }
+void ml_probe_ticker_reset(ml_probe_ticker_t *t) {
+  t->streak = 0;
+  if (!t->quick_ms) return;
+  t->quick_state = QUICK_WAIT;
+  if (t->r && t->quick_open && !ml_probe_runner_orphaned(t->r))
+    uv_timer_stop(&t->quick);
+}

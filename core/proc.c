@@ -7,6 +7,7 @@
  *                pidfd_open, uv_poll on it (or uv_signal SIGCHLD), pipes
  *                read by libuv into the CRI log writer, a state record
  *   exit:  pidfd readable ─► kill what is left of the group, reap
+ *            ─► spawn the armed replacement, if any (ml_proc_arm_restart)
  *            ─► pipes at EOF (or a drain deadline) ─► ML_EV_PROC_EXIT
  *
  * One record per process, no threads: a watcher, two pipes, one timer (grace
@@ -45,6 +46,16 @@ enum { TIMER_NONE, TIMER_TIMEOUT, TIMER_STOP, TIMER_DRAIN };
 
 typedef struct slots_s slots_t; /* a state dir's file of records */
 
+/* An armed replacement (ml_proc_arm_restart): its options, with every list
+ * and string copied into the same allocation. */
+typedef struct {
+  uint64_t id;
+  int when;
+  uint64_t not_before; /* uv_hrtime() */
+  const char *file;    /* argv[0] looked up in the PATH when armed */
+  ml_proc_opts_t o;
+} armed_t;
+
 struct ml_proc_s {
   ml_loop_t *loop;
   uint64_t id;
@@ -74,6 +85,9 @@ struct ml_proc_s {
   char *record; /* a record file of its own, or NULL */
   slots_t *slots; /* else the slots file holding its record, or NULL */
   int slot;
+  armed_t *armed;   /* started when the process ends by itself, or NULL */
+  ml_proc_t *next;  /* started from `armed`, until the exit event takes it */
+  uint64_t next_ns; /* uv_hrtime() when its spawn had returned */
 };
 
 static bool force_sigchld;
@@ -739,6 +753,8 @@ static int devnull_fd(void) {
 
 static void proc_unref(ml_proc_t *p) {
   if (--p->refs > 0) return;
+  free(p->armed);
+  if (p->next) ml_proc_release(p->next); /* never handed over */
   ml__clog_unref(p->sout.file);
   ml__clog_unref(p->serr.file);
   free(p->cap);
@@ -757,7 +773,10 @@ static void close_handle(uv_handle_t *h) {
 }
 
 static void exit_destroy(ml_event_t *e) {
-  free(((ml_proc_exit_t *)e)->output);
+  ml_proc_exit_t *ev = (ml_proc_exit_t *)e;
+  /* Not taken (the event was dropped): nobody would ever stop it. */
+  if (ev->next) ml_proc_release(ev->next);
+  free(ev->output);
   free(e);
 }
 
@@ -790,7 +809,7 @@ static void finish(ml_proc_t *p) {
       ML_WARN("proc: cannot remove cgroup %s", p->cgroup);
   }
   drop_record(p);
-  if (!ev) return;
+  if (!ev) return; /* a replacement in p->next goes with p */
   if (WIFSIGNALED(p->status)) {
     ev->signal = WTERMSIG(p->status);
     ev->exit_code = 128 + ev->signal;
@@ -800,6 +819,9 @@ static void finish(ml_proc_t *p) {
   ev->started_ns = p->started_ns;
   ev->finished_ns = p->finished_ns;
   ev->timed_out = p->timed_out;
+  ev->next = p->next;
+  ev->next_spawned_ns = p->next_ns;
+  p->next = NULL;
   if (p->capture) {
     ev->output = p->cap;
     ev->output_len = p->cap_len;
@@ -831,6 +853,34 @@ static void kill_group(ml_proc_t *p) {
 
 static void on_timer(uv_timer_t *t);
 
+static int spawn_resolved(ml_loop_t *loop, uint64_t id,
+                          const ml_proc_opts_t *o, const char *resolved,
+                          ml_proc_t **out, char *errmsg, size_t errlen);
+
+/* Starts the armed replacement of a process that has just been reaped, if
+ * its exit calls for one: first, before the log is closed, the pipes
+ * drained or anything is posted, so that a restart costs one spawn on top
+ * of the exit. */
+static void start_armed(ml_proc_t *p) {
+  armed_t *a = p->armed;
+  p->armed = NULL;
+  bool failed = WIFSIGNALED(p->status) || WEXITSTATUS(p->status) != 0;
+  if ((a->when == ML_PROC_RESTART_ANY || failed) &&
+      uv_hrtime() >= a->not_before) {
+    char msg[512];
+    int rc = spawn_resolved(p->loop, a->id, &a->o, a->file, &p->next, msg,
+                            sizeof msg);
+    if (rc == 0) {
+      p->next_ns = uv_hrtime();
+    } else {
+      /* The caller starts it the ordinary way and reports the failure. */
+      p->next = NULL;
+      ML_DEBUG("proc: no replacement for %d: %s", (int)p->pid, msg);
+    }
+  }
+  free(a);
+}
+
 /* Reaps the leader if it has ended. @return true when it had. */
 static bool try_reap(ml_proc_t *p, bool block) {
   if (p->reaped) return true;
@@ -848,6 +898,7 @@ static bool try_reap(ml_proc_t *p, bool block) {
   p->status = status;
   p->reaped = 1;
   p->finished_ns = ml_proc_now_ns();
+  if (p->armed) start_armed(p);
   stop_watching(p);
   if (p->out_open || p->err_open) {
     /* A process that escaped the group may hold the pipes: do not wait on
@@ -878,6 +929,7 @@ static void on_timer(uv_timer_t *t) {
   switch (p->timer_reason) {
   case TIMER_TIMEOUT:
     p->timed_out = 1;
+    ml_proc_disarm(p); /* killed by us: no replacement */
     /* fallthrough */
   case TIMER_STOP:
     if (!p->reaped) kill_group(p);
@@ -962,8 +1014,11 @@ static const char *stage_msg(int stage) {
   }
 }
 
-int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
-                  ml_proc_t **out, char *errmsg, size_t errlen) {
+/* ml_proc_spawn, with the executable already looked up when `resolved` is
+ * given (an armed replacement: looked up when armed, not on the way). */
+static int spawn_resolved(ml_loop_t *loop, uint64_t id,
+                          const ml_proc_opts_t *o, const char *resolved,
+                          ml_proc_t **out, char *errmsg, size_t errlen) {
   char msgbuf[PATH_MAX + 128];
   char *msg = errmsg ? errmsg : msgbuf;
   size_t mlen = errmsg ? errlen : sizeof msgbuf;
@@ -992,7 +1047,14 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
    * failure (the instance's log is there either way, as it is without). */
   const char *log_from =
       o->stdout_log && !o->capture ? o->stdout_log_from : NULL;
-  if ((rc = resolve(o->argv[0], o->env, &file, msg, mlen)) < 0) goto error;
+  if (resolved) {
+    if (!(file = strdup(resolved))) {
+      rc = ML_ENOMEM;
+      goto error;
+    }
+  } else if ((rc = resolve(o->argv[0], o->env, &file, msg, mlen)) < 0) {
+    goto error;
+  }
   /* Log files first: a bad log path is the caller's error, before fork. */
   if (!o->capture) {
     if (o->stdout_log) {
@@ -1192,20 +1254,109 @@ error:
   return rc;
 }
 
+int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
+                  ml_proc_t **out, char *errmsg, size_t errlen) {
+  return spawn_resolved(loop, id, o, NULL, out, errmsg, errlen);
+}
+
 int ml_proc_pid(const ml_proc_t *p) { return (int)p->pid; }
 
 bool ml_proc_exited(const ml_proc_t *p) { return p->reaped; }
 
 int ml_proc_watch_mode(const ml_proc_t *p) { return p->mode; }
 
+static size_t list_len(const char *const *v) {
+  size_t n = 0;
+  while (v && v[n]) n++;
+  return n;
+}
+
+/* Copies string `s` (or NULL) to *pos and advances it. */
+static const char *put_str(char **pos, const char *s) {
+  if (!s) return NULL;
+  size_t n = strlen(s) + 1;
+  memcpy(*pos, s, n);
+  const char *r = *pos;
+  *pos += n;
+  return r;
+}
+
+static const char *const *put_list(const char ***vec, char **pos,
+                                   const char *const *v) {
+  if (!v) return NULL;
+  const char **out = *vec;
+  size_t n = list_len(v);
+  for (size_t i = 0; i < n; i++) out[i] = put_str(pos, v[i]);
+  out[n] = NULL;
+  *vec += n + 1;
+  return out;
+}
+
+int ml_proc_arm_restart(ml_proc_t *p, uint64_t next_id,
+                        const ml_proc_opts_t *next, int when,
+                        uint64_t not_before_ms) {
+  if (p->reaped) return UV_ESRCH;
+  if (!next->argv || !next->argv[0] || next->capture ||
+      (when != ML_PROC_RESTART_ANY && when != ML_PROC_RESTART_FAILURE))
+    return ML_EINVALID;
+  /* The PATH lookup now, not at the exit: a dozen stat calls off the
+   * restart's path. A file gone by then fails the spawn, and the caller
+   * starts it the ordinary way. */
+  char *file = NULL, msg[64];
+  int rc = resolve(next->argv[0], next->env, &file, msg, sizeof msg);
+  if (rc < 0) return rc;
+  const char *one[] = {next->cwd,        next->stdout_log,
+                       next->stderr_log, next->stdout_log_from,
+                       next->state_dir,  file};
+  size_t na = list_len(next->argv), ne = list_len(next->env);
+  size_t nptr = na + 1 + (next->env ? ne + 1 : 0), bytes = 0;
+  for (size_t i = 0; i < na; i++) bytes += strlen(next->argv[i]) + 1;
+  for (size_t i = 0; i < ne; i++) bytes += strlen(next->env[i]) + 1;
+  for (size_t i = 0; i < sizeof one / sizeof *one; i++)
+    if (one[i]) bytes += strlen(one[i]) + 1;
+  armed_t *a = malloc(sizeof *a + nptr * sizeof(char *) + bytes);
+  if (!a) {
+    free(file);
+    return ML_ENOMEM;
+  }
+  const char **vec = (const char **)(a + 1);
+  char *pos = (char *)(vec + nptr);
+  a->id = next_id;
+  a->when = when;
+  a->not_before = uv_hrtime() + not_before_ms * 1000000u;
+  a->o = *next;
+  a->o.argv = put_list(&vec, &pos, next->argv);
+  a->o.env = put_list(&vec, &pos, next->env);
+  a->o.cwd = put_str(&pos, next->cwd);
+  a->o.stdout_log = put_str(&pos, next->stdout_log);
+  a->o.stderr_log = put_str(&pos, next->stderr_log);
+  a->o.stdout_log_from = put_str(&pos, next->stdout_log_from);
+  a->o.state_dir = put_str(&pos, next->state_dir);
+  a->file = put_str(&pos, file);
+  free(file);
+  free(p->armed);
+  p->armed = a;
+  return 0;
+}
+
+bool ml_proc_disarm(ml_proc_t *p) {
+  if (!p->armed) return false;
+  free(p->armed);
+  p->armed = NULL;
+  return true;
+}
+
 int ml_proc_kill(ml_proc_t *p, int sig) {
   if (p->reaped) return UV_ESRCH;
+  /* The sender decides what follows the exit it asked for. */
+  if (sig != 0) ml_proc_disarm(p);
   if (kill(-p->pid, sig) < 0) return -errno;
   return 0;
 }
 
 int ml_proc_stop(ml_proc_t *p, uint64_t grace_ms) {
   if (p->reaped) return UV_ESRCH;
+  ml_proc_disarm(p);
   if (grace_ms == 0) {
     kill_group(p);
     return 0;
@@ -1244,6 +1395,7 @@ static void release_orphaned(ml_proc_t *p) {
 void ml_proc_release(ml_proc_t *p) {
   if (!p || p->released) return;
   p->released = 1;
+  ml_proc_disarm(p);
   if (!p->posted && uv_is_closing((uv_handle_t *)&p->timer)) {
     release_orphaned(p);
     return;

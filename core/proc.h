@@ -4,6 +4,8 @@
  * memory for exec probes); the exit is watched with a pidfd (or SIGCHLD +
  * waitpid) and posted as ML_EV_PROC_EXIT once the pipes are drained. An
  * optional memory limit puts the process in its own cgroup (proc_cgroup.c).
+ * A replacement may be armed: spawned at the exit, before the event, and
+ * handed over in it (a restart without a trip through the event queue).
  * Running groups are recorded under a state dir so that a restarted server
  * can kill what a crashed one left behind. Log files: proc_log.c. */
 #ifndef ML_PROC_H
@@ -73,6 +75,11 @@ typedef struct {
   bool output_truncated;
   char *output; /* capture: stdout and stderr interleaved */
   size_t output_len;
+  /* The replacement started at the exit (ml_proc_arm_restart), or NULL;
+   * whoever takes it sets this to NULL, else destroying the event releases
+   * it. next_spawned_ns: uv_hrtime() once its spawn had returned. */
+  ml_proc_t *next;
+  uint64_t next_spawned_ns;
 } ml_proc_exit_t;
 
 /* How a process' exit is watched (ml_proc_watch_mode). */
@@ -111,6 +118,35 @@ int ml_proc_kill(ml_proc_t *p, int sig);
  * @return 0 or UV_ESRCH once the process was reaped
  */
 int ml_proc_stop(ml_proc_t *p, uint64_t grace_ms);
+
+/* When an armed replacement starts (ml_proc_arm_restart). */
+enum {
+  ML_PROC_RESTART_ANY = 1, /* after every exit */
+  ML_PROC_RESTART_FAILURE  /* after an exit with a non-zero code */
+};
+
+/**
+ * Arms a replacement: when `p` ends by itself (not through ml_proc_kill,
+ * ml_proc_stop or ml_proc_release, which disarm it), the runtime starts
+ * `next` at once, before the exit event is posted, and hands it over in the
+ * event's `next`. A restart then waits for no event delivery and no Lua (a
+ * kill -9 of a container is followed by its replacement's exec in the same
+ * loop callback). If that spawn fails the exit comes without `next`, and
+ * the caller starts (and reports) as it would have. Arming again replaces
+ * the earlier replacement.
+ * @param next_id the event id of the replacement's exit event
+ * @param next its options, copied (stdout_log_from included; not capture)
+ * @param when ML_PROC_RESTART_ANY or ML_PROC_RESTART_FAILURE
+ * @param not_before_ms only for an exit this many ms from now or later
+ *        (0: any time), e.g. once a crash-loop back-off has expired
+ * @return 0, UV_ESRCH once `p` was reaped, ML_EINVALID, or ML_ENOMEM
+ */
+int ml_proc_arm_restart(ml_proc_t *p, uint64_t next_id,
+                        const ml_proc_opts_t *next, int when,
+                        uint64_t not_before_ms);
+
+/** Forgets an armed replacement (none started). @return true if armed */
+bool ml_proc_disarm(ml_proc_t *p);
 
 /**
  * Drops the caller's reference. A process still running is killed (SIGKILL

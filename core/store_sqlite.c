@@ -4,11 +4,11 @@
  * committed turn survives kill -9 and power loss ("normal": kill -9 only,
  * no fsync per commit); exclusive locking, so two servers never share one
  * data file. Statements are prepared once. */
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "sqlite_load.h"
 #include "store_backend.h"
 
 typedef struct {
@@ -25,7 +25,7 @@ static const char schema[] =
     " key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;";
 
 static char *dup_msg(const char *prefix, sqlite3 *db) {
-  const char *m = db ? sqlite3_errmsg(db) : "out of memory";
+  const char *m = db ? ml__sqlite.errmsg(db) : "out of memory";
   size_t n = strlen(prefix) + strlen(m) + 3;
   char *s = malloc(n);
   if (s) {
@@ -39,18 +39,18 @@ static char *dup_msg(const char *prefix, sqlite3 *db) {
 static void sq_close(void *p) {
   sq_t *q = p;
   if (!q) return;
-  sqlite3_finalize(q->put);
-  sqlite3_finalize(q->del);
-  sqlite3_finalize(q->meta);
-  sqlite3_finalize(q->begin);
-  sqlite3_finalize(q->commit);
-  sqlite3_finalize(q->rollback);
-  sqlite3_close(q->db);
+  ml__sqlite.finalize(q->put);
+  ml__sqlite.finalize(q->del);
+  ml__sqlite.finalize(q->meta);
+  ml__sqlite.finalize(q->begin);
+  ml__sqlite.finalize(q->commit);
+  ml__sqlite.finalize(q->rollback);
+  ml__sqlite.close(q->db);
   free(q);
 }
 
 static int prepare(sq_t *q, const char *sql, sqlite3_stmt **st) {
-  return sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+  return ml__sqlite.prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
                             NULL);
 }
 
@@ -69,27 +69,32 @@ static int sq_open(const ml_store_backend_config_t *cfg, void **out,
     *errmsg = strdup("sqlite backend: sync must be full, normal or off");
     return ML_EINVALID;
   }
+  const char *why;
+  if (ml_sqlite_load(&why) != 0) {
+    *errmsg = strdup(why);
+    return ML_ENOTFOUND;
+  }
   sq_t *q = calloc(1, sizeof *q);
   if (!q) return ML_ENOMEM;
   const char *step = "open";
-  int rc = sqlite3_open_v2(
+  int rc = ml__sqlite.open_v2(
       path, &q->db,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) goto error;
   step = "configure";
   /* Exclusive locking also lets WAL work without the shared-memory file. */
-  rc = sqlite3_exec(q->db,
+  rc = ml__sqlite.exec(q->db,
                     "PRAGMA locking_mode=EXCLUSIVE;"
                     "PRAGMA journal_mode=WAL;",
                     NULL, NULL, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_exec(q->db, pragma, NULL, NULL, NULL);
+  if (rc == SQLITE_OK) rc = ml__sqlite.exec(q->db, pragma, NULL, NULL, NULL);
   if (rc != SQLITE_OK) goto error;
   step = "create schema";
   /* Taking the write lock now makes a second server fail at open time. */
-  rc = sqlite3_exec(q->db, "BEGIN EXCLUSIVE;", NULL, NULL, NULL);
+  rc = ml__sqlite.exec(q->db, "BEGIN EXCLUSIVE;", NULL, NULL, NULL);
   if (rc != SQLITE_OK) goto error;
-  rc = sqlite3_exec(q->db, schema, NULL, NULL, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_exec(q->db, "COMMIT;", NULL, NULL, NULL);
+  rc = ml__sqlite.exec(q->db, schema, NULL, NULL, NULL);
+  if (rc == SQLITE_OK) rc = ml__sqlite.exec(q->db, "COMMIT;", NULL, NULL, NULL);
   if (rc != SQLITE_OK) goto error;
   step = "prepare";
   if ((rc = prepare(q,
@@ -121,43 +126,43 @@ static int sq_load_all(void *p, const ml_store_loader_t *ld) {
   sq_t *q = p;
   sqlite3_stmt *st = NULL;
   int rc =
-      sqlite3_prepare_v2(q->db, "SELECT key, value FROM meta", -1, &st, NULL);
+      ml__sqlite.prepare_v2(q->db, "SELECT key, value FROM meta", -1, &st, NULL);
   if (rc != SQLITE_OK) return ML_EIO;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const char *k = (const char *)sqlite3_column_text(st, 0);
-    const char *v = (const char *)sqlite3_column_text(st, 1);
+  while ((rc = ml__sqlite.step(st)) == SQLITE_ROW) {
+    const char *k = (const char *)ml__sqlite.column_text(st, 0);
+    const char *v = (const char *)ml__sqlite.column_text(st, 1);
     if (ld->meta(ld->ud, k ? k : "", v ? v : "") != 0) {
-      sqlite3_finalize(st);
+      ml__sqlite.finalize(st);
       return ML_EIO;
     }
   }
-  sqlite3_finalize(st);
+  ml__sqlite.finalize(st);
   if (rc != SQLITE_DONE) return ML_EIO;
-  rc = sqlite3_prepare_v2(q->db,
+  rc = ml__sqlite.prepare_v2(q->db,
                           "SELECT resource, namespace, name, data FROM objects",
                           -1, &st, NULL);
   if (rc != SQLITE_OK) return ML_EIO;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const char *data = (const char *)sqlite3_column_text(st, 3);
-    size_t len = (size_t)sqlite3_column_bytes(st, 3);
-    int urc = ld->object(ld->ud, (const char *)sqlite3_column_text(st, 0),
-                         (const char *)sqlite3_column_text(st, 1),
-                         (const char *)sqlite3_column_text(st, 2),
+  while ((rc = ml__sqlite.step(st)) == SQLITE_ROW) {
+    const char *data = (const char *)ml__sqlite.column_text(st, 3);
+    size_t len = (size_t)ml__sqlite.column_bytes(st, 3);
+    int urc = ld->object(ld->ud, (const char *)ml__sqlite.column_text(st, 0),
+                         (const char *)ml__sqlite.column_text(st, 1),
+                         (const char *)ml__sqlite.column_text(st, 2),
                          data ? data : "", len);
     if (urc != 0) {
-      sqlite3_finalize(st);
+      ml__sqlite.finalize(st);
       return urc;
     }
   }
-  sqlite3_finalize(st);
+  ml__sqlite.finalize(st);
   return rc == SQLITE_DONE ? 0 : ML_EIO;
 }
 
 /* Runs a bound statement to completion and resets it for the next use. */
 static int run(sqlite3_stmt *st) {
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
+  int rc = ml__sqlite.step(st);
+  ml__sqlite.reset(st);
+  ml__sqlite.clear_bindings(st);
   return rc == SQLITE_DONE ? 0 : ML_EIO;
 }
 
@@ -168,39 +173,39 @@ static int sq_commit(void *p) {
   int rc = run(q->commit);
   /* A failed COMMIT may leave the transaction open: end it, so the next
    * turn starts clean (the store stops accepting writes anyway). */
-  if (rc != 0 && !sqlite3_get_autocommit(q->db)) run(q->rollback);
+  if (rc != 0 && !ml__sqlite.get_autocommit(q->db)) run(q->rollback);
   return rc;
 }
 
 static int sq_put(void *p, const char *resource, const char *ns,
                   const char *name, uint64_t rv, const char *data, size_t len) {
   sqlite3_stmt *st = ((sq_t *)p)->put;
-  sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 4, (sqlite3_int64)rv);
-  sqlite3_bind_text64(st, 5, data, len, SQLITE_STATIC, SQLITE_UTF8);
+  ml__sqlite.bind_text(st, 1, resource, -1, SQLITE_STATIC);
+  ml__sqlite.bind_text(st, 2, ns, -1, SQLITE_STATIC);
+  ml__sqlite.bind_text(st, 3, name, -1, SQLITE_STATIC);
+  ml__sqlite.bind_int64(st, 4, (sqlite3_int64)rv);
+  ml__sqlite.bind_text64(st, 5, data, len, SQLITE_STATIC, SQLITE_UTF8);
   return run(st);
 }
 
 static int sq_remove(void *p, const char *resource, const char *ns,
                      const char *name) {
   sqlite3_stmt *st = ((sq_t *)p)->del;
-  sqlite3_bind_text(st, 1, resource, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+  ml__sqlite.bind_text(st, 1, resource, -1, SQLITE_STATIC);
+  ml__sqlite.bind_text(st, 2, ns, -1, SQLITE_STATIC);
+  ml__sqlite.bind_text(st, 3, name, -1, SQLITE_STATIC);
   return run(st);
 }
 
 static int sq_set_meta(void *p, const char *key, const char *value) {
   sqlite3_stmt *st = ((sq_t *)p)->meta;
-  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+  ml__sqlite.bind_text(st, 1, key, -1, SQLITE_STATIC);
+  ml__sqlite.bind_text(st, 2, value, -1, SQLITE_STATIC);
   return run(st);
 }
 
 static const char *sq_errmsg(void *p) {
-  return sqlite3_errmsg(((sq_t *)p)->db);
+  return ml__sqlite.errmsg(((sq_t *)p)->db);
 }
 
 const ml_store_backend_t ml_store_backend_sqlite = {

@@ -17,16 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "err.h"
+/* OpenSSL is loaded at the first TLS use: calls go through ml__ssl. */
+#define ML_SSL_REDIRECT
+#include "ssl_load.h"
 
 #define CERT_DAYS 3650
 #define RENEW_BEFORE_S (30L * 24 * 3600) /* replace when this close to expiry */
@@ -68,6 +63,15 @@ static int fail(char **err, int code, const char *fmt, ...) {
 }
 
 /* }====== */
+
+/* Loads OpenSSL before a first use; fail() itself needs it for the
+ * library's error queue, so a missing library is reported here. */
+static int load_openssl(char **err) {
+  const char *why;
+  if (ml_ssl_load(&why) == 0) return 0;
+  if (err) *err = strdup(why);
+  return ML_EIO;
+}
 
 /* {====== certificate files */
 
@@ -279,6 +283,7 @@ int ml_tls_ensure_cert(const char *dir, const char *const *hostnames,
                        const char *const *ips, char **err) {
   names_t nm;
   if (err) *err = NULL;
+  if (load_openssl(err) != 0) return ML_EIO;
   ERR_clear_error();
   int rc = collect_names(&nm, hostnames, ips, err);
   if (rc < 0) return rc;
@@ -360,6 +365,7 @@ int ml_tls_ctx_new(const char *cert_file, const char *key_file,
                    ml_tls_ctx_t **out, char **err) {
   *out = NULL;
   if (err) *err = NULL;
+  if (load_openssl(err) != 0) return ML_EIO;
   ERR_clear_error();
   ml_tls_ctx_t *c = calloc(1, sizeof *c);
   if (!c) return fail(err, ML_ENOMEM, "out of memory");

@@ -3,6 +3,8 @@
 -- (128+signal when killed), signal, RFC 3339 start/finish times and
 -- oom_killed. Output goes to CRI-format log files read by read_log() and
 -- followed by follow_log(). exec() runs a command to completion (exec probes).
+-- arm_restart() readies a replacement that the runtime starts itself, in C,
+-- the moment the process ends on its own: a restart waits for no Lua.
 --
 --   local p = assert(proc.spawn{ command = { "sh", "-c", "echo hi" },
 --     env = { "A=1" }, stdout_log = dir .. "/0.log", stderr_log = dir .. "/0.log",
@@ -15,7 +17,7 @@ local sched = require("moonlet.sched")
 local M = {}
 
 local Proc = core.Proc -- methods of moonlet.Proc (kill, stop, running, close)
-local state = setmetatable({}, { __mode = "k" }) -- Proc -> { result, waiters, callbacks }
+local state = setmetatable({}, { __mode = "k" }) -- Proc -> { result, waiters, callbacks, armed }
 
 -- env may be a list of "K=V" or a map { K = "V" } (sorted for stable order).
 local function env_list(env)
@@ -28,6 +30,10 @@ local function env_list(env)
 end
 
 local function delivered(p, st, res)
+  -- An armed replacement that was not started is forgotten.
+  local armed = st.armed
+  st.armed = nil
+  if armed and res.next ~= armed.proc then sched.forget(armed.id) end
   st.result = res
   local waiters, callbacks = st.waiters, st.callbacks
   st.waiters, st.callbacks = {}, {}
@@ -42,20 +48,61 @@ end
 --- memory_limit_bytes, state_dir, and for in-memory output capture,
 --- max_output, timeout_ms.
 --- @return Proc | nil, "ENAME: message", "ENAME"
-function M.spawn(opts)
+local function copy_opts(opts)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.env = env_list(opts.env)
-  local id = loop.next_id()
-  local p, err, name = core.spawn(id, o)
-  if not p then return nil, err, name end
+  return o
+end
+
+-- Registers p (open now, or a replacement opened later) for its exit at id.
+local function track(p, id)
   local st = { waiters = {}, callbacks = {} }
   state[p] = st
   sched.on(id, function(res)
     sched.forget(id)
     delivered(p, st, res)
   end)
+end
+
+function M.spawn(opts)
+  local id = loop.next_id()
+  local p, err, name = core.spawn(id, copy_opts(opts))
+  if not p then return nil, err, name end
+  track(p, id)
   return p
+end
+
+local core_arm, core_disarm = Proc.arm_restart, Proc.disarm
+
+--- Arms a replacement: when this process ends by itself (not through kill,
+--- stop or close, which disarm it), the runtime spawns one with `opts`
+--- (as for spawn; not capture) at once, and the exit result carries it,
+--- running, as `next` (next_spawned_ns: loop.hrtime() after its spawn).
+--- `when`: "any" (every exit, the default) or "failure" (non-zero exit
+--- codes); `not_before`: seconds from now before which an exit does not
+--- start it (default 0). If that spawn fails the result has no `next`.
+--- Arming again replaces the earlier replacement.
+--- @return true | nil, err, name
+function Proc:arm_restart(opts, when, not_before)
+  local st = state[self]
+  local id = loop.next_id()
+  local nextp, err, name = core_arm(self, id, copy_opts(opts), when or "any", not_before or 0)
+  if not nextp then return nil, err, name end
+  if st.armed then sched.forget(st.armed.id) end
+  st.armed = { id = id, proc = nextp }
+  track(nextp, id)
+  return true
+end
+
+--- Forgets an armed replacement. @return true if one was armed
+function Proc:disarm()
+  local st = state[self]
+  if st and st.armed then
+    sched.forget(st.armed.id)
+    st.armed = nil
+  end
+  return core_disarm(self)
 end
 
 --- Yields until the process has exited (at once if it has).
@@ -173,5 +220,10 @@ M.cgroups_available = core.cgroups_available
 
 --- @return the number of a signal name ("TERM", "SIGKILL") or number
 M.signal = core.signal
+
+--- Sends a signal from outside (kill(2) on a pid, or -pgid), not through a
+--- Proc, so an armed replacement stays armed: tests and benchmarks of an
+--- outside kill -9. @return true | nil, err, name
+M.kill_pid = core.kill_pid
 
 return M

@@ -362,6 +362,11 @@ local function cleanup_unhealthy(run, olds, max_cleanup)
     if total >= max_cleanup then break end
     local avail = (rs.status or {}).availableReplicas or 0
     if size(rs) ~= 0 and size(rs) ~= avail then
+      -- More available than wanted: the ReplicaSet was just scaled down and
+      -- its status is behind. Kubernetes fails the sync here ("invalid
+      -- request to scale down") and retries; going on would scale the old
+      -- ReplicaSet back up, and count pods about to go as available.
+      if size(rs) < avail then error(RETRY, 0) end
       local n = math.min(max_cleanup - total, size(rs) - avail)
       local _, res = scale_and_record(run, rs, size(rs) - n)
       olds[i] = res
@@ -412,11 +417,37 @@ local function reconcile_new(run, all, new)
   return (scale_and_record(run, new, du.new_rs_new_replicas(d, all, new)))
 end
 
+-- The ReplicaSets as this sync left them: what it wrote replaces what it read.
+local function refreshed(run, new, olds)
+  local function fresh(rs) return rs and (run.written[rs.metadata.uid] or rs) end
+  local out = {}
+  for i, rs in ipairs(olds) do out[i] = fresh(rs) end
+  return fresh(new), out
+end
+
+-- rolloutRolling. Kubernetes returns after a scale up or a scale down, and
+-- the write's own watch event brings the next sync, which computes the other
+-- direction from the sizes just written. Here that next step runs at once on
+-- those sizes (same maxSurge / maxUnavailable arithmetic, same order of
+-- writes), saving a round trip through the informer on every step of a
+-- rollout. A scale down still needs available pods in the cache, so the
+-- ready floor is kept exactly as the next sync would keep it.
 local function rollout_rolling(run)
   local new, olds = get_all(run, true)
   local all = concat(olds, new)
-  if reconcile_new(run, all, new) then return sync_rollout_status(run, all, new) end
-  if reconcile_old(run, all, du.active(olds), new) then return sync_rollout_status(run, all, new) end
+  local up = reconcile_new(run, all, new)
+  if up then
+    new, olds = refreshed(run, new, olds)
+    all = concat(olds, new)
+  end
+  if reconcile_old(run, all, du.active(olds), new) then
+    new, olds = refreshed(run, new, olds)
+    all = concat(olds, new)
+    if not up then reconcile_new(run, all, new) end
+    new, olds = refreshed(run, new, olds)
+    return sync_rollout_status(run, concat(olds, new), new)
+  end
+  if up then return sync_rollout_status(run, all, new) end
   if du.complete(run.d, run.d.status) then cleanup(run, olds) end
   return sync_rollout_status(run, all, new)
 end

@@ -57,8 +57,13 @@ echo "# machine: $(nproc) cores, load average at start: $(load)"
 if has scale; then
   echo "== 1. scale a Deployment of sleep pods 0 -> $SCALE_N"
   start_server scale
+  # The server's own CPU for the load (utime+stime, not its pods') and the
+  # time it waited for a core (schedstat): on a shared machine the wall
+  # time says little without them.
+  cpu0=$(awk '{ print $14 + $15 }' "/proc/$spid/stat"); read -r _ wait0 _ <"/proc/$spid/schedstat"
   ours=$(bench scale "$SCALE_N")
-  echo "moonlet: $ours (load $(load))"
+  cpu1=$(awk '{ print $14 + $15 }' "/proc/$spid/stat"); read -r _ wait1 _ <"/proc/$spid/schedstat"
+  echo "moonlet: $ours (load $(load); server CPU $(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }') s, waited for a core $(awk -v a="$wait0" -v b="$wait1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }') s)"
   stop_server
 
   # bare fork/exec: start N sleeps, done when every one has exec'd

@@ -13,6 +13,7 @@
 
 #include <lualib.h>
 
+#include "curl_load.h"
 #include "err.h"
 #include "http_client.h"
 #include "loop.h"
@@ -1069,6 +1070,47 @@ static void test_lua(bool runtime_first) {
 
 /* }====== */
 
+/* {====== libcurl is loaded at the first use */
+
+static bool curl_mapped(void) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  char line[1024];
+  bool found = false;
+  while (f && !found && fgets(line, sizeof line, f))
+    found = strstr(line, "/libcurl") != NULL;
+  if (f) fclose(f);
+  return found;
+}
+
+/* A Lua program of the runtime that uses the loop, timers, JSON and YAML
+ * but no HTTP client: none of that may load libcurl. */
+static const char *no_http_script =
+    "local loop = require('moonlet.loop')\n"
+    "local json = require('moonlet.json')\n"
+    "local yaml = require('moonlet.core.yaml')\n"
+    "require('moonlet.core.http') -- the module itself is not a use\n"
+    "require('moonlet.sched').run(function()\n"
+    "  loop.sleep(5)\n"
+    "  assert(json.decode(json.encode({ a = 1 })).a == 1)\n"
+    "  assert(yaml ~= nil)\n"
+    "end)\n";
+
+static void test_lazy_load(void) {
+  ok(!curl_mapped(), "lazy: libcurl is not mapped at process start");
+  lua_State *L = luaL_newstate();
+  luaL_openlibs(L);
+  luaL_requiref(L, "moonlet_core", luaopen_moonlet_core, 0);
+  lua_pop(L, 1);
+  int rc = luaL_loadstring(L, no_http_script);
+  if (rc == LUA_OK) rc = ml_lua_pcall(L, 0, 0, "test");
+  IS_INT(rc, LUA_OK, "lazy: a Lua program without HTTP ran");
+  ml_runtime_close(L);
+  lua_close(L);
+  ok(!curl_mapped(), "lazy: ... and libcurl is still not mapped");
+}
+
+/* }====== */
+
 static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   (void)s;
   free(b->base);
@@ -1114,8 +1156,12 @@ int main(int argc, char **argv) {
   uv_timer_init(&uv, &waker);
   IS_INT(srv_start(&srv, &uv, sock_path), 0, "fixture server listening");
   snprintf(base, sizeof base, "http://127.0.0.1:%d", srv.port);
+  test_lazy_load();
   cl = ml_http_client_new(&loop, 0);
   ok(cl != NULL, "client created");
+  ok(curl_mapped(), "lazy: the first client loaded libcurl");
+  ok(ml_curl_loaded() && ml_curl_load() == 0 && !ml_curl_load_error(),
+     "lazy: loaded once, no error");
 
   test_basic();
   test_errors();

@@ -661,6 +661,71 @@ static void test_ticker_rules(ml_probe_runner_t *r) {
          "ticker without a period");
 }
 
+/* Quick retries: before the first success, failures are retried on a
+ * short back-off and only their success is posted; after it, and after the
+ * window of one period, only the periodic attempts run. */
+static void test_ticker_quick(ml_probe_runner_t *r) {
+  static const int s[] = {ML_PROBE_FAILURE, ML_PROBE_FAILURE,
+                          ML_PROBE_UNKNOWN, ML_PROBE_FAILURE,
+                          ML_PROBE_SUCCESS, ML_PROBE_FAILURE,
+                          ML_PROBE_FAILURE};
+  script = s;
+  nscript = (int)(sizeof s / sizeof s[0]);
+  played = 0;
+  ml_probe_stats_t st0, st1;
+  ml_probe_runner_stats(r, &st0);
+  ml_probe_params_t o = {.port = 1};
+  ml_probe_every_t every = {.period_ms = 300, .success_threshold = 1,
+                            .max_tries = 3, .quick_ms = 5};
+  ml_probe_ticker_t *t;
+  uint64_t id = next_id++;
+  IS_INT(ml_probe_ticker_new(r, "seq", &o, &every, id, &t), 0,
+         "quick: ticker new");
+  uint64_t t0 = uv_now(&uv);
+  ml_probe_ticker_arm(t, 0);
+  while (played < 5 && uv_now(&uv) - t0 < 2000) spin(2);
+  uint64_t took = uv_now(&uv) - t0;
+  ok(played == 5 && took < 200,
+     "quick: the success came after %d attempts in %d ms (period 300)",
+     played, (int)took);
+  char seen[64];
+  posted(id, seen, sizeof seen);
+  IS_STR(seen, "FS", "quick: the first failure and the success posted");
+  /* After the success: failures at the period only, all posted. */
+  spin(450);
+  IS_INT(played, 6, "quick: after a success, periodic attempts only");
+  posted(id, seen, sizeof seen);
+  IS_STR(seen, "FSF", "quick: a later failure is posted");
+  ml_probe_runner_stats(r, &st1);
+  IS_INT((int)(st1.quick - st0.quick), 4, "quick: four quick retries");
+  /* A new instance (reset) retries quickly again; freeing the ticker
+   * with a quick retry pending is clean. */
+  static const int fails[] = {ML_PROBE_FAILURE, ML_PROBE_FAILURE,
+                              ML_PROBE_FAILURE, ML_PROBE_FAILURE,
+                              ML_PROBE_FAILURE, ML_PROBE_FAILURE};
+  script = fails;
+  nscript = (int)(sizeof fails / sizeof fails[0]);
+  played = 0;
+  ml_probe_ticker_reset(t);
+  ml_probe_ticker_arm(t, 0);
+  while (played < 3) spin(1);
+  ml_probe_ticker_free(t);
+  int at = played;
+  spin(40);
+  IS_INT(played, at, "quick: a freed ticker retries no more");
+  /* Without quick_ms nothing is retried between periods. */
+  played = 0;
+  every.quick_ms = 0;
+  id = next_id++;
+  ml_probe_ticker_new(r, "seq", &o, &every, id, &t);
+  ml_probe_ticker_arm(t, 0);
+  spin(100);
+  IS_INT(played, 1, "no quick_ms: one attempt per period");
+  ml_probe_ticker_free(t);
+  script = NULL;
+  nscript = 0;
+}
+
 static void test_ticker_http(ml_probe_runner_t *r) {
   /* A slow server and a short period: attempts never overlap, each tick
    * that comes during one starts the next as soon as it ends. */
@@ -729,7 +794,8 @@ static void test_ticker_http(ml_probe_runner_t *r) {
 static void test_ticker_close_order(void) {
   ml_probe_runner_t *r = ml_probe_runner_new(&loop, 0);
   ml_probe_params_t o = {.port = http_port, .path = "/slow"};
-  ml_probe_every_t every = {.period_ms = 10, .timeout_ms = 5000};
+  ml_probe_every_t every = {.period_ms = 10, .timeout_ms = 5000,
+                            .quick_ms = 1};
   ml_probe_ticker_t *a, *b;
   ml_probe_ticker_new(r, "http", &o, &every, 7001, &a);
   ml_probe_ticker_new(r, "tcp", &o, &every, 7002, &b);
@@ -863,6 +929,7 @@ int main(void) {
   test_exec(r);
   test_custom_kind(r);
   test_ticker_rules(r);
+  test_ticker_quick(r);
   test_ticker_http(r);
   ml_probe_runner_close(r);
   test_ticker_close_order();

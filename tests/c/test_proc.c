@@ -3,7 +3,8 @@
  * zombies, env/cwd, group signals reaching grandchildren, stop escalation,
  * CRI log lines, partial lines and rotation, the log reader and follower,
  * exec capture and timeout, PDEATHSIG and leftover reaping after a simulated
- * server crash, the SIGCHLD fallback, memory limits (when the host allows).
+ * server crash, the SIGCHLD fallback, memory limits (when the host allows),
+ * replacements armed to start at an exit.
  * The test process is a child subreaper so orphaned grandchildren come back
  * to it and their fate can be checked. Prints TAP. ML_BENCH=1 adds timings. */
 #include <dirent.h>
@@ -398,6 +399,125 @@ static void test_release_running(void) {
   ml_proc_exit_t *ev = wait_exit(id, 1000);
   IS_INT(ev ? ev->exit_code : -1, 137, "its exit is still reported");
   free_ev(ev);
+}
+
+/* An armed replacement: started by the runtime at an exit of the process'
+ * own (an outside kill -9), before the event, and handed over in it. */
+static void test_armed_restart(void) {
+  char spare[300], log[300];
+  snprintf(spare, sizeof spare, "%s/arm-spare.log", tmpdir);
+  snprintf(log, sizeof log, "%s/arm-next.log", tmpdir);
+  int fd = open(spare, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+  if (fd >= 0) close(fd);
+  const char *argv[] = {"sh", "-c", "echo next-$X; exec sleep 100", NULL};
+  const char *env[] = {"X=2", "PATH=/usr/bin:/bin", NULL};
+  ml_proc_opts_t next = {.argv = argv, .env = env, .stdout_log = log,
+                         .stderr_log = log, .stdout_log_from = spare,
+                         .state_dir = tmpdir, .udata = 77};
+  uint64_t id = next_id(), nid = next_id();
+  ml_proc_t *p = spawn_sh(id, "exec sleep 100");
+  int rc = ml_proc_arm_restart(p, nid, &next, ML_PROC_RESTART_ANY, 0);
+  IS_INT(rc, 0, "arm");
+  next.argv = NULL; /* the options were copied */
+  kill(ml_proc_pid(p), SIGKILL);
+  ml_proc_exit_t *ev = wait_exit(id, 5000);
+  ml_proc_t *np = ev ? ev->next : NULL;
+  ok(ev && ev->exit_code == 137 && np && ev->next_spawned_ns > 0,
+     "an outside kill -9: the exit comes with the replacement");
+  ok(np && kill(ml_proc_pid(np), 0) == 0 && !file_exists(spare),
+     "it runs, and its log took the spare");
+  if (ev) ev->next = NULL;
+  free_ev(ev);
+  ml_proc_release(p);
+  for (int i = 0; i < 100 && !strstr(slurp(log) ? slurp(log) : "", "next-2");
+       i++)
+    run_for(10);
+  ok(strstr(slurp(log) ? slurp(log) : "", " stdout F next-2\n") != NULL,
+     "with its own command, environment and log");
+  if (np) {
+    ml_proc_release(np);
+    ml_proc_exit_t *nev = wait_exit(nid, 5000);
+    ok(nev && nev->udata == 77 && nev->exit_code == 137 && !nev->next,
+       "its own exit goes to its own id");
+    free_ev(nev);
+  }
+
+  /* "failure": not after exit 0; after exit 3. */
+  next.argv = argv;
+  next.stdout_log = next.stderr_log = next.stdout_log_from = NULL;
+  id = next_id();
+  nid = next_id();
+  p = spawn_sh(id, "sleep 0.2; exit 0");
+  ml_proc_arm_restart(p, nid, &next, ML_PROC_RESTART_FAILURE, 0);
+  ev = wait_exit(id, 5000);
+  ok(ev && ev->exit_code == 0 && !ev->next, "failure: none after exit 0");
+  free_ev(ev);
+  ml_proc_release(p);
+  id = next_id();
+  p = spawn_sh(id, "sleep 0.2; exit 3");
+  ml_proc_arm_restart(p, nid, &next, ML_PROC_RESTART_FAILURE, 0);
+  ev = wait_exit(id, 5000);
+  ok(ev && ev->exit_code == 3 && ev->next, "failure: one after exit 3");
+  /* Dropped without being taken: the replacement is stopped with it. */
+  int npid = ev && ev->next ? ml_proc_pid(ev->next) : 0;
+  free_ev(ev);
+  ok(npid > 0 && kill(npid, 0) < 0 && errno == ESRCH,
+     "an event dropped with its replacement stops it");
+  free_ev(wait_exit(nid, 5000));
+  ml_proc_release(p);
+
+  /* Disarmed by stop and kill through the handle, by disarm, and by a
+   * time before which no exit restarts. */
+  for (int how = 0; how < 4; how++) {
+    id = next_id();
+    nid = next_id();
+    p = spawn_sh(id, "exec sleep 100");
+    ml_proc_arm_restart(p, nid, &next, ML_PROC_RESTART_ANY,
+                        how == 3 ? 60000 : 0);
+    if (how == 0) ml_proc_stop(p, 0);
+    if (how == 1) ml_proc_kill(p, SIGKILL);
+    if (how == 2) {
+      ok(ml_proc_disarm(p) && !ml_proc_disarm(p), "disarm once");
+      kill(ml_proc_pid(p), SIGKILL);
+    }
+    if (how == 3) kill(ml_proc_pid(p), SIGKILL);
+    ev = wait_exit(id, 5000);
+    ok(ev && !ev->next, "no replacement after %s",
+       how == 0   ? "stop"
+       : how == 1 ? "kill through the handle"
+       : how == 2 ? "disarm"
+                  : "an exit before not_before");
+    free_ev(ev);
+    ml_proc_release(p);
+  }
+
+  /* A replacement that cannot start: the exit comes without one. */
+  const char *bad[] = {"/nonexistent/cmd", NULL};
+  next.argv = bad;
+  id = next_id();
+  p = spawn_sh(id, "exec sleep 100");
+  IS_INT(ml_proc_arm_restart(p, next_id(), &next, ML_PROC_RESTART_ANY, 0), 0,
+         "arm a bad command");
+  int before = count_children();
+  kill(ml_proc_pid(p), SIGKILL);
+  ev = wait_exit(id, 5000);
+  ok(ev && !ev->next && count_children() < before,
+     "a replacement that fails to start: no next, no child left");
+  free_ev(ev);
+  ml_proc_release(p);
+  const char *missing[] = {"no-such-command-for-moonlet", NULL};
+  next.argv = missing;
+  p = spawn_sh(id = next_id(), "exec sleep 100");
+  IS_INT(ml_proc_arm_restart(p, next_id(), &next, ML_PROC_RESTART_ANY, 0),
+         UV_ENOENT, "the PATH lookup is done when arming");
+  ml_proc_release(p);
+  free_ev(wait_exit(id, 5000));
+  ml_proc_opts_t cap = {.argv = argv, .capture = true};
+  p = spawn_sh(id = next_id(), "exec sleep 100");
+  IS_INT(ml_proc_arm_restart(p, next_id(), &cap, ML_PROC_RESTART_ANY, 0),
+         ML_EINVALID, "capture cannot be armed");
+  ml_proc_release(p);
+  free_ev(wait_exit(id, 5000));
 }
 
 static bool cri_line_ok(const char *l, const char *stream, char tag,
@@ -1161,6 +1281,7 @@ int main(void) {
   test_group_kill();
   test_stop();
   test_release_running();
+  test_armed_restart();
   test_logs();
   test_log_from();
   test_rotation();

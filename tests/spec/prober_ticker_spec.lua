@@ -81,18 +81,29 @@ describe("probe tickers", function()
       w:start()
       assert.is_truthy(w._ticker, "ticks in C")
       assert.are.equal(base.tickers + 1, core.stats().tickers)
-      loop.sleep(1500)
+      -- Conditions, not sleeps: on a busy machine attempts drift.
+      local function wait_until(what, pred)
+        local deadline = loop.now() + 5000
+        while not pred() do
+          if loop.now() > deadline then error("timed out waiting for " .. what) end
+          loop.sleep(10)
+        end
+      end
+      wait_until("two attempts", function() return hits >= 2 end)
       status = 500
-      loop.sleep(1000)
+      wait_until("the failure", function() return #results >= 2 end)
       status = 200
-      loop.sleep(1000)
+      wait_until("the recovery", function() return #results >= 3 end)
       w:stop()
       loop.sleep(50)
     end)
-    -- attempts at 0, 1, 2, 3 s: success, (success: quiet), failure, success
+    -- attempts one period apart: success, (success: quiet), failure, success
     assert.are.equal(4, hits)
     assert.are.same({ "success", "failure", "success" }, results)
-    assert.are.same({ "failure@0", "success@0", "failure@2", "success@3" }, changes)
+    assert.are.same({ "failure@0", "success@0" }, { changes[1], changes[2] })
+    local failed_at = tonumber(changes[3]:match("^failure@(.+)$"))
+    assert.is_true(failed_at >= 2, changes[3])
+    assert.are.equal(string.format("success@%g", failed_at + 1), changes[4])
     assert.is_true(w.done)
     assert.are.equal(base.tickers, core.stats().tickers)
     assert.are.equal(0, sched.stats().waiting)

@@ -205,8 +205,13 @@ end
 -- With plugin.filter(obj) (read-only), adds and updates of objects it
 -- turns down wake nothing: the scheduler need not look at every change of
 -- every bound pod. Deletes always wake the key.
+--
+-- With plugin.batch_period, an update that leaves metadata.generation as
+-- it was (a status write, a label) is batched like the owned objects'
+-- changes; a spec change still wakes the controller at once (the Job
+-- controller's updateJob).
 local function primary_handler(ctl)
-  local q, filter = ctl.queue, ctl.plugin.filter
+  local q, filter, batch = ctl.queue, ctl.plugin.filter, ctl.plugin.batch_period
   local function enqueue(obj) q:add(util.key(obj)) end
   local function maybe(obj)
     if filter(obj) then q:add(util.key(obj)) end
@@ -214,14 +219,26 @@ local function primary_handler(ctl)
   if filter then
     return { add = maybe, update = function(_, new) maybe(new) end, delete = enqueue }
   end
-  return { add = enqueue, update = function(_, new) enqueue(new) end, delete = enqueue }
+  local update = function(_, new) enqueue(new) end
+  if batch then
+    update = function(old, new)
+      local og, ng = old.metadata.generation, new.metadata.generation
+      if og ~= nil and og == ng then q:add_batched(util.key(new), batch) else enqueue(new) end
+    end
+  end
+  return { add = enqueue, update = update, delete = enqueue }
 end
 
+-- With plugin.batch_period (seconds), changes of owned objects wake their
+-- owner at the end of a short window that gathers them (the Job
+-- controller's syncJobBatchPeriod): a pod that starts and ends within it
+-- costs its owner one sync and one status write, not one per change.
 local function owned_handler(ctl, owner_inf)
-  local q, owner = ctl.queue, ctl.gvk
+  local q, owner, batch = ctl.queue, ctl.gvk, ctl.plugin.batch_period
   local function enqueue(obj)
     local key = owner_key(obj, owner, owner_inf)
-    if key then q:add(key) end
+    if not key then return end
+    if batch then q:add_batched(key, batch) else q:add(key) end
   end
   return {
     add = enqueue,
@@ -298,12 +315,21 @@ local function process(ctl, key)
   end
 end
 
+-- A worker gives the loop a turn after PACE_MS of keys in a row: a
+-- backlog (the scheduler's pending pods, a Job's burst of syncs) is worked
+-- off between other work, not as one dispatch.
+local PACE_MS = 30
+
 local function worker(ctl)
+  local pace = util.pacer(PACE_MS)
   while true do
+    local parked = ctl.queue:len() == 0
     local key = ctl.queue:get()
     if key == nil then break end
+    if parked then pace:reset() end
     process(ctl, key)
     ctl.queue:done(key)
+    pace:tick()
   end
   ctl.running = ctl.running - 1
 end
@@ -335,7 +361,9 @@ end
 --- only), filter = fn(obj) -> bool (optional: which adds and updates of
 --- the primary kind wake it; obj read only), readonly = true (reconcile,
 --- ctx:get, ctx:list and ctx:owned hand out the cached objects, not
---- copies: for plugins that never change what they read), workers = 1,
+--- copies: for plugins that never change what they read), batch_period =
+--- seconds (changes of owned objects, and updates of the primary object
+--- that keep its generation, wake it in batches), workers = 1,
 --- resync_seconds,
 --- setup = fn(ctx) (optional: called once here; may ctx:watch() kinds and
 --- keep state on ctx), reconcile = fn(ctx, key, obj) -> nil |

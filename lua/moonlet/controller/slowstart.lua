@@ -8,15 +8,20 @@ local util = require("moonlet.controller.util")
 local M = {}
 
 --- Calls fn(i) for i = 1..count; fn returns a result (truthy) or nil,
---- error. Batches start at `initial` (default 1) and double.
+--- error. Batches start at `initial` (default 1) and double. Calls made in
+--- process return at once; the caller's coroutine gives the loop a turn
+--- every few milliseconds of them (util.pacer), as Kubernetes' batch runs
+--- its calls beside everything else.
 --- @return the successful results in order, and the first error or nil
 function M.run(count, fn, initial)
   local ok_results, done, first_err = {}, 0, nil
   local batch = initial or 1
+  local pace = sched.in_coroutine() and util.pacer(30) or nil
   while done < count do
     local size = math.min(batch, count - done)
     local results, pending = {}, size
     for j = 1, size do
+      if pace and j > 1 then pace:tick() end
       local i = done + j
       sched.spawn("slowstart", function()
         local ok, res, err = pcall(fn, i)

@@ -1,7 +1,7 @@
 -- moonlet.controller.util: small helpers shared by the controller runtime:
 -- object keys, kind names, snapshots (deep copies), label-selector
--- matching, waits that never block the loop, merge patches between two
--- states and writes whose answer is not decoded.
+-- matching, waits that never block the loop, pacing of long work, merge
+-- patches between two states and writes whose answer is not decoded.
 local loop = require("moonlet.loop")
 local sched = require("moonlet.sched")
 local json = require("moonlet.json")
@@ -193,6 +193,27 @@ function M.wait_for(pred, timeout, interval_ms)
     loop.sleep(interval_ms or 2)
   end
   return true
+end
+
+--- A pacer for long chains of work in one coroutine: p:tick() yields to
+--- the loop (one turn) once the coroutine has run `ms` (default 10) since
+--- it started or last yielded; p:reset() restarts the count (after the
+--- caller waited anyway). In-process API calls never yield by themselves,
+--- so a slow-start batch of hundreds of creates or a scheduler binding
+--- every pending pod would otherwise hold the loop until the end: no
+--- socket, timer or process exit served, no pod started meanwhile.
+--- @return true when tick() yielded
+function M.pacer(ms)
+  local budget = (ms or 10) * 1e6
+  local p = { since = loop.hrtime() }
+  function p:tick()
+    if loop.hrtime() - self.since < budget then return false end
+    loop.sleep(0)
+    self.since = loop.hrtime()
+    return true
+  end
+  function p:reset() self.since = loop.hrtime() end
+  return p
 end
 
 --- A sleep that another coroutine can cut short (stop paths must not wait

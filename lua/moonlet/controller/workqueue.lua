@@ -1,8 +1,9 @@
 -- moonlet.controller.workqueue: the controller work queue with client-go
 -- semantics. Keys are de-duplicated (dirty set); a key being processed
 -- that is added again waits until done() (processing set), so no two
--- workers ever hold one key; add_after delays; add_rate_limited delays by
--- a rate limiter (moonlet.controller.ratelimit). get() parks the calling
+-- workers ever hold one key; add_after delays; add_batched gathers keys
+-- for a short window under one timer; add_rate_limited delays by a rate
+-- limiter (moonlet.controller.ratelimit). get() parks the calling
 -- coroutine on the moonlet scheduler; waiters are woken on the next loop
 -- turn, never from inside add(), so producers are not re-entered.
 local loop = require("moonlet.loop")
@@ -27,6 +28,8 @@ function M.new(opts)
     nprocessing = 0,
     delayed = {},    -- key -> { due = ms, timer = handle } (add_after)
     ndelayed = 0,
+    batch = {},      -- keys gathered by add_batched, in arrival order
+    batched = {},    -- key -> true while in batch
     waiters = {},    -- ids of coroutines parked in get(), oldest first
     down = false,
   }, Queue)
@@ -121,6 +124,26 @@ function Queue:add_after(key, seconds)
   self.delayed[key] = rec
 end
 
+--- Adds key at the end of a batching window of `seconds` that the first
+--- key of the window opens: every key batched meanwhile is added with it,
+--- under one timer (client-go's AddAfter with a constant delay, as the Job
+--- controller batches pod events, without a timer per key). A key already
+--- queued and not in hand needs no batching: its sync will see the change.
+function Queue:add_batched(key, seconds)
+  if self.down then return end
+  if not seconds or seconds <= 0 then return self:add(key) end
+  if self.batched[key] or (self.dirty[key] and not self.processing[key]) then return end
+  self.batched[key] = true
+  self.batch[#self.batch + 1] = key
+  if self.batch_timer then return end
+  self.batch_timer = loop.timer(math.ceil(seconds * 1000), function()
+    self.batch_timer = nil
+    local keys = self.batch
+    self.batch, self.batched = {}, {}
+    for _, k in ipairs(keys) do self:add(k) end
+  end)
+end
+
 --- Adds key after the rate limiter's delay for it (a failure back-off).
 function Queue:add_rate_limited(key)
   return self:add_after(key, self.limiter:when(key))
@@ -139,6 +162,8 @@ function Queue:shutdown()
   self.down = true
   for _, d in pairs(self.delayed) do d.timer.stop() end
   self.delayed, self.ndelayed = {}, 0
+  if self.batch_timer then self.batch_timer.stop() end
+  self.batch_timer, self.batch, self.batched = nil, {}, {}
   kick(self)
 end
 
@@ -151,9 +176,9 @@ function Queue:shutdown_with_drain(timeout)
   return util.wait_for(function() return self.nprocessing == 0 end, timeout or 30, 1)
 end
 
---- True when nothing is queued, in hand or delayed.
+--- True when nothing is queued, in hand, delayed or batched.
 function Queue:idle()
-  return self.head > self.tail and self.nprocessing == 0 and self.ndelayed == 0
+  return self.head > self.tail and self.nprocessing == 0 and self.ndelayed == 0 and #self.batch == 0
 end
 
 --- Counts for logs and specs.

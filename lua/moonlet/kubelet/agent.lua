@@ -274,47 +274,90 @@ local function rm_rf(path)
 end
 M.rm_rf = rm_rf
 
+-- made_dirs: pod dir -> { old = the dir was there before this agent
+-- first looked, [container] = ids of the logs made there (or false when
+-- the dir may hold logs this agent did not make) }. A pod first seen with
+-- no dir has only the logs named here, so pruning them needs no listing
+-- of the directory.
 function Agent:log_path(pod, cname, id)
-  local dir = self:pod_dir(pod) .. "/" .. cname
-  if not self.made_dirs[dir] then
-    sys.mkdir(self:pod_dir(pod), 448)
-    sys.mkdir(dir, 448)
-    self.made_dirs[dir] = true
+  local pdir = self:pod_dir(pod)
+  local dirs = self.made_dirs[pdir]
+  if not dirs then
+    dirs = { old = sys.stat(pdir) ~= nil }
+    sys.mkdir(pdir, 448)
+    self.made_dirs[pdir] = dirs
   end
+  local dir = pdir .. "/" .. cname
+  local known = dirs[cname]
+  if known == nil then
+    sys.mkdir(dir, 448)
+    known = not dirs.old and {}
+    dirs[cname] = known
+  end
+  if known then known[id] = true end
   return dir .. "/" .. id .. ".log"
+end
+
+local function kept(keep, id)
+  for _, k in pairs(keep) do if k and id == k then return true end end
+  return false
 end
 
 -- Keeps the log files of the instances in keep (ids): the current and the
 -- previous instance, as the kubelet keeps one dead container.
 function Agent:prune_logs(pod, cname, keep)
-  local dir = self:pod_dir(pod) .. "/" .. cname
+  local pdir = self:pod_dir(pod)
+  local dir = pdir .. "/" .. cname
+  local known = (self.made_dirs[pdir] or {})[cname]
+  if known then
+    for id in pairs(known) do
+      if not kept(keep, id) then
+        os.remove(dir .. "/" .. id .. ".log")
+        known[id] = nil
+      end
+    end
+    return
+  end
   for _, n in ipairs(sys.listdir(dir) or {}) do
     local id = n:match("^(%x+)%.log")
-    local kept = false
-    for _, k in pairs(keep) do if k and id == k then kept = true end end
-    if id and not kept then os.remove(dir .. "/" .. n) end
+    if id and not kept(keep, id) then os.remove(dir .. "/" .. n) end
   end
 end
 
 -- The process runtime as the worker sees it: spawn(opts, on_exit) ->
--- handle {pid, stop(grace_s), kill(sig)} | nil, err, name.
+-- handle {pid, stop(grace_s), kill(sig), arm(opts, when, on_exit),
+-- disarm()} | nil, err, name. arm readies a replacement the runtime starts
+-- by itself at the exit (moonlet.proc's arm_restart): the exit result then
+-- carries its handle as next_handle.
 local function proc_runtime(state_dir)
   local proc = require("moonlet.proc")
+  local function handle(p, on_exit)
+    local on_next_exit
+    p:on_exit(function(res)
+      p:close()
+      if res.next then res.next_handle = handle(res.next, on_next_exit) end
+      on_exit(res)
+    end)
+    return {
+      pid = p.pid,
+      stop = function(_, grace) return p:stop(grace) end,
+      kill = function(_, sig) return p:kill(sig) end,
+      arm = function(_, opts, when, cb, not_before)
+        opts.state_dir = state_dir
+        local ok = p:arm_restart(opts, when, not_before)
+        if ok then on_next_exit = cb end
+        return ok
+      end,
+      disarm = function() return p:disarm() end,
+      proc = p,
+    }
+  end
   return {
     spawn = function(opts, on_exit)
       opts.state_dir = state_dir
       local p, err, name = proc.spawn(opts)
       if not p then return nil, err, name end
-      p:on_exit(function(res)
-        p:close()
-        on_exit(res)
-      end)
-      return {
-        pid = p.pid,
-        stop = function(_, grace) return p:stop(grace) end,
-        kill = function(_, sig) return p:kill(sig) end,
-        proc = p,
-      }
+      return handle(p, on_exit)
     end,
   }
 end
@@ -389,10 +432,33 @@ end
 
 -- {====== pods
 
+-- Whether a pod update means nothing to a running worker (the kubelet's
+-- podsDifferSemantically): the spec (generation, node), deletion, labels
+-- and annotations are as they were, so only status changed, most often
+-- as the echo of this kubelet's own status write. A pod with readiness
+-- gates still syncs: its Ready condition follows conditions that others
+-- write (HandlePodReconcile).
+local function status_only(old, new)
+  local om, nm = old.metadata, new.metadata
+  if om.generation == nil or om.generation ~= nm.generation then return false end
+  if om.deletionTimestamp ~= nm.deletionTimestamp
+    or om.deletionGracePeriodSeconds ~= nm.deletionGracePeriodSeconds then return false end
+  local os_, ns = old.spec or {}, new.spec or {}
+  if os_.nodeName ~= ns.nodeName then return false end
+  if type(ns.readinessGates) == "table" and #ns.readinessGates > 0 then return false end
+  return util.equal(om.labels or {}, nm.labels or {}) and util.equal(om.annotations or {}, nm.annotations or {})
+end
+
 function Agent:ensure_worker(pod)
   if pod.spec.nodeName ~= self.node_name then return end
   local w = self.workers[pod.metadata.uid]
   if w then
+    -- The worker reads the newest object either way (conditions others
+    -- wrote, the version); only a change of what it runs wakes it.
+    if w.pod and status_only(w.pod, pod) then
+      w.pod = pod
+      return
+    end
     w:update(pod)
     return
   end
@@ -409,9 +475,7 @@ function Agent:forget(w)
   self.crash_backoff:forget_prefix(w.uid .. "/")
   self.image_backoff:forget_prefix(w.uid .. "/")
   local dir = self:pod_dir(w.pod)
-  for d in pairs(self.made_dirs) do
-    if d:sub(1, #dir + 1) == dir .. "/" then self.made_dirs[d] = nil end
-  end
+  self.made_dirs[dir] = nil
   rm_rf(dir)
 end
 

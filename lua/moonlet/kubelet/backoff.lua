@@ -36,6 +36,14 @@ function Backoff:in_backoff_since(key, event_time)
   return false, 0, e.backoff
 end
 
+--- Seconds from now after which every event of `key` goes at once: 0 with
+--- no entry or an expired one (expiry only comes closer with time).
+function Backoff:quiet_in(key)
+  local e = self.entries[key]
+  if not e then return 0 end
+  return math.max(0, e.last_update + 2 * self.max - self.clock())
+end
+
 --- Records that `key` goes ahead now (after an event at event_time): arms
 --- the initial delay for a new or expired entry, else doubles it.
 function Backoff:next(key, event_time)

@@ -10,6 +10,12 @@
 -- (unix times of earlier exits, oldest first). `state` is a table kept per
 -- pod and container for the policy's own bookkeeping. No delay means the
 -- kubelet's crash-loop back-off applies.
+--
+-- A policy whose answer never depends on more than the exit code may say
+-- so with `restarts = "any"` (every exit: { restart = true }) or
+-- `restarts = "failure"` (exactly the non-zero exit codes and probe kills):
+-- the kubelet then lets the process runtime start the replacement by
+-- itself at the exit, without asking decide() first.
 local M = {}
 
 -- Kubernetes' order for the built-ins in "supported values" messages.
@@ -22,6 +28,14 @@ M.check, M.load, M.register, M.get, M.reset = base.check, base.load, base.regist
 --- Accepted restartPolicy values: the built-ins in Kubernetes' order, then
 --- the others sorted.
 function M.names() return base.names(BUILTIN_ORDER) end
+
+--- What policy `name` declares of its answers: "any", "failure" or nil.
+function M.restarts(name)
+  local p = base.get(name)
+  local r = p and p.restarts
+  if r == "any" or r == "failure" then return r end
+  return nil
+end
 
 --- Asks policy `name` about an exit. A failing or unknown policy never
 --- restarts (the error is returned so the caller can report it).

@@ -24,6 +24,14 @@ local INITIAL = { readiness = "failure", liveness = "success", startup = "unknow
 
 M.MAX_RETRIES = 3 -- prober.go maxProbeRetries: retries on probe *errors* only
 
+-- Readiness only, ticking in C: after the first attempt of a container
+-- instance fails, retry after 5, 10, 20 ... ms (at most 250) until the first
+-- success, within one period (core/probe.h "Quick retries"). A server that
+-- listens a few ms after its exec is Ready then, not a whole period later.
+-- The retries' failures are not reported, so the Unhealthy events and the
+-- thresholds see only the periodic attempts, as in the kubelet. 0: off.
+M.QUICK_RETRY_MS = 5
+
 --- The probe with Kubernetes' defaults filled in (SetDefaults_Probe and
 --- SetDefaults_HTTPGetAction); the input is not modified.
 function M.defaults(probe)
@@ -447,7 +455,8 @@ function Worker:_start_ticker()
   local id = require("moonlet.loop").next_id()
   local t, err = core.ticker(id, kind, params, { period = self.spec.periodSeconds * 1000,
     timeout = self.spec.timeoutSeconds * 1000, success_threshold = self.spec.successThreshold,
-    tries = M.MAX_RETRIES })
+    tries = M.MAX_RETRIES,
+    quick = self.type == "readiness" and M.QUICK_RETRY_MS > 0 and M.QUICK_RETRY_MS or nil })
   if not t then
     self:_log("warn", string.format("prober %s: no C ticker (%s); probing from Lua", self.type,
       tostring(err)))

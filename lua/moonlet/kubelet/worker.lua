@@ -228,6 +228,14 @@ end
 --- The new pod object from the API (the informer saw a change).
 function Worker:update(pod)
   self.pod = pod
+  -- A replacement armed for the old spec must not start: the pod is going
+  -- away, or an image changed (the one field of a container that may).
+  for _, rec in pairs(self.cs) do
+    local nxt = rec.inst and rec.inst.next
+    if nxt and (pod.metadata.deletionTimestamp or nxt.image ~= self:container_spec(rec).image) then
+      self:disarm(rec.inst)
+    end
+  end
   self:wake()
 end
 
@@ -286,6 +294,15 @@ local function all_specs(pod)
   return out
 end
 
+-- rec's container in the current pod spec (rec.spec until the next sync).
+function Worker:container_spec(rec)
+  local list = rec.init and self.pod.spec.initContainers or self.pod.spec.containers
+  for _, c in ipairs(list or {}) do
+    if c.name == rec.name then return c end
+  end
+  return rec.spec
+end
+
 function Worker:record(c, init)
   local rec = self.cs[c.name]
   if not rec then
@@ -330,6 +347,7 @@ function Worker:kill(rec, reason, grace)
   end
   self:event(rec, "Normal", "Killing", msg)
   if inst.probes then inst.probes:stop() end
+  inst.next = nil -- stopping disarms the runtime's replacement
   inst.handle:stop(grace or self:grace_for(rec, reason))
 end
 
@@ -348,7 +366,11 @@ function Worker:probe_result(rec, inst, kind, value)
 end
 
 function Worker:on_exit(rec, inst, r)
-  if rec.inst ~= inst then return end
+  if rec.inst ~= inst then
+    -- Not ours any more: nothing may run that no record tracks.
+    if r.next_handle then r.next_handle:stop(0) end
+    return
+  end
   local now = self.agent.clock()
   local exit = { exit_code = r.exit_code or 0, signal = r.signal, oom_killed = r.oom_killed,
     killed_by = (inst.killing == "liveness" or inst.killing == "startup") and inst.killing or nil,
@@ -366,8 +388,98 @@ function Worker:on_exit(rec, inst, r)
   local h = rec.history
   h[#h + 1] = now
   if #h > HISTORY then table.remove(h, 1) end
+  local nxt = inst.next
+  inst.next = nil
+  if r.next_handle then
+    if nxt then
+      self:restarted(rec, nxt, r.next_handle)
+    else
+      r.next_handle:stop(0)
+    end
+  end
   self:wake()
 end
+
+-- {====== restarts the runtime does by itself
+-- When nothing the kubelet decides at an exit can differ from "restart now,
+-- same command", the worker arms the process runtime with the next
+-- instance (Proc:arm_restart), and the runtime spawns it the moment the
+-- process ends, before any event reaches Lua: a crashed container's
+-- replacement runs after one spawn's time, not after the exit's trip
+-- through the loop, the scheduler and the worker. The bookkeeping
+-- (restartCount, lastState, back-off, events, status) follows in
+-- restarted(), with the results the ordinary path gives. Armed only for
+-- app containers whose policy declares that it always restarts (restarts =
+-- "any" or "failure"), for an exit after any crash-loop back-off has
+-- expired, with an environment that cannot change between instances, and
+-- for a pod that is not going away (nor has a deadline); kill and stop
+-- disarm it.
+
+-- True when c's environment is the same for every instance: no ConfigMap
+-- or Secret values and no labels or annotations (which may change).
+local function env_is_stable(c)
+  if c.envFrom and #c.envFrom > 0 then return false end
+  for _, e in ipairs(c.env or {}) do
+    local vf = e.valueFrom
+    if vf then
+      local path = vf.fieldRef and vf.fieldRef.fieldPath
+      if not path or path:match("^metadata%.labels") or path:match("^metadata%.annotations") then
+        return false
+      end
+    end
+  end
+  return true
+end
+
+function Worker:arm_restart(rec, inst, spawn_opts)
+  local agent, pod = self.agent, self.pod
+  if rec.init or not inst.handle.arm or agent.stopping or self.terminal or self.removed
+    or pod.metadata.deletionTimestamp or pod.spec.activeDeadlineSeconds
+    or not env_is_stable(rec.spec) then
+    return
+  end
+  local when = policies.restarts(pod.spec.restartPolicy or "Always")
+  if not when then return end
+  -- With a back-off entry, only an exit after it has expired restarts at
+  -- once; a second later still, so the kubelet's own check, made a moment
+  -- after the runtime's, agrees.
+  local quiet_in = agent.crash_backoff:quiet_in(self.uid .. "/" .. rec.name)
+  if quiet_in > 0 then quiet_in = quiet_in + 1 end
+  local id = agent.new_id()
+  local nxt = { id = id, image = rec.spec.image, log_path = agent:log_path(pod, rec.name, id),
+    spare = rec.spare_log }
+  local o = {}
+  for k, v in pairs(spawn_opts) do o[k] = v end
+  o.keep_id, o.stdout_log, o.stderr_log, o.stdout_log_from = id, nxt.log_path, nxt.log_path, nxt.spare
+  if inst.handle:arm(o, when, function(r) self:on_exit(rec, nxt, r) end, quiet_in) then
+    inst.next = nxt
+  end
+end
+
+function Worker:disarm(inst)
+  if inst.next then
+    inst.next = nil
+    inst.handle:disarm()
+  end
+end
+
+-- The runtime started nxt when rec's instance exited: what
+-- restart_after_exit and start_container do for an immediate restart.
+function Worker:restarted(rec, nxt, handle)
+  local agent = self.agent
+  local now = agent.clock()
+  agent.crash_backoff:next(self.uid .. "/" .. rec.name, rec.exit.finished)
+  rec.restart_count = rec.restart_count + 1
+  if rec.exit_state then rec.last_state = { terminated = rec.exit_state } end
+  rec.instances = rec.instances + 1
+  rec.container_id = "moonlet://" .. nxt.id
+  if rec.spare_log == nxt.spare then rec.spare_log = nil end -- now the new log
+  -- nxt is the instance its exit callback names.
+  nxt.started, nxt.handle = now, handle
+  self:instance_started(rec, nxt, rec.spec, rec.envlist, nxt.log_path, now)
+end
+
+-- }======
 
 -- The environment every container gets before its own env entries.
 function Worker:base_env(c)
@@ -473,20 +585,15 @@ function Worker:start_container(rec)
     os.rename(spare, log_path)
     spare = nil
   end
-  local handle, err = agent.runtime.spawn({ keep_id = id,
+  local spawn_opts = { keep_id = id,
     command = argv, env = envlist, cwd = c.workingDir or agent:pod_dir(pod),
     stdout_log = log_path, stderr_log = log_path, stdout_log_from = spare,
     memory_limit_bytes = M.quantity_bytes(limits.memory),
-  }, function(r) self:on_exit(rec, inst, r) end)
-  -- Recorded after the spawn, off the restart's path; events go out after
-  -- the turn, in order, so Created still comes before Started or Failed.
-  self:event(rec, "Normal", "Created", "Created container: " .. rec.name)
-  -- Older instances' logs go once the new one runs: not on a restart's path.
-  local keep = { id, rec.last_state and rec.last_state.terminated
-    and (rec.last_state.terminated.containerID or ""):match("^moonlet://(.*)$") or nil }
-  self:keep_spare_log(rec, log_path, keep)
-  agent:prune_logs(pod, rec.name, keep)
+  }
+  local handle, err = agent.runtime.spawn(spawn_opts, function(r) self:on_exit(rec, inst, r) end)
   if not handle then
+    self:event(rec, "Normal", "Created", "Created container: " .. rec.name)
+    self:prune_after_start(rec, log_path, id)
     -- Start failed (no such command, not executable): the runtime's
     -- StartError, exit 128; the restart policy decides what follows.
     local msg = tostring(err):gsub("^E%u+: ", "")
@@ -503,6 +610,17 @@ function Worker:start_container(rec)
     return
   end
   inst.handle = handle
+  rec.spawn_opts, rec.envlist = spawn_opts, envlist
+  self:instance_started(rec, inst, c, envlist, log_path, now)
+end
+
+-- Events, logs and state of an instance that has just started; the
+-- replacement is armed last, for the new spare log.
+function Worker:instance_started(rec, inst, c, envlist, log_path, now)
+  -- Recorded after the spawn, off the restart's path; events go out after
+  -- the turn, in order, so Created still comes before Started or Failed.
+  self:event(rec, "Normal", "Created", "Created container: " .. rec.name)
+  self:prune_after_start(rec, log_path, inst.id)
   rec.inst = inst
   rec.exit = nil
   rec.decision = nil
@@ -511,6 +629,15 @@ function Worker:start_container(rec)
   rec.ready = c.readinessProbe == nil and rec.started
   self:event(rec, "Normal", "Started", "Started container " .. rec.name)
   self:start_probes(rec, inst, envlist, now)
+  if rec.spawn_opts then self:arm_restart(rec, inst, rec.spawn_opts) end
+end
+
+-- Older instances' logs go once the new one runs: not on a restart's path.
+function Worker:prune_after_start(rec, log_path, id)
+  local keep = { id, rec.last_state and rec.last_state.terminated
+    and (rec.last_state.terminated.containerID or ""):match("^moonlet://(.*)$") or nil }
+  self:keep_spare_log(rec, log_path, keep)
+  self.agent:prune_logs(self.pod, rec.name, keep)
 end
 
 -- The container's probers for instance inst (started at `now`).

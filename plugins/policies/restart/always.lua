@@ -2,5 +2,6 @@
 -- paced by the kubelet's crash-loop back-off.
 return {
   name = "Always",
+  restarts = "any", -- the kubelet may let the runtime restart at once
   decide = function() return { restart = true } end,
 }
