@@ -5,105 +5,20 @@
 require("moonlet_core")
 local loop = require("moonlet.loop")
 local json = require("moonlet.json")
-local manager = require("moonlet.controller.manager")
-local util = require("moonlet.controller.util")
-local du = require("moonlet.controller.deployment_util")
-local api_stack = require("api_stack")
-local fake = require("fake_client") -- for fake.run only
+local denv = require("deployment_env")
 
-local D, RS, POD = "apps/v1/Deployment", "apps/v1/ReplicaSet", "v1/Pod"
+local D, RS = denv.D, denv.RS
+local complete = denv.complete
 
 local function deploy_obj(name, replicas)
-  return {
-    apiVersion = "apps/v1", kind = "Deployment",
-    metadata = { name = name, namespace = "default" },
-    spec = {
-      replicas = replicas,
-      selector = { matchLabels = { app = name } },
-      strategy = { type = "RollingUpdate", rollingUpdate = { maxSurge = "25%", maxUnavailable = "25%" } },
-      template = { metadata = { labels = { app = name } },
-        spec = { containers = { { name = "main", image = "kubia", command = { "sleep", "3600" } } } } },
-    },
-  }
+  return denv.deploy_obj(name, replicas, {
+    strategy = { type = "RollingUpdate", rollingUpdate = { maxSurge = "25%", maxUnavailable = "25%" } } })
 end
 
 -- The controllers on the API stack; every ReplicaSet write is recorded with
 -- the number of the Deployment sync that made it.
 local function with_api(fn, deployment_only)
-  fake.run(function()
-    local stack = api_stack.new()
-    local lines = {}
-    local c = stack.client
-    local writes, sync_no = {}, 0
-    local update = c.update
-    c.update = function(self, kind, obj, ...)
-      if kind == RS then
-        writes[#writes + 1] = { sync = sync_no, name = obj.metadata.name, size = obj.spec.replicas }
-      end
-      return update(self, kind, obj, ...)
-    end
-    local m = manager.new({ client = c, log = function(level, msg) lines[#lines + 1] = level .. " " .. msg end })
-    local ctl = m:add(stack.loaded.controllers["deployment"].value)
-    local reconcile = ctl.plugin.reconcile
-    ctl.plugin = setmetatable({ reconcile = function(...)
-      sync_no = sync_no + 1
-      return reconcile(...)
-    end }, { __index = ctl.plugin })
-    if not deployment_only then m:add(stack.loaded.controllers["replicaset"].value) end
-    if not deployment_only and stack.loaded.controllers["garbagecollector"] then
-      m:add(stack.loaded.controllers["garbagecollector"].value)
-    end
-    m:start()
-    local env = { client = c, m = m, ctl = ctl, writes = writes }
-    function env.pods()
-      local out = {}
-      for _, p in ipairs(assert(c:list(POD, { namespace = "default" })).items) do
-        if not p.metadata.deletionTimestamp then out[#out + 1] = p end
-      end
-      return out
-    end
-    -- plays the kubelet: every pod Running and Ready (long ago: available)
-    function env.ready_all()
-      local n = 0
-      for _, p in ipairs(env.pods()) do
-        if (p.status or {}).phase ~= "Running" then
-          p.status = p.status or {}
-          p.status.phase = "Running"
-          p.status.conditions = { { type = "Ready", status = "True", lastTransitionTime = "2020-01-01T00:00:00Z" } }
-          if c:update_status(POD, p) then n = n + 1 end
-        end
-      end
-      return n
-    end
-    function env.get(name) return assert(c:get(D, "default", name)) end
-    function env.rs(name) return assert(c:get(RS, "default", name)) end
-    function env.wait(pred, what)
-      for _ = 1, 300 do
-        if pred() then return end
-        loop.sleep(10)
-      end
-      error("timed out waiting for " .. what)
-    end
-    function env.events()
-      local out = {}
-      for _, e in ipairs(assert(c:list("v1/Event", { namespace = "default" })).items) do
-        if e.reason == "ScalingReplicaSet" then out[#out + 1] = e.message end
-      end
-      return out
-    end
-    local ok, err = pcall(fn, env)
-    m:stop()
-    require("moonlet.api.handlers").stop_watches()
-    loop.sleep(5)
-    stack.store:close()
-    if not ok then error(tostring(err) .. "\n" .. table.concat(lines, "\n"), 0) end
-  end)
-end
-
-local function complete(d)
-  local st = d.status or {}
-  return st.observedGeneration == d.metadata.generation and st.updatedReplicas == d.spec.replicas
-    and st.replicas == d.spec.replicas and st.availableReplicas == d.spec.replicas
+  denv.with_api(fn, { deployment_only = deployment_only, record_writes = true })
 end
 
 -- Readies pods as they come (a few ms apart, like a kubelet) until done.
@@ -126,7 +41,7 @@ describe("rolling update steps", function()
       local cur = env.get("roll")
       cur.spec.template.spec.containers[1].env = { { name = "V", value = "2" } }
       local before, events_before = #env.writes, {}
-      for _, msg in ipairs(env.events()) do events_before[msg] = true end
+      for _, msg in ipairs(env.events("ScalingReplicaSet")) do events_before[msg] = true end
       assert(c:update(D, cur))
       local min_ready, max_pods = math.huge, 0
       drive(env, "roll", function(d)
@@ -151,7 +66,7 @@ describe("rolling update steps", function()
       for _, s in pairs(by_sync) do if s.old and s.new then both = true end end
       assert.are.equal(0, last)
       assert.is_true(both, "no sync scaled both sets")
-      for _, msg in ipairs(env.events()) do
+      for _, msg in ipairs(env.events("ScalingReplicaSet")) do
         if not events_before[msg] then
           assert.is_nil(msg:find("Scaled up replica set " .. first, 1, true), msg)
         end
