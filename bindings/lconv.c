@@ -621,6 +621,22 @@ static int tdec_number(tdec_t *d) {
 
 static int tdec_value(tdec_t *d, int depth);
 
+/* After a member or element: past a comma (and the space after it), 1;
+ * past the closing `close`, 0; anything else, -1. */
+static int tdec_after_member(tdec_t *d, char close) {
+  tdec_ws(d);
+  if (d->p < d->end && *d->p == ',') {
+    d->p++;
+    tdec_ws(d);
+    return 1;
+  }
+  if (d->p < d->end && *d->p == close) {
+    d->p++;
+    return 0;
+  }
+  return -1;
+}
+
 /* Members are pushed first and the table is sized once at '}'. */
 static int tdec_object(tdec_t *d, int depth) {
   lua_State *L = d->L;
@@ -643,17 +659,9 @@ static int tdec_object(tdec_t *d, int depth) {
     tdec_ws(d);
     if (!tdec_value(d, depth + 1)) return 0;
     n++;
-    tdec_ws(d);
-    if (d->p < d->end && *d->p == ',') {
-      d->p++;
-      tdec_ws(d);
-      continue;
-    }
-    if (d->p < d->end && *d->p == '}') {
-      d->p++;
-      break;
-    }
-    return 0;
+    int more = tdec_after_member(d, '}');
+    if (more < 0) return 0;
+    if (!more) break;
   }
   lua_createtable(L, 0, n);
   /* In text order, so a repeated key keeps its last value as jansson. */
@@ -679,17 +687,9 @@ static int tdec_array(tdec_t *d, int depth) {
       if (!lua_checkstack(L, 4)) return 0;
       if (!tdec_value(d, depth + 1)) return 0;
       n++;
-      tdec_ws(d);
-      if (d->p < d->end && *d->p == ',') {
-        d->p++;
-        tdec_ws(d);
-        continue;
-      }
-      if (d->p < d->end && *d->p == ']') {
-        d->p++;
-        break;
-      }
-      return 0;
+      int more = tdec_after_member(d, ']');
+      if (more < 0) return 0;
+      if (!more) break;
     }
   }
   lua_createtable(L, n, 0);

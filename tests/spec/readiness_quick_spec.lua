@@ -25,29 +25,37 @@ end
 
 local function ms_since(t0) return (loop.time() - t0) * 1000 end
 
+-- Runs a TCP ticker against a port that starts listening 60 ms after the
+-- first attempt, for `watch_ms` more; returns the results and the ms after
+-- the start at which each arrived.
+local function listen_late(opts, watch_ms)
+  local port = free_port()
+  local got, at = {}, {}
+  local srv
+  sched.run(function()
+    local t0 = loop.time()
+    local id = loop.next_id()
+    sched.on(id, function(result)
+      got[#got + 1] = result
+      at[#at + 1] = ms_since(t0)
+    end)
+    local t = assert(core.ticker(id, "tcp", { port = port }, opts))
+    t:arm(0)
+    loop.sleep(60)
+    srv = listen(port)
+    loop.sleep(watch_ms)
+    t:close()
+    sched.forget(id)
+  end)
+  srv:close()
+  return got, at
+end
+
 describe("quick readiness retries", function()
   it("a ticker with quick retries reports the first failure, then a success soon after", function()
-    local port = free_port()
-    local got, at = {}, {}
     local base = core.stats()
-    local srv
-    sched.run(function()
-      local t0 = loop.time()
-      local id = loop.next_id()
-      sched.on(id, function(result)
-        got[#got + 1] = result
-        at[#at + 1] = ms_since(t0)
-      end)
-      local t = assert(core.ticker(id, "tcp", { port = port },
-        { period = 1000, timeout = 1000, success_threshold = 1, tries = 3, quick = 5 }))
-      t:arm(0)
-      loop.sleep(60)
-      srv = listen(port)
-      loop.sleep(400)
-      t:close()
-      sched.forget(id)
-    end)
-    srv:close()
+    local got, at = listen_late({ period = 1000, timeout = 1000, success_threshold = 1, tries = 3,
+      quick = 5 }, 400)
     assert.are.same({ "failure", "success" }, got)
     assert.is_true(at[2] < 300, "success after " .. at[2] .. " ms")
     local quick = core.stats().quick - base.quick
@@ -55,26 +63,7 @@ describe("quick readiness retries", function()
   end)
 
   it("without quick retries the success waits for the next period", function()
-    local port = free_port()
-    local got, at = {}, {}
-    local srv
-    sched.run(function()
-      local t0 = loop.time()
-      local id = loop.next_id()
-      sched.on(id, function(result)
-        got[#got + 1] = result
-        at[#at + 1] = ms_since(t0)
-      end)
-      local t = assert(core.ticker(id, "tcp", { port = port },
-        { period = 500, timeout = 1000, success_threshold = 1, tries = 3 }))
-      t:arm(0)
-      loop.sleep(60)
-      srv = listen(port)
-      loop.sleep(600)
-      t:close()
-      sched.forget(id)
-    end)
-    srv:close()
+    local got, at = listen_late({ period = 500, timeout = 1000, success_threshold = 1, tries = 3 }, 600)
     assert.are.same({ "failure", "success" }, got)
     assert.is_true(at[2] >= 450, "success after " .. at[2] .. " ms")
   end)
