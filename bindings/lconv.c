@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_read.h"
+
 /* Static addresses serve as the null value and as registry keys (house
  * style rule 23); they are not const so the compiler keeps them distinct. */
 static char null_sentinel;
@@ -395,8 +397,16 @@ static void copy_value(lua_State *L, int idx, int depth) {
   if (depth >= ML_JSON_MAX_DEPTH)
     luaL_error(L, "nesting deeper than %d (a cycle?)", ML_JSON_MAX_DEPTH);
   luaL_checkstack(L, 4, "nesting too deep");
-  lua_Unsigned n = lua_rawlen(L, idx);
-  lua_createtable(L, n > (lua_Unsigned)INT32_MAX ? 0 : (int)n, 0);
+  /* Sized once: growing the hash part key by key rehashed it at every
+   * power of two, most of the cost of copying an object. */
+  lua_Unsigned n = lua_rawlen(L, idx), members = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    members++;
+    lua_pop(L, 1);
+  }
+  if (n > (lua_Unsigned)INT32_MAX || members > (lua_Unsigned)INT32_MAX) n = members = 0;
+  lua_createtable(L, (int)n, members > n ? (int)(members - n) : 0);
   int dst = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx)) {    /* stack: copy key value */
@@ -435,47 +445,6 @@ static void tdec_ws(tdec_t *d) {
   while (d->p < d->end &&
          (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
     d->p++;
-}
-
-int ml_json_hex4(const char *s, unsigned *out) {
-  unsigned v = 0;
-  for (int i = 0; i < 4; i++) {
-    char c = s[i];
-    v <<= 4;
-    if (c >= '0' && c <= '9')
-      v |= (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      v |= (unsigned)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F')
-      v |= (unsigned)(c - 'A' + 10);
-    else
-      return 0;
-  }
-  *out = v;
-  return 1;
-}
-
-size_t ml_json_utf8_put(char *o, unsigned cp) {
-  if (cp < 0x80) {
-    o[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (char)(0xC0 | (cp >> 6));
-    o[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12));
-    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | (cp >> 18));
-  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
 }
 
 /* Skips the plain bytes of a string body (no quote, backslash or control
@@ -543,18 +512,10 @@ static int tdec_string(tdec_t *d, int key) {
     case 'r': luaL_addchar(&b, '\r'); break;
     case 't': luaL_addchar(&b, '\t'); break;
     case 'u': {
-      unsigned cp, lo;
-      if (d->end - s < 4 || !ml_json_hex4(s, &cp)) return 0;
-      s += 4;
-      if (cp >= 0xD800 && cp <= 0xDBFF) {
-        if (d->end - s < 6 || s[0] != '\\' || s[1] != 'u' ||
-            !ml_json_hex4(s + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-          return 0;
-        s += 6;
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-      } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-        return 0;
-      }
+      unsigned cp;
+      int k = ml_json_read_u(s, d->end, &cp);
+      if (k <= 0) return 0;
+      s += k;
       if (cp == 0 && key) return 0;
       char u[4];
       luaL_addlstring(&b, u, ml_json_utf8_put(u, cp));

@@ -90,12 +90,5 @@ int ml_lua_push_json_text(lua_State *L, const char *text, size_t len);
 int ml_lua_encode_json_text(lua_State *L, int idx, int sort_keys,
                             ml_json_buf_t *b);
 
-/** Reads the 4 hex digits of a \u escape at s (4 bytes must be there).
- * @return 1 and *out, or 0 when one is not a hex digit */
-int ml_json_hex4(const char *s, unsigned *out);
-
-/** Writes code point cp as UTF-8 into o (room for 4 bytes).
- * @return the bytes written */
-size_t ml_json_utf8_put(char *o, unsigned cp);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "json_read.h"
 #include "json_scan.h"
 #include "lconv.h"
 
@@ -107,18 +108,11 @@ static int dec_string(dec_t *d) {
     case 'r': luaL_addchar(b, '\r'); break;
     case 't': luaL_addchar(b, '\t'); break;
     case 'u': {
-      unsigned cp, lo;
-      if (d->end - s < 4 || !ml_json_hex4(s, &cp)) return d->err = "bad \\u escape", -1;
-      s += 4;
-      if (cp >= 0xD800 && cp <= 0xDBFF) {
-        if (d->end - s < 6 || s[0] != '\\' || s[1] != 'u' || !ml_json_hex4(s + 2, &lo) ||
-            lo < 0xDC00 || lo > 0xDFFF)
-          return d->err = "invalid surrogate pair", -1;
-        s += 6;
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-      } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-        return d->err = "invalid surrogate pair", -1;
-      }
+      unsigned cp;
+      int k = ml_json_read_u(s, d->end, &cp);
+      if (k == 0) return d->err = "bad \\u escape", -1;
+      if (k < 0) return d->err = "invalid surrogate pair", -1;
+      s += k;
       if (cp == 0) return d->err = "\\u0000 is not allowed", -1;
       char u[4];
       luaL_addlstring(b, u, ml_json_utf8_put(u, cp));

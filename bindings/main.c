@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "keeper.h"
+#include "lalloc.h"
 #include "runtime.h"
 
 static int run_main(lua_State *L) {
@@ -37,7 +38,7 @@ int main(int argc, char **argv) {
     return ml_keeper_main(argc, argv);
   /* Writes to a vanished peer must fail with EPIPE, not kill the server. */
   signal(SIGPIPE, SIG_IGN);
-  lua_State *L = luaL_newstate();
+  lua_State *L = ml_lua_newstate();
   if (!L) {
     fprintf(stderr, "moonlet: cannot create Lua state\n");
     return 1;
@@ -51,6 +52,6 @@ int main(int argc, char **argv) {
   /* lua_close finalizes every binding's userdata (closing its handles)
    * before the runtime's own finalizer, created first and so run last,
    * spins the loop until the close callbacks have freed everything. */
-  lua_close(L);
+  ml_lua_close(L);
   return code;
 }

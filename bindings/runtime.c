@@ -10,6 +10,7 @@
 
 #include "embedded.h"
 #include "err.h"
+#include "lalloc.h"
 #include "log.h"
 
 #define CTX_KEY "moonlet.ctx"
@@ -287,6 +288,7 @@ static int lruntime_activity(lua_State *L) {
 /* Lua: runtime.trim() gives free heap pages back to the system
  * (malloc_trim): glibc keeps what a burst freed. */
 static int lruntime_trim(lua_State *L) {
+  ml_lua_alloc_trim(L);
   lua_pushboolean(L, malloc_trim(0));
   return 1;
 }

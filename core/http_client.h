@@ -102,6 +102,7 @@ typedef struct {
   size_t sockets;    /* sockets in the client's epoll set */
   uint64_t requests; /* requests finished */
   uint64_t connects; /* new connections made (the rest reused one) */
+  uint64_t handles;  /* libcurl easy handles created (the rest reused) */
 } ml_http_stats_t;
 
 /**
@@ -151,6 +152,10 @@ ml_http_prepared_t *ml_http_prepare(const char *url,
 
 /** Drops the creator's reference; requests using it keep it alive. */
 void ml_http_prepared_free(ml_http_prepared_t *p);
+
+/** Tests: is the prepared host an IP literal (then its requests skip
+ *  libcurl's DNS cache)? @return true for "127.0.0.1", "[::1]", ... */
+bool ml__http_prepared_numeric(const ml_http_prepared_t *p);
 
 /**
  * Aborts a running or queued request. Safe after the request ended, and

@@ -22,10 +22,34 @@ int ml_json_buf_reserve(ml_json_buf_t *b, size_t n) {
 }
 
 int ml_json_buf_put(ml_json_buf_t *b, const char *s, size_t n) {
+  if (n == 0) return 1; /* b->buf may still be NULL */
   if (!ml_json_buf_reserve(b, n)) return 0;
   memcpy(b->buf + b->len, s, n);
   b->len += n;
   return 1;
+}
+
+size_t ml_json_utf8_put(char *o, unsigned cp) {
+  if (cp < 0x80) {
+    o[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = (char)(0xC0 | (cp >> 6));
+    o[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (char)(0xE0 | (cp >> 12));
+    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = (char)(0xF0 | (cp >> 18));
+  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  o[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
 }
 
 size_t ml_json_utf8_len(const unsigned char *s, size_t n) {

@@ -25,6 +25,10 @@ int ml_json_buf_put(ml_json_buf_t *b, const char *s, size_t n);
  *         surrogates and code points past U+10FFFF included) */
 size_t ml_json_utf8_len(const unsigned char *s, size_t n);
 
+/** Writes code point cp as UTF-8 into o (room for 4 bytes).
+ * @return the bytes written */
+size_t ml_json_utf8_put(char *o, unsigned cp);
+
 /** Appends s[0..n) as a JSON string, quoted and escaped as jansson does
  * without JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH.
  * @return 1, or 0 when s is not valid UTF-8 or memory ran out (b->len is

@@ -305,6 +305,7 @@ void ml_probe_runner_stats(ml_probe_runner_t *r, ml_probe_stats_t *out) {
     ml_http_client_stats(r->http, &hs);
     out->http_active = hs.active;
     out->http_queued = hs.queued;
+    out->http_handles = hs.handles;
   }
 }
 

@@ -74,6 +74,7 @@ typedef struct {
   uint64_t started;  /* attempts started */
   uint64_t finished; /* results posted */
   size_t http_active, http_queued;
+  uint64_t http_handles; /* libcurl easy handles created (see http_client) */
   size_t tickers;    /* periodic probes alive */
   uint64_t quiet;    /* ticker successes not posted (nothing changed) */
   uint64_t quick;    /* quick retries started (see tickers) */

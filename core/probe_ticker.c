@@ -354,6 +354,10 @@ int ml_probe_ticker_new(ml_probe_runner_t *r, const char *kind,
 void ml_probe_ticker_arm(ml_probe_ticker_t *t, uint64_t first_ms) {
   if (!t->r) return;
   t->armed = true;
+  /* `first_ms` counts from now, and the loop's cached time is as old as
+   * this turn: a turn that ran long would fire the first attempt early
+   * (a liveness probe before its period, in a spec on a busy machine). */
+  if (!ml_probe_runner_orphaned(t->r)) uv_update_time(t->r->loop->uv);
   if (t->attempt && first_ms == 0) {
     t->due = true;
     rearm(t, t->period_ms);

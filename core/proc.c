@@ -1,14 +1,16 @@
 /* Spawning, watching and stopping container processes (see proc.h).
  *
- *   spawn: clone as vfork ─► child: own copy of the low fds, setpgid,
- *            │   PDEATHSIG, cgroup, stdio, chdir, exec
- *            │   (a failure goes to a CLOEXEC pipe, then _exit 127)
- *            └─► parent: read the error pipe (EOF = exec done),
+ *   spawn: clone as vfork, on our CPU ─► child: own copy of the low fds,
+ *            │   setpgid, PDEATHSIG, cgroup, stdio, chdir, our thread made
+ *            │   SCHED_BATCH (its exec is not preempted by us), exec
+ *            │   (a failure is written into our memory, then _exit 127;
+ *            │   after fork (ASan) into a CLOEXEC pipe)
+ *            └─► parent: SCHED_OTHER and its CPUs back, the failure if any,
  *                pidfd_open, uv_poll on it (or uv_signal SIGCHLD), pipes
  *                read by libuv into the CRI log writer, a state record
- *   exit:  pidfd readable ─► kill what is left of the group, reap
+ *   exit:  pidfd readable ─► kill what is left of the group
  *            ─► spawn the armed replacement, if any (ml_proc_arm_restart)
- *            ─► pipes at EOF (or a drain deadline) ─► ML_EV_PROC_EXIT
+ *            ─► reap ─► pipes at EOF (or a drain deadline) ─► ML_EV_PROC_EXIT
  *
  * One record per process, no threads: a watcher, two pipes, one timer (grace
  * period, exec timeout or drain deadline). */
@@ -53,8 +55,16 @@ typedef struct {
   int when;
   uint64_t not_before; /* uv_hrtime() */
   const char *file;    /* argv[0] looked up in the PATH when armed */
+  ml__clog_t *log;     /* o.stdout_log's writer on o.stdout_log_from,
+                          opened when armed, or NULL */
   ml_proc_opts_t o;
 } armed_t;
+
+static void armed_free(armed_t *a) {
+  if (!a) return;
+  ml__clog_unref(a->log);
+  free(a);
+}
 
 struct ml_proc_s {
   ml_loop_t *loop;
@@ -414,12 +424,19 @@ typedef struct {
   char *const *envp;
   const char *cwd;
   int fd_in, fd_out, fd_err, fd_report, fd_cgroup;
+  child_err_t *report; /* non-NULL (vfork): a failure is written here, in
+                          the parent's memory, not into fd_report */
   pid_t parent;
   struct rlimit nofile; /* the limit children get back */
   bool restore_nofile;
   bool sigs_known;     /* sigs holds the signals not at their default */
   uint64_t sigs;       /* bit n-1: signal n is caught or ignored */
   int64_t *born_ns;    /* a vfork child stores the boot-time clock here */
+  pid_t yield_tid;     /* > 0: the waiting parent thread, made SCHED_BATCH
+                          by the child just before its exec (see below) */
+  bool *yielded;       /* the child sets it when that call succeeded */
+  const cpu_set_t *cpus; /* non-NULL: started on the parent's CPU only;
+                            the CPUs to take back before the exec */
   int keep_below;      /* > 0: the descriptor table is the parent's (shared
                           by clone): the child keeps a copy of the ones
                           below this number, where every fd above is */
@@ -520,12 +537,29 @@ child_exec(const child_args_t *a) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
+  /* The exec wakes the parent as soon as the memory is handed back (early
+   * in execve), and a woken SCHED_OTHER thread preempts the one that woke
+   * it: the server then ran its exit bookkeeping (Lua, a store commit) for
+   * 1-5 ms while this exec waited, half-done, on the same CPU (ftrace:
+   * tests/bench/restart_trace.py). A SCHED_BATCH thread does not preempt
+   * on wake-up, so the exec runs to its end first; the parent takes its
+   * policy back as soon as it runs (and yields, see there). */
+  if (a->yield_tid > 0) {
+    struct sched_param sp = {.sched_priority = 0};
+    if (sched_setscheduler(a->yield_tid, SCHED_BATCH, &sp) == 0)
+      *a->yielded = true;
+  }
+  if (a->cpus) sched_setaffinity(0, sizeof *a->cpus, a->cpus);
   execve(a->file, a->argv, a->envp);
   ce.stage = STAGE_EXEC;
 fail:
   if (!ce.err) ce.err = errno;
-  ssize_t w = write(a->fd_report, &ce, sizeof ce);
-  (void)w;
+  if (a->report) {
+    *a->report = ce;
+  } else {
+    ssize_t w = write(a->fd_report, &ce, sizeof ce);
+    (void)w;
+  }
   _exit(127);
 }
 
@@ -536,6 +570,39 @@ fail:
 #endif
 
 static int fd_above_stdio(int fd);
+
+/* The calling thread's id when the exec of its vfork child may hand it
+ * SCHED_BATCH until it runs again (child_exec): only for a plain
+ * SCHED_OTHER thread, the one policy we know how to give back (asked at
+ * every spawn: it may be changed from outside at any time), and only when
+ * the child borrows our memory (after fork nobody would see `yielded`, and
+ * the parent does not wait). @return 0 when not */
+static pid_t batch_handoff_tid(void) {
+  if (!CHILD_BORROWS_MEMORY || sched_getscheduler(0) != SCHED_OTHER) return 0;
+  return (pid_t)syscall(SYS_gettid);
+}
+
+/* Pins the calling thread to the CPU it runs on, so that the child it is
+ * about to clone starts there: a new task goes to the least busy CPU, and
+ * on this 2-vCPU VM that made the child wait 1-4 ms for the other CPU
+ * (busy, or halted and slow to wake) while ours sat idle, its only task
+ * blocked until the child's exec (ftrace: tests/bench/restart_trace.py).
+ * The child takes `saved` back before its exec, we after the clone.
+ * Only when the child borrows our memory (a fork's parent goes on).
+ * @param saved receives the thread's CPUs
+ * @return true when pinned */
+static bool pin_to_this_cpu(cpu_set_t *saved) {
+  if (!CHILD_BORROWS_MEMORY) return false;
+  int cpu = sched_getcpu();
+  if (cpu < 0 || cpu >= CPU_SETSIZE ||
+      sched_getaffinity(0, sizeof *saved, saved) < 0 ||
+      !CPU_ISSET(cpu, saved) || CPU_COUNT(saved) < 2)
+    return false;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  return sched_setaffinity(0, sizeof one, &one) == 0;
+}
 
 /* The signals whose disposition is not the default (caught or ignored):
  * one read here instead of a sigaction() per signal in the child, which the
@@ -753,7 +820,7 @@ static int devnull_fd(void) {
 
 static void proc_unref(ml_proc_t *p) {
   if (--p->refs > 0) return;
-  free(p->armed);
+  armed_free(p->armed);
   if (p->next) ml_proc_release(p->next); /* never handed over */
   ml__clog_unref(p->sout.file);
   ml__clog_unref(p->serr.file);
@@ -855,21 +922,22 @@ static void on_timer(uv_timer_t *t);
 
 static int spawn_resolved(ml_loop_t *loop, uint64_t id,
                           const ml_proc_opts_t *o, const char *resolved,
-                          ml_proc_t **out, char *errmsg, size_t errlen);
+                          ml__clog_t *log, ml_proc_t **out, char *errmsg,
+                          size_t errlen);
 
-/* Starts the armed replacement of a process that has just been reaped, if
- * its exit calls for one: first, before the log is closed, the pipes
- * drained or anything is posted, so that a restart costs one spawn on top
- * of the exit. */
-static void start_armed(ml_proc_t *p) {
+/* Starts the armed replacement of a process that has just ended (seen, not
+ * yet reaped), if its exit calls for one: first, before it is reaped, the
+ * log is closed, the pipes drained or anything is posted, so that a
+ * restart costs one spawn on top of the exit. */
+static void start_armed(ml_proc_t *p, bool failed) {
   armed_t *a = p->armed;
   p->armed = NULL;
-  bool failed = WIFSIGNALED(p->status) || WEXITSTATUS(p->status) != 0;
   if ((a->when == ML_PROC_RESTART_ANY || failed) &&
       uv_hrtime() >= a->not_before) {
     char msg[512];
-    int rc = spawn_resolved(p->loop, a->id, &a->o, a->file, &p->next, msg,
-                            sizeof msg);
+    int rc = spawn_resolved(p->loop, a->id, &a->o, a->file, a->log, &p->next,
+                            msg, sizeof msg);
+    a->log = NULL; /* the spawn's, in every case */
     if (rc == 0) {
       p->next_ns = uv_hrtime();
     } else {
@@ -878,7 +946,7 @@ static void start_armed(ml_proc_t *p) {
       ML_DEBUG("proc: no replacement for %d: %s", (int)p->pid, msg);
     }
   }
-  free(a);
+  armed_free(a);
 }
 
 /* Reaps the leader if it has ended. @return true when it had. */
@@ -892,13 +960,17 @@ static bool try_reap(ml_proc_t *p, bool block) {
   /* Peeked without reaping, so the pid still names our group: kill what is
    * left of it, as a container dies with its init process. */
   kill_group(p);
+  p->finished_ns = ml_proc_now_ns();
+  /* The replacement before the reap: the zombie keeps our group's id
+   * reserved meanwhile, and reaping it (the kernel frees the task) took
+   * 40-90 us that a restart need not wait for. */
+  if (p->armed)
+    start_armed(p, si.si_code != CLD_EXITED || si.si_status != 0);
   int status = 0;
   while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
   }
   p->status = status;
   p->reaped = 1;
-  p->finished_ns = ml_proc_now_ns();
-  if (p->armed) start_armed(p);
   stop_watching(p);
   if (p->out_open || p->err_open) {
     /* A process that escaped the group may hold the pipes: do not wait on
@@ -1015,16 +1087,20 @@ static const char *stage_msg(int stage) {
 }
 
 /* ml_proc_spawn, with the executable already looked up when `resolved` is
- * given (an armed replacement: looked up when armed, not on the way). */
+ * given and stdout_log's writer already open on stdout_log_from when `log`
+ * is (an armed replacement: both done when armed, not on the way; `log` is
+ * taken over in every case). */
 static int spawn_resolved(ml_loop_t *loop, uint64_t id,
                           const ml_proc_opts_t *o, const char *resolved,
-                          ml_proc_t **out, char *errmsg, size_t errlen) {
+                          ml__clog_t *log, ml_proc_t **out, char *errmsg,
+                          size_t errlen) {
   char msgbuf[PATH_MAX + 128];
   char *msg = errmsg ? errmsg : msgbuf;
   size_t mlen = errmsg ? errlen : sizeof msgbuf;
   if (mlen) msg[0] = 0;
   if (!o->argv || !o->argv[0]) {
     snprintf(msg, mlen, "no command");
+    ml__clog_unref(log);
     return ML_EINVALID;
   }
   raise_nofile();
@@ -1032,7 +1108,10 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
   char *file = NULL;
   int outp[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1}, cgfd = -1;
   ml_proc_t *p = calloc(1, sizeof *p);
-  if (!p) return ML_ENOMEM;
+  if (!p) {
+    ml__clog_unref(log);
+    return ML_ENOMEM;
+  }
   p->loop = loop;
   p->id = id;
   p->udata = o->udata;
@@ -1055,12 +1134,23 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
   } else if ((rc = resolve(o->argv[0], o->env, &file, msg, mlen)) < 0) {
     goto error;
   }
-  /* Log files first: a bad log path is the caller's error, before fork. */
+  /* Log files first: a bad log path is the caller's error, before fork. A
+   * writer opened when armed is used if its spare is still there (one
+   * fstat instead of an open and a fstat); a spare removed or replaced
+   * since is opened as if never armed. */
+  if (log && (o->capture || !o->stdout_log || !log_from ||
+              !ml__clog_still_named(log))) {
+    ml__clog_unref(log);
+    log = NULL;
+  }
   if (!o->capture) {
-    if (o->stdout_log) {
+    if (log) {
+      p->sout.file = log; /* on the spare: renamed below, as it would be */
+      log = NULL;
+    } else if (o->stdout_log) {
       bool used_from = false;
       p->sout.file =
-          ml__clog_open(o->stdout_log, o->stdout_log_from, &used_from,
+          ml__clog_open(o->stdout_log, o->stdout_log_from, false, &used_from,
                         o->log_max_bytes, o->log_max_files, &rc);
       if (!used_from) log_from = NULL; /* no spare: the log was made */
       if (!p->sout.file) {
@@ -1073,8 +1163,8 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
       p->serr.file = p->sout.file;
       ml__clog_ref(p->serr.file);
     } else if (o->stderr_log) {
-      p->serr.file = ml__clog_open(o->stderr_log, NULL, NULL, o->log_max_bytes,
-                                   o->log_max_files, &rc);
+      p->serr.file = ml__clog_open(o->stderr_log, NULL, false, NULL,
+                                   o->log_max_bytes, o->log_max_files, &rc);
       if (!p->serr.file) {
         snprintf(msg, mlen, "open log %s: %s", o->stderr_log, ml_strerror(rc));
         goto error;
@@ -1083,11 +1173,12 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
   }
   bool want_out = o->capture || p->sout.file;
   bool want_err = !o->capture && p->serr.file;
-  /* The report pipe never blocks: the child writes 8 bytes into it at most,
-   * and we read it once (see below). */
+  /* A child that borrows our memory reports a failure in it; after fork, a
+   * report pipe, which never blocks: the child writes 8 bytes into it at
+   * most, and we read it once (see below). */
   if ((want_out && (rc = make_pipe(outp, 0)) < 0) ||
       (want_err && (rc = make_pipe(errp, 0)) < 0) ||
-      (rc = make_pipe(rep, O_NONBLOCK)) < 0) {
+      (!CHILD_BORROWS_MEMORY && (rc = make_pipe(rep, O_NONBLOCK)) < 0)) {
     snprintf(msg, mlen, "pipe: %s", ml_strerror(rc));
     goto error;
   }
@@ -1105,6 +1196,7 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
     cgfd = fd_above_stdio(cgfd);
   }
 
+  child_err_t shared_err = {0, 0};
   child_args_t a = {
       .file = file,
       .argv = (char *const *)o->argv,
@@ -1116,6 +1208,7 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
                 : want_err ? errp[1]
                            : devnull_fd(),
       .fd_report = rep[1],
+      .report = CHILD_BORROWS_MEMORY ? &shared_err : NULL,
       .fd_cgroup = cgfd,
       .parent = getpid(),
       .nofile = orig_nofile,
@@ -1131,8 +1224,23 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
   p->started_ns = ml_proc_now_ns();
   int64_t born = 0, before = boot_ns();
   a.born_ns = &born;
+  bool yielded = false;
+  a.yield_tid = batch_handoff_tid();
+  a.yielded = &yielded;
+  cpu_set_t cpus;
+  a.cpus = pin_to_this_cpu(&cpus) ? &cpus : NULL;
   pid_t pid = start_child(&a);
   int fork_err = errno;
+  if (a.cpus) sched_setaffinity(0, sizeof cpus, &cpus);
+  if (yielded) {
+    struct sched_param sp = {.sched_priority = 0};
+    sched_setscheduler(0, SCHED_OTHER, &sp);
+    /* SCHED_BATCH keeps the wake-up from preempting, not the child's slice
+     * from running out (2 execs in 10 in a trace), after which we were
+     * picked anyway: then give the CPU back until the child blocks (a
+     * no-op when it already has, or runs on the other CPU). */
+    sched_yield();
+  }
   if (a.keep_below > 0) unlend();
   if (!born) born = boot_ns(); /* fork: after it returned */
   pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -1142,7 +1250,7 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
     goto error;
   }
   p->pid = pid;
-  close(rep[1]);
+  if (rep[1] >= 0) close(rep[1]);
   rep[1] = -1;
   if (outp[1] >= 0) close(outp[1]);
   if (errp[1] >= 0) close(errp[1]);
@@ -1150,22 +1258,22 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
   if (cgfd >= 0) close(cgfd);
   cgfd = -1;
   /* A record: the child failed and has exited. Nothing: the exec happened.
-   * After vfork we resume once the child has either written its record and
-   * exited or passed the exec's point of no return, so the pipe is read at
-   * once, without waiting for the exec to close the child's copies of our
-   * descriptors (0.5 ms and more with hundreds of pods running). After
-   * fork we wait for the record or for EOF. */
-  child_err_t ce;
-  ssize_t n;
+   * After vfork we resume once the child has either written its record
+   * into our memory and exited or passed the exec's point of no return, so
+   * the record is read at once, without waiting for the exec to close the
+   * child's copies of our descriptors (0.5 ms and more with hundreds of
+   * pods running). After fork we wait for the record or for EOF. */
+  child_err_t ce = shared_err;
+  ssize_t n = ce.stage ? (ssize_t)sizeof ce : 0;
   if (!CHILD_BORROWS_MEMORY) {
     struct pollfd pfd = {.fd = rep[0], .events = POLLIN};
     while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
     }
+    while ((n = read(rep[0], &ce, sizeof ce)) < 0 && errno == EINTR) {
+    }
+    close(rep[0]);
+    rep[0] = -1;
   }
-  while ((n = read(rep[0], &ce, sizeof ce)) < 0 && errno == EINTR) {
-  }
-  close(rep[0]);
-  rep[0] = -1;
   /* Nothing has been read from the process yet: the file takes its name
    * before the writer uses it. */
   if (log_from) rename_log(log_from, o->stdout_log);
@@ -1241,6 +1349,7 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
   return 0;
 
 error:
+  ml__clog_unref(log); /* not taken over yet */
   if (log_from) rename_log(log_from, o->stdout_log);
   if (cgfd >= 0) close(cgfd);
   for (int i = 0; i < 2; i++) {
@@ -1256,7 +1365,7 @@ error:
 
 int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
                   ml_proc_t **out, char *errmsg, size_t errlen) {
-  return spawn_resolved(loop, id, o, NULL, out, errmsg, errlen);
+  return spawn_resolved(loop, id, o, NULL, NULL, out, errmsg, errlen);
 }
 
 int ml_proc_pid(const ml_proc_t *p) { return (int)p->pid; }
@@ -1334,14 +1443,23 @@ int ml_proc_arm_restart(ml_proc_t *p, uint64_t next_id,
   a->o.state_dir = put_str(&pos, next->state_dir);
   a->file = put_str(&pos, file);
   free(file);
-  free(p->armed);
+  /* The spare log opened now too (an open and a stat off the restart's
+   * path). Only the spare: the instance's own log is never made before
+   * the instance runs. Held open while armed, one descriptor. */
+  a->log = NULL;
+  if (a->o.stdout_log && a->o.stdout_log_from) {
+    int err = 0;
+    a->log = ml__clog_open(a->o.stdout_log, a->o.stdout_log_from, true, NULL,
+                           a->o.log_max_bytes, a->o.log_max_files, &err);
+  }
+  armed_free(p->armed);
   p->armed = a;
   return 0;
 }
 
 bool ml_proc_disarm(ml_proc_t *p) {
   if (!p->armed) return false;
-  free(p->armed);
+  armed_free(p->armed);
   p->armed = NULL;
   return true;
 }

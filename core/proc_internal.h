@@ -19,14 +19,22 @@ typedef struct ml__clog_s ml__clog_t;
  * Opens (appending) or creates a log file.
  * @param from NULL, or an existing file to open instead; the caller renames
  *        it to `path` before anything is written (the writer names `path`)
+ * @param only_from open `from` or fail: `path` is neither opened nor
+ *        created (a writer readied before its process exists)
  * @param used_from NULL or receives whether `from` was opened (else `path`,
  *        as when `from` does not exist)
  * @param err receives a negative UV_E* code on failure
  * @return the writer with one reference, or NULL
  */
 ml__clog_t *ml__clog_open(const char *path, const char *from,
-                          bool *used_from, uint64_t max_bytes, int max_files,
-                          int *err);
+                          bool only_from, bool *used_from, uint64_t max_bytes,
+                          int max_files, int *err);
+/**
+ * Tells whether a writer opened earlier still writes into a file with a
+ * name (not one removed or replaced since), and takes its size afresh.
+ * @return false when the file has no name left (or cannot be checked)
+ */
+bool ml__clog_still_named(ml__clog_t *f);
 void ml__clog_ref(ml__clog_t *f);
 void ml__clog_unref(ml__clog_t *f);
 

@@ -87,8 +87,8 @@ static void rotate(ml__clog_t *f) {
 }
 
 ml__clog_t *ml__clog_open(const char *path, const char *from,
-                          bool *used_from, uint64_t max_bytes, int max_files,
-                          int *err) {
+                          bool only_from, bool *used_from, uint64_t max_bytes,
+                          int max_files, int *err) {
   ml__clog_t *f = calloc(1, sizeof *f);
   char *copy = strdup(path);
   if (!f || !copy) {
@@ -104,9 +104,9 @@ ml__clog_t *ml__clog_open(const char *path, const char *from,
     f->fd = open(from, O_WRONLY | O_APPEND | O_CLOEXEC);
     if (f->fd >= 0 && used_from) *used_from = true;
   }
-  if (f->fd < 0) f->fd = open_log(path, 0);
+  if (f->fd < 0 && !only_from) f->fd = open_log(path, 0);
   if (f->fd < 0) {
-    *err = -errno;
+    *err = from || !only_from ? -errno : UV_ENOENT;
     free(f);
     free(copy);
     return NULL;
@@ -118,6 +118,13 @@ ml__clog_t *ml__clog_open(const char *path, const char *from,
   f->max_bytes = max_bytes ? max_bytes : ML_PROC_LOG_MAX_BYTES;
   f->max_files = max_files > 0 ? max_files : ML_PROC_LOG_MAX_FILES;
   return f;
+}
+
+bool ml__clog_still_named(ml__clog_t *f) {
+  struct stat st;
+  if (f->fd < 0 || fstat(f->fd, &st) < 0 || st.st_nlink == 0) return false;
+  f->size = (uint64_t)st.st_size;
+  return true;
 }
 
 void ml__clog_ref(ml__clog_t *f) { f->refs++; }

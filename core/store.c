@@ -1077,8 +1077,8 @@ static int load_meta(void *ud, const char *key, const char *value) {
 static int load_object(void *ud, const char *resource, const char *ns,
                        const char *name, const char *data, size_t len) {
   loading_t *l = ud;
-  json_error_t jerr;
-  json_t *doc = json_loadb(data, len, 0, &jerr);
+  json_error_t jerr = {.text = "not an object"};
+  json_t *doc = ml__store_parse(data, len, &jerr);
   if (!json_is_object(doc)) {
     /* One unreadable row must not hide the rest of the cluster. */
     ML_ERROR("store: skipping unreadable %s %s/%s: %s", resource, ns, name,

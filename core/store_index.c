@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "store_internal.h"
+#include "json_read.h"
 
 /* Priorities only have to be independent of the keys, not secret. */
 static uint32_t prio_state = 2463534242u;
@@ -80,9 +81,17 @@ void ml__store_entry_set(ml__store_entry_t *e, const json_t *doc,
       json_deep_copy(json_object_get(json_object_get(doc, "metadata"), "labels"));
 }
 
+json_t *ml__store_parse(const char *text, size_t len, json_error_t *err) {
+  json_t *doc = ml_json_read(text, len);
+  if (doc) return doc;
+  /* What the fast reader declines (a real, say), and the error message of
+   * a text that is broken. ALLOW_NUL: strings may hold U+0000, which the
+   * serializer writes as an escape. */
+  return json_loadb(text, len, JSON_ALLOW_NUL, err);
+}
+
 json_t *ml__store_entry_doc(const ml__store_entry_t *e) {
-  /* ALLOW_NUL: strings may hold U+0000, which the serializer escapes. */
-  return json_loadb(e->text->data, e->text->len, JSON_ALLOW_NUL, NULL);
+  return ml__store_parse(e->text->data, e->text->len, NULL);
 }
 
 static int keycmp(const char *ns, const char *name,

@@ -120,6 +120,9 @@ ml__store_res_t *ml__store_res(ml_store_t *s, const char *resource,
                                bool create);
 ml__store_entry_t *ml__store_entry_new(const char *ns, const char *name);
 void ml__store_entry_free(ml__store_entry_t *e);
+/* An object's stored text parsed (ml_json_read, else jansson with
+ * JSON_ALLOW_NUL): a new reference, or NULL with err (may be NULL) set. */
+json_t *ml__store_parse(const char *text, size_t len, json_error_t *err);
 /* The entry's object parsed from its text: a new reference, NULL when out
  * of memory. */
 json_t *ml__store_entry_doc(const ml__store_entry_t *e);

@@ -64,13 +64,15 @@ typedef struct {
 
 static const json_t *state_obj(states_t *st) {
   if (!st->obj)
-    st->obj = st->owned_obj = json_loads(st->ev->text->data, 0, NULL);
+    st->obj = st->owned_obj =
+        ml__store_parse(st->ev->text->data, st->ev->text->len, NULL);
   return st->obj;
 }
 
 static const json_t *state_prev(states_t *st) {
   if (!st->prev && st->ev->prev)
-    st->prev = st->owned_prev = json_loads(st->ev->prev->data, 0, NULL);
+    st->prev = st->owned_prev =
+        ml__store_parse(st->ev->prev->data, st->ev->prev->len, NULL);
   return st->prev;
 }
 

@@ -175,12 +175,21 @@ local function transport_status(c, err)
   return M.status(0, "ConnectionRefused", tostring(err), true)
 end
 
+-- A table body is encoded, unless the transport takes tables as they are
+-- (the in-process one: the server copies them).
+function Client:_body(body)
+  if type(body) ~= "table" then return body end
+  local t = self.transport
+  if type(t) == "table" and t.tables then return body end
+  return json.encode(body)
+end
+
 --- Low-level request. @return res {status=, headers=, body=} or nil, Status
 function Client:raw(method, path, body, headers)
   local h = { ["Accept"] = "application/json", ["User-Agent"] = self.user_agent }
   if body ~= nil then h["Content-Type"] = "application/json" end
   for k, v in pairs(headers or {}) do h[k] = v end
-  if type(body) == "table" then body = json.encode(body) end
+  body = self:_body(body)
   local ok, res, err = pcall(self.transport, { method = method, path = path, headers = h, body = body })
   if not ok then return nil, transport_status(self, res) end
   if not res then return nil, transport_status(self, err) end
@@ -281,6 +290,22 @@ end
 --- "apps/v1/Deployment"), or a resource table (returned as is).
 function Client:kind(kind)
   if type(kind) == "table" then return kind end
+  -- Every request names its kind: answered from a memo of this discovery
+  -- list rather than a parse and a scan each time.
+  local memo = self.kind_memo
+  if memo and memo.list == self.cache and memo[kind] then return memo[kind] end
+  local r, st = self:_find_kind(kind)
+  if r and self.cache then
+    if not memo or memo.list ~= self.cache then
+      memo = { list = self.cache }
+      self.kind_memo = memo
+    end
+    memo[kind] = r
+  end
+  return r, st
+end
+
+function Client:_find_kind(kind)
   local parts = {}
   for p in tostring(kind):gmatch("[^/]+") do parts[#parts + 1] = p end
   local group, version, k
@@ -555,7 +580,7 @@ function Client:patch(kind, ns, name, ptype, patch, opts)
   local r, st = resolve_kind(self, kind)
   if not r then return nil, st end
   local ctype = PATCH_TYPES[ptype] or ptype
-  if type(patch) == "table" then patch = json.encode(patch) end
+  patch = self:_body(patch)
   return self:_call("PATCH", M.path(r, r.namespaced and (ns or "default") or nil, name,
     opts.subresource) .. write_query(opts), patch, { ["Content-Type"] = ctype })
 end

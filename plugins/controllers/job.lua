@@ -60,6 +60,28 @@ local function batch_period()
   return 0.01
 end
 
+-- A status whose only change is `ready` (a pod became ready, or stopped
+-- being ready while still active) waits up to this long before it is
+-- written: Kubernetes' syncJobBatchPeriod (1 s), which batches every pod
+-- change there. Pod ends, counts and conditions still go out after the
+-- short window above; a ready count waiting here folds into that write.
+-- MOONLET_JOB_READY_BATCH, "0" writes it at once.
+local function ready_batch_period()
+  local v = parse_duration(os.getenv("MOONLET_JOB_READY_BATCH"))
+  if v and v >= 0 then return v end
+  return 1
+end
+
+-- True when the status `st` differs from `old` in `ready` alone.
+local function ready_only_change(old, st)
+  if (old.ready or 0) == (st.ready or 0) then return false end
+  local saved = st.ready
+  st.ready = old.ready
+  local same = util.equal(old, st)
+  st.ready = saved
+  return same
+end
+
 -- key -> per-Job memory: uid, counted pods (uid -> "s"|"f"), base counts
 -- from the status seen first, failures since the last success and when the
 -- last one was seen, pods deleted by suspension.
@@ -647,7 +669,21 @@ local function reconcile(ctx, key, job)
   end
   st.uncountedTerminatedPods = st.uncountedTerminatedPods or json.object({})
   if #st.conditions == 0 then st.conditions = nil end
-  if not same_status(old, st) then
+  local write = not same_status(old, st)
+  if not write then
+    state.ready_since = nil
+  elseif plugin.ready_batch > 0 and ready_only_change(old, st) then
+    -- Held back (see ready_batch_period): written at the end of the period
+    -- unless a pod end or another change writes it first.
+    state.ready_since = state.ready_since or now
+    local left = state.ready_since + plugin.ready_batch - now
+    if left > 0 then
+      write = false
+      requeue_after = requeue_after and math.min(requeue_after, left) or left
+    end
+  end
+  if write then
+    state.ready_since = nil
     -- A merge patch of what changed, conditional on the resourceVersion
     -- read (as the PUT it stands for): the server then checks and stores
     -- the status alone, not the whole Job with its pod template.
@@ -681,6 +717,8 @@ plugin = {
   owns = { POD },
   workers = 5,
   batch_period = batch_period(),
+  -- Seconds a change of `ready` alone waits before it is written.
+  ready_batch = ready_batch_period(),
   -- Reads only: a sync of a Job with completions N sees up to N pods, and
   -- copying them all on every sync made the Job's run quadratic.
   readonly = true,

@@ -138,6 +138,10 @@ return {
   owns = { POD },
   watches = { { kind = POD, map = pod_to_sets } },
   workers = 1,
+  -- Reads only (rs, and the pods it lists, are the informer's own
+  -- objects): a sync lists every pod of the namespace, and copying them all
+  -- on every sync made a 1,000-pod scale-up quadratic.
+  readonly = true,
 
   reconcile = function(ctx, key, rs)
     if not rs then
@@ -170,7 +174,10 @@ return {
             'scale-down policy "%s" is not loaded; using "%s"', policy, scaledown.DEFAULT))
           policy = scaledown.DEFAULT
         end
-        local victims = scaledown.victims(filtered, math.min(diff, BURST), policy, now)
+        -- Policies are plugins: they get copies, never the cached pods.
+        local candidates = {}
+        for i, p in ipairs(filtered) do candidates[i] = json.copy(p) end
+        local victims = scaledown.victims(candidates, math.min(diff, BURST), policy, now)
         local _, err = expectations:delete_pods(ctx, key, rs, victims, now)
         if err then manage_err = { reason = "FailedDelete", message = err } end
       end
@@ -178,8 +185,12 @@ return {
 
     local st, next_check = compute_status(rs, filtered, now, manage_err)
     if not same_status(rs.status, st) then
-      rs.status = st
-      local ok, err = ctx.client:update_status(RS, rs)
+      -- rs is the informer's own object (readonly): the new status goes on
+      -- a shallow copy.
+      local written = {}
+      for k, v in pairs(rs) do written[k] = v end
+      written.status = st
+      local ok, err = ctx.client:update_status(RS, written)
       if not ok then
         if conflict(err) then return { requeue = true } end
         if not_found(err) then return end

@@ -12,6 +12,13 @@
 #       per period, and a scan costs ~7 ms of CPU with ~400 processes on
 #       this machine: that, not the restart, is what it measured.
 #     - "restart-poll": bench.py's own W2, unchanged (poll /proc)
+#     In the same part, the machine's floor: restart_floor.c as a bare
+#     supervisor ("floor": pidfd, epoll, waitpid, vfork+setpgid+exec of the
+#     same program, nothing else; "floor-sched": the same with moonlet's two
+#     scheduling steps around the spawn), killed and timed the same way. With
+#     BASE_BIN=PATH a second moonlet binary ("moonlet-base") is measured too;
+#     ROUNDS=N repeats moonlet-base, moonlet and the floors N times interleaved
+#     (the peers run once) and the summary pools the rounds.
 #  2. N pods (default 1000), each its own HTTP server on 127.0.0.1 with an
 #     HTTP liveness probe every 1 s: moonlet server CPU % of one core over a
 #     30 s window, with monit checking 50 servers every 1 s (bench.py W4
@@ -23,7 +30,9 @@
 #      PODS (1000), WINDOW (30 s), MONIT_SERVERS (50), PEERS ("supervisord pm2
 #      monit"; drop one to skip it), PARTS ("restart health"; also
 #      "restart-poll"), IDLE=0 (skip the idle baseline of part 3),
-#      KEEP_RESULTS=DIR (keep the JSON there).
+#      KEEP_RESULTS=DIR (keep the JSON there), BASE_BIN, ROUNDS (1), FLOOR=0
+#      (skip the floor), ML_FLOOR_BIN (a floor binary already built), OURS
+#      (which of "moonlet-base moonlet floor floor-sched" to run).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 export ML_SRC="${ML_SRC:-$(cd "$here/../.." && pwd)}"
@@ -97,8 +106,56 @@ class Moonlet(bench.Peer):
             bench.wait_for(lambda: not self.alive(self.main_pid), 60, 0.05)
 
 
-bench.PEERS = bench.PEERS + ("moonlet",)
+class MoonletBase(Moonlet):
+    """The same with the binary of BASE_BIN (a same-run A/B)."""
+    name = "moonlet-base"
+
+    def start(self):
+        global BIN
+        saved, BIN = BIN, os.environ["BASE_BIN"]
+        try:
+            return super().start()
+        finally:
+            BIN = saved
+
+
+class Floor(bench.Peer):
+    """The machine's floor: tests/bench/restart_floor.c as a bare supervisor."""
+    name = "floor"
+    settings = ("`restart_floor serve FILE` (tests/bench/restart_floor.c, cc -O2): each "
+                "program vforked into its own process group and exec'd, its pidfd in one "
+                "epoll set; on exit waitpid and the same spawn. No logs, no records, no API.")
+
+    def setup_cold(self, programs, http=False):
+        bench.write(f"{self.d}/progs.txt", "".join(" ".join(p.argv) + "\n" for p in programs))
+
+    mode = "serve"
+
+    def start(self):
+        self.main_pid = bench.spawn([os.environ["ML_FLOOR_BIN"], self.mode, f"{self.d}/progs.txt"],
+                                    out=f"{self.d}/floor.log")
+        return []
+
+    def stop(self):
+        if self.alive(self.main_pid):
+            bench.kill_pid(self.main_pid, signal.SIGTERM)
+            bench.wait_for(lambda: not self.alive(self.main_pid), 30, 0.05)
+
+
+class FloorSched(Floor):
+    """The floor with moonlet's two scheduling steps around the spawn."""
+    name = "floor-sched"
+    mode = "serve-sched"
+    settings = Floor.settings + (" serve-sched: the child starts on the supervisor's CPU "
+                                 "and its exec is not preempted by the supervisor (as in "
+                                 "core/proc.c).")
+
+
+bench.PEERS = bench.PEERS + ("moonlet", "moonlet-base", "floor", "floor-sched")
 bench.PEER_CLASSES["moonlet"] = Moonlet
+bench.PEER_CLASSES["moonlet-base"] = MoonletBase
+bench.PEER_CLASSES["floor"] = Floor
+bench.PEER_CLASSES["floor-sched"] = FloorSched
 
 
 def get(port, path, timeout=1.0):
@@ -115,6 +172,12 @@ def get(port, path, timeout=1.0):
         return int(head.split()[1]), body.decode()
     except (OSError, ValueError, IndexError):
         return None, None
+
+
+def user_sys_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
 
 
 def health(opts, probes=True):
@@ -136,9 +199,27 @@ def health(opts, probes=True):
                 lambda: all(get(p.port, "/count")[0] == 200 for p in progs), 120, 0.5):
             raise RuntimeError("not all HTTP servers answer")
         time.sleep(opts.settle)
+        s0 = bench.now()
         c0 = [int(get(p.port, "/count")[1] or -1) for p in progs] if probes else []
+        s0 = (s0 + bench.now()) / 2  # each server's count is read in turn
+        t0, ut0 = bench.now(), user_sys_ticks(peer.main_pid)
         win = bench.measure_window(peer, opts.seconds)
+        ut1, dt = user_sys_ticks(peer.main_pid), bench.now() - t0
+        # The server's user/system split over the same window.
+        win["cpu_pct_user"] = round(100.0 * (ut1[0] - ut0[0]) / bench.CLK_TCK / dt, 2)
+        win["cpu_pct_system"] = round(100.0 * (ut1[1] - ut0[1]) / bench.CLK_TCK / dt, 2)
+        s1 = bench.now()
         c1 = [int(get(p.port, "/count")[1] or -1) for p in progs] if probes else []
+        s1 = (s1 + bench.now()) / 2
+        floor = None
+        if probes and os.environ.get("FLOOR_BIN"):
+            # The machine's floor against the same servers (probe_floor.c):
+            # bare sockets and epoll, the kubelet's request, same rate.
+            rc, out, _ = bench.run_cmd([os.environ["FLOOR_BIN"], str(19000), str(n),
+                                        str(opts.seconds)], timeout=opts.seconds + 60)
+            if rc == 0 and out.strip():
+                floor = {k: float(v) for k, v in
+                         (kv.split("=", 1) for kv in out.split())}
         w.scan()
         n_run = sum(1 for p in progs if p.name in w.key2pid)
     seen = [b - a for a, b in zip(c0, c1) if a >= 0 and b >= 0]
@@ -152,7 +233,12 @@ def health(opts, probes=True):
     if probes:
         data.update({"probes_in_window": sum(seen), "servers_answering": len(seen),
                      "probes_per_server_median": statistics.median(seen) if seen else 0,
-                     "probes_per_s": round(sum(seen) / win["window_s"], 1)})
+                     # over the time between the two count sweeps (longer
+                     # than the CPU window by one sweep)
+                     "probes_per_s": round(sum(seen) / (s1 - s0), 1),
+                     "loadavg": open("/proc/loadavg").read().split()[:3]})
+        if floor:
+            data["floor"] = floor
     bench.save(opts, f"{data['workload']}-moonlet-{n}", data)
 
 
@@ -161,7 +247,7 @@ def w2k(opts):
     replacement process instead of by polling /proc."""
     import random
     rng = random.Random(opts.seed)
-    n_prog = max(10, opts.reps) if opts.peer == "moonlet" else 10
+    n_prog = max(10, opts.reps) if opts.peer.startswith("moonlet") else 10
     programs = bench.sleep_programs(n_prog)
     lat = []
     with bench.Session(opts.peer, opts) as peer:
@@ -200,7 +286,7 @@ def w2k(opts):
             "loadavg": open("/proc/loadavg").read().split()[:3],
             "restart_ms": bench.summary(lat, 1000, 2),
             "runs_ms": [round(1000 * x, 2) for x in lat]}
-    bench.save(opts, f"w2k-{opts.peer}", data)
+    bench.save(opts, f"w2k-{opts.peer}" + (f"-r{opts.round}" if opts.round else ""), data)
 
 
 if __name__ == "__main__":
@@ -210,6 +296,7 @@ if __name__ == "__main__":
         ap.add_argument("workload")
         ap.add_argument("--peer", required=True)
         ap.add_argument("--reps", type=int, default=30)
+        ap.add_argument("--round", type=int, default=0)
         ap.add_argument("--out-dir", required=True)
         opts = ap.parse_args()
         # bench.py's defaults for everything its peers and W2 read
@@ -255,8 +342,24 @@ py() { python3 "$@"; }
 has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 if has "$parts" restart; then
   echo "== 1. restart after kill -9 (W2 kills timed by kernel exec events, $W2_REPS kills; load: $(cut -d' ' -f1-3 /proc/loadavg))"
-  for p in moonlet supervisord pm2; do
-    if [ "$p" = moonlet ] || has "$peers" "$p"; then
+  ours="moonlet"
+  [ -n "${BASE_BIN:-}" ] && ours="moonlet-base moonlet"
+  if [ -n "${ML_FLOOR_BIN:-}" ]; then
+    ours="$ours floor floor-sched"
+  elif [ "${FLOOR:-1}" != 0 ] && ${CC:-cc} -O2 -o "$tmp/restart_floor" "$here/restart_floor.c"; then
+    export ML_FLOOR_BIN="$tmp/restart_floor"
+    ours="$ours floor floor-sched"
+  fi
+  ours="${OURS:-$ours}"
+  rounds="${ROUNDS:-1}"
+  for r in $(seq 1 "$rounds"); do
+    for p in $ours; do
+      echo "-- $p (round $r of $rounds; load: $(cut -d' ' -f1-3 /proc/loadavg))"
+      py "$tmp/ours.py" w2k --peer "$p" --reps "$W2_REPS" --round "$r" --out-dir "$RES"
+    done
+  done
+  for p in supervisord pm2; do
+    if has "$peers" "$p"; then
       py "$tmp/ours.py" w2k --peer "$p" --reps "$W2_REPS" --out-dir "$RES"
     fi
   done
@@ -269,6 +372,10 @@ if has "$parts" restart-poll; then
   done
 fi
 if has "$parts" health; then
+  # The floor (tests/bench/probe_floor.c) runs against the same servers.
+  if [ "${FLOOR:-1}" != 0 ] && ${CC:-cc} -std=c11 -O2 -o "$tmp/probe_floor" "$here/probe_floor.c"; then
+    export FLOOR_BIN="$tmp/probe_floor"
+  fi
   if [ "${IDLE:-1}" != 0 ]; then
     echo "== 3. $PODS sleep pods, no probes (idle baseline)"
     py "$tmp/ours.py" idle --n "$PODS" --seconds "$WINDOW" --out-dir "$RES"
@@ -291,12 +398,35 @@ def load(name):
             return json.load(f)
     except OSError:
         return None
-w2k = load("w2k-moonlet")
-ours = w2k["restart_ms"] if w2k else None
-if ours:
-    print(f"restart after kill -9, kill -> exec (kernel stamp), ms (n, min / median / p90 / max):")
-    print(f"  moonlet     n={ours['n']} {ours['min']} / {ours['median']} / {ours['p90']} / {ours['max']}"
-          f"  (load {' '.join(w2k['loadavg'])})")
+import glob, statistics
+def pooled(peer):
+    """Every round of a peer: its runs pooled, and each round's median and load."""
+    runs, rounds = [], []
+    for path in sorted(glob.glob(os.path.join(res, f"w2k-{peer}-r*.json"))):
+        with open(path) as f:
+            d = json.load(f)
+        runs += d["runs_ms"]
+        rounds.append(f"{d['restart_ms']['median']} (load {d['loadavg'][0]})")
+    if not runs:
+        return None, rounds
+    s = sorted(runs)
+    p90 = s[max(0, -(-9 * len(s) // 10) - 1)]
+    return {"n": len(s), "min": s[0], "median": round(statistics.median(s), 2),
+            "p90": p90, "max": s[-1]}, rounds
+ours, _ = pooled("moonlet")
+if ours or pooled("floor")[0]:
+    print(f"restart after kill -9, kill -> exec (kernel stamp), ms (n, min / median / p90 / max;"
+          f" rounds pooled, then each round's median):")
+    for p in ("moonlet", "moonlet-base", "floor", "floor-sched"):
+        r, rounds = pooled(p)
+        if r:
+            print(f"  {p:12s} n={r['n']} {r['min']} / {r['median']} / {r['p90']} / {r['max']}"
+                  f"   rounds: {', '.join(rounds)}")
+    for fp in ("floor", "floor-sched"):
+        fl, _ = pooled(fp)
+        if fl and ours:
+            print(f"  -> moonlet median is {ours['median'] - fl['median']:.2f} ms above {fp}'s"
+                  f" ({ours['median'] / max(fl['median'], 0.01):.2f}x)")
 for p in ("supervisord", "pm2"):
     d = load(f"w2k-{p}") if ours else None
     if d:
@@ -323,9 +453,21 @@ s = h["steady_state"]
 checks = h["probes_per_s"]
 us = s["cpu_pct"] / 100 * 1e6 / checks if checks else float("nan")
 print(f"{h['pods']} pods, HTTP liveness probe every 1 s ({h['probes_in_window']} probes seen by "
-      f"{h['servers_answering']} servers in {s['window_s']} s = {checks}/s):")
+      f"{h['servers_answering']} servers between two count sweeps = {checks}/s; CPU window "
+      f"{s['window_s']} s):")
 print(f"  moonlet server CPU {s['cpu_pct']} % of one core (self {s['cpu_pct_self']} %, reaped "
-      f"children {s['cpu_pct_reaped_children']} %; target <= 10 %) = {us:.1f} us CPU per check")
+      f"children {s['cpu_pct_reaped_children']} %; target <= 10 %) = {us:.1f} us CPU per check"
+      f" (load {' '.join(h.get('loadavg', []))})")
+if "cpu_pct_user" in s and checks:
+    print(f"  split: user {s['cpu_pct_user']} % + system {s['cpu_pct_system']} % = "
+          f"{s['cpu_pct_user'] / 100 * 1e6 / checks:.1f} + "
+          f"{s['cpu_pct_system'] / 100 * 1e6 / checks:.1f} us per check")
+f = h.get("floor")
+if f:
+    print(f"  floor (probe_floor.c, bare epoll, same servers, right after): {f['per_s']:.0f} checks/s, "
+          f"{f['us_per_check']:.1f} us per check (user {f['user_us_per_check']:.1f} + system "
+          f"{f['sys_us_per_check']:.1f}) = {f['cpu_pct']:.2f} % of a core; ok {f['ok']:.0f}, "
+          f"failed {f['fail']:.0f}")
 print(f"  moonlet server RSS {s['rss_mib_median']} MiB median, {s['rss_mib_max']} max, PSS "
       f"{s['pss_mib_median']} MiB (target 40 MiB); {h['pods_running_at_end']} pods running at "
       f"the end; all {h['pods']} exec'd {h['all_pods_exec_s']} s after server start")

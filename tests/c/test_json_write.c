@@ -1,12 +1,16 @@
-/* Unit tests of core/json_write.c: the store's serializer writes exactly
- * jansson's JSON_COMPACT text (strings with every escape, NUL, multi-byte
- * UTF-8, integer extremes, empty and nested containers, member order, and
- * 20,000 random trees), and declines what jansson must decide (reals, bad
- * UTF-8, nesting past its bound). Prints TAP. */
+/* Unit tests of the store's JSON text both ways. core/json_write.c writes
+ * exactly jansson's JSON_COMPACT text (strings with every escape, NUL,
+ * multi-byte UTF-8, integer extremes, empty and nested containers, member
+ * order, and 20,000 random trees) and declines what jansson must decide
+ * (reals, bad UTF-8, nesting past its bound). core/json_read.c reads the
+ * same trees jansson reads, in the same member order, from compact,
+ * indented and ASCII-escaped text, and declines what it must leave to
+ * jansson. Prints TAP. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_read.h"
 #include "json_write.h"
 
 #include "tap.h"
@@ -27,6 +31,37 @@ static int declines(const json_t *v) {
   int ok = ml_json_write_tree(&b, v);
   free(b.buf);
   return !ok;
+}
+
+/* 1 when json_read gives the tree jansson gives, member order included;
+ * with `rejected_ok`, also when both reject the text. */
+static int read_agrees(const char *text, size_t n, int rejected_ok) {
+  json_t *got = ml_json_read(text, n);
+  json_t *want = json_loadb(text, n, JSON_ALLOW_NUL, NULL);
+  char *a = got ? json_dumps(got, JSON_COMPACT) : NULL;
+  char *b = want ? json_dumps(want, JSON_COMPACT) : NULL;
+  int same = (a && b && strcmp(a, b) == 0 && json_equal(got, want)) ||
+             (rejected_ok && !got && !want);
+  free(a), free(b);
+  json_decref(got), json_decref(want);
+  return same;
+}
+
+static int read_same(const char *text, size_t n) { return read_agrees(text, n, 0); }
+
+static int read_declines(const char *text) {
+  json_t *got = ml_json_read(text, strlen(text));
+  json_decref(got);
+  return got == NULL;
+}
+
+/* The tree's text in one jansson format reads back the same (a NUL in a
+ * key: both readers refuse it). */
+static int reads_back(const json_t *v, size_t flags) {
+  char *text = json_dumps(v, flags);
+  int same = text && read_agrees(text, strlen(text), 1);
+  free(text);
+  return same;
 }
 
 static unsigned rnd_state = 12345;
@@ -135,6 +170,47 @@ int main(void) {
     json_decref(t);
   }
   OK(wrong == 0, "20000 random trees read as jansson writes them (%d differ)", wrong);
+
+  const char *escapes = "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\\u0000x\"]";
+  OK(read_same(escapes, strlen(escapes)), "read: every escape, a surrogate pair, \\u0000");
+  const char *ints = " [ -9223372036854775808 , 9223372036854775807,-0,0 ,\n7 ] ";
+  OK(read_same(ints, strlen(ints)), "read: integer extremes, -0, whitespace around tokens");
+  const char *dup = "{\"a\":1,\"b\":{},\"a\":[true,false,null]}";
+  OK(read_same(dup, strlen(dup)), "read: a repeated key keeps its last value, as jansson");
+  const char *utf = "{\"caf\xc3\xa9\":\"\xf0\x9f\x98\x80\x7f\"}";
+  OK(read_same(utf, strlen(utf)), "read: multi-byte UTF-8 in keys and values, DEL");
+  static const char *const declined[] = {
+      "[1.5]", "[1e3]", "[2E-1]", "[99999999999999999999]", "[-9223372036854775809]",
+      "{\"a\\u0000\":1}", "[\"\xc3(\"]", "[\"\\ud800\"]", "[\"\\udc00\"]", "[01]",
+      "{\"a\":1,}", "[1,]", "[1] x", "\"top\"", "[\"a\x01\"]", "[tru]", "{\"a\" 1}", "[",
+      "", "[\"\\x\"]", "[-]", NULL};
+  int accepted = 0;
+  for (int i = 0; declined[i]; i++) accepted += !read_declines(declined[i]);
+  OK(accepted == 0, "read: reals, out-of-range integers, a NUL in a key, bad UTF-8, "
+     "lone surrogates, malformed text are declined (%d accepted)", accepted);
+  char *deep_text = malloc(2 * 600 + 1);
+  for (int i = 0; i < 600; i++) deep_text[i] = '[', deep_text[600 + i] = ']';
+  deep_text[1200] = '\0';
+  OK(read_declines(deep_text), "read: nesting past 512 is left to jansson");
+  free(deep_text);
+
+  int unread = 0, readable = 0;
+  for (int i = 0; i < 20000; i++) {
+    json_t *t = json_object();
+    json_object_set_new(t, "v", random_tree(0));
+    char *text = json_dumps(t, JSON_COMPACT);
+    json_t *back = text ? json_loadb(text, strlen(text), JSON_ALLOW_NUL, NULL) : NULL;
+    readable += back != NULL;
+    json_decref(back);
+    free(text);
+    if (!reads_back(t, JSON_COMPACT) || !reads_back(t, JSON_INDENT(2)) ||
+        !reads_back(t, JSON_COMPACT | JSON_ENSURE_ASCII))
+      unread++;
+    json_decref(t);
+  }
+  OK(unread == 0 && readable > 10000,
+     "read: 20000 random trees, compact, indented and ASCII-escaped (%d differ; %d without "
+     "a NUL in a key)", unread, readable);
 
   ml_json_buf_t s = {0};
   OK(ml_json_write_string(&s, "caf\xc3\xa9\n", 6) && s.len == 9 &&

@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <lualib.h>
 
 #include "err.h"
+#include "http_client.h"
 #include "loop.h"
 #include "probe.h"
 #include "runtime.h"
@@ -408,6 +410,58 @@ static void test_http(ml_probe_runner_t *r) {
      "http: https against a plain server fails (%s)", g ? g->message : "-");
 }
 
+/* A burst of probes up to the in-flight bound reuses the easy handles of
+ * the last one: an init and a cleanup per attempt cost more than the
+ * rest of our side of a check. */
+static void test_handle_pool(ml_probe_runner_t *r) {
+  enum { BURST = 48 };
+  ml_probe_params_t o = {.port = http_port, .path = "/ok"};
+  uint64_t handles[2];
+  for (int round = 0; round < 2; round++) {
+    uint64_t first = next_id;
+    for (int i = 0; i < BURST; i++)
+      ml_probe_start(r, "http", &o, 2000, next_id++);
+    ml_probe_stats_t st;
+    ml_probe_runner_stats(r, &st);
+    IS_INT((int)st.http_active, BURST, "handle pool: a burst all in flight");
+    int done = 0;
+    for (uint64_t id = first; id < first + BURST; id++) {
+      got_t *g = wait_for(id, 5000);
+      done += g && g->result == ML_PROBE_SUCCESS;
+    }
+    IS_INT(done, BURST, "handle pool: every attempt of the burst succeeded");
+    ml_probe_runner_stats(r, &st);
+    handles[round] = st.http_handles;
+  }
+  ok(handles[1] == handles[0],
+     "handle pool: the second burst created no handle (%llu then %llu)",
+     (unsigned long long)handles[0], (unsigned long long)handles[1]);
+}
+
+/* IP literals skip libcurl's DNS cache, whose per-transfer prune walked one
+ * entry per probed port (see http_client.c setup()); names keep it. */
+static void test_prepared_numeric(void) {
+  static const struct {
+    const char *url;
+    bool numeric;
+  } cases[] = {
+      {"http://127.0.0.1:8080/healthz", true},
+      {"http://10.1.2.3:80/", true},
+      {"http://[::1]:8080/", true},
+      {"https://[fe80::1]:443/x", true},
+      {"http://localhost:8080/", false},
+      {"http://example.com/", false},
+      {"http://127.0.0.1.example:80/", false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ml_http_prepared_t *p = ml_http_prepare(cases[i].url, NULL, 0);
+    ok(p && ml__http_prepared_numeric(p) == cases[i].numeric,
+       "prepared %s: %s", cases[i].url,
+       cases[i].numeric ? "IP literal, not cached" : "a name, cached");
+    ml_http_prepared_free(p);
+  }
+}
+
 static void test_bad_params(ml_probe_runner_t *r) {
   ml_probe_params_t o = {.port = http_port, .scheme = "ftp"};
   IS_INT(ml_probe_start(r, "http", &o, 1000, 1), ML_EINVALID, "http: ftp");
@@ -790,6 +844,27 @@ static void test_ticker_http(ml_probe_runner_t *r) {
      "http ticker: its own copy of path and headers");
 }
 
+/* The first attempt comes `first_ms` after the arm call, even when the
+ * loop's cached time is stale (a long turn before the arm). */
+static void test_ticker_arm_stale_clock(ml_probe_runner_t *r) {
+  ml_probe_params_t o = {.port = http_port, .path = "/ok"};
+  ml_probe_every_t every = {.period_ms = 10000, .timeout_ms = 1000};
+  ml_probe_ticker_t *t;
+  uint64_t id = next_id++;
+  IS_INT(ml_probe_ticker_new(r, "http", &o, &every, id, &t), 0,
+         "stale clock: ticker");
+  uv_update_time(&uv);
+  usleep(200 * 1000); /* 200 ms of work within one loop turn */
+  uint64_t armed = uv_hrtime();
+  ml_probe_ticker_arm(t, 300);
+  got_t *g = wait_for(id, 3000);
+  uint64_t ms = (uv_hrtime() - armed) / 1000000;
+  ok(g && g->result == ML_PROBE_SUCCESS && ms >= 299,
+     "stale clock: first attempt %llu ms after the arm (want >= 300)",
+     (unsigned long long)ms);
+  ml_probe_ticker_free(t);
+}
+
 /* Tickers alive when the runner closes; freed afterwards. */
 static void test_ticker_close_order(void) {
   ml_probe_runner_t *r = ml_probe_runner_new(&loop, 0);
@@ -923,6 +998,8 @@ int main(void) {
   ml_probe_runner_t *r = ml_probe_runner_new(&loop, 0);
   ok(r != NULL, "runner");
   test_http(r);
+  test_handle_pool(r);
+  test_prepared_numeric();
   test_bad_params(r);
   test_tcp(r);
   test_cancel_and_bound(r);
@@ -931,6 +1008,7 @@ int main(void) {
   test_ticker_rules(r);
   test_ticker_quick(r);
   test_ticker_http(r);
+  test_ticker_arm_stale_clock(r);
   ml_probe_runner_close(r);
   test_ticker_close_order();
   test_close_in_flight();

@@ -4,12 +4,14 @@
  * CRI log lines, partial lines and rotation, the log reader and follower,
  * exec capture and timeout, PDEATHSIG and leftover reaping after a simulated
  * server crash, the SIGCHLD fallback, memory limits (when the host allows),
- * replacements armed to start at an exit.
+ * replacements armed to start at an exit (their spare logs opened when
+ * armed), the scheduling hand-off around a spawn undone on both sides.
  * The test process is a child subreaper so orphaned grandchildren come back
  * to it and their fate can be checked. Prints TAP. ML_BENCH=1 adds timings. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -518,6 +520,149 @@ static void test_armed_restart(void) {
          ML_EINVALID, "capture cannot be armed");
   ml_proc_release(p);
   free_ev(wait_exit(id, 5000));
+}
+
+/* Whether this process holds a descriptor open on `path`'s inode. */
+static bool holds_open(const char *path) {
+  struct stat want, st;
+  if (stat(path, &want) < 0) return false;
+  DIR *d = opendir("/proc/self/fd");
+  bool found = false;
+  struct dirent *e;
+  while (d && !found && (e = readdir(d)) != NULL) {
+    char fdpath[300];
+    snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%s", e->d_name);
+    found = e->d_name[0] != '.' && stat(fdpath, &st) == 0 &&
+            st.st_ino == want.st_ino && st.st_dev == want.st_dev;
+  }
+  if (d) closedir(d);
+  return found;
+}
+
+static ino_t make_file(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+  struct stat st;
+  st.st_ino = 0;
+  if (fd >= 0) {
+    fstat(fd, &st);
+    close(fd);
+  }
+  return st.st_ino;
+}
+
+/* An armed replacement's spare log is opened when arming, not on the way
+ * to its exec; a spare replaced in between is opened afresh. */
+static void test_armed_spare_log(void) {
+  char spare[300], log[300], other[300];
+  snprintf(spare, sizeof spare, "%s/pre-spare.log", tmpdir);
+  snprintf(log, sizeof log, "%s/pre-next.log", tmpdir);
+  snprintf(other, sizeof other, "%s/pre-other.log", tmpdir);
+  const char *argv[] = {"sh", "-c", "echo pre-$X; exec sleep 100", NULL};
+  const char *env[] = {"X=1", "PATH=/usr/bin:/bin", NULL};
+  for (int replace = 0; replace < 2; replace++) {
+    ino_t ino = make_file(spare);
+    ml_proc_opts_t next = {.argv = argv, .env = env, .stdout_log = log,
+                           .stderr_log = log, .stdout_log_from = spare};
+    uint64_t id = next_id(), nid = next_id();
+    ml_proc_t *p = spawn_sh(id, "exec sleep 100");
+    IS_INT(ml_proc_arm_restart(p, nid, &next, ML_PROC_RESTART_ANY, 0), 0,
+           "arm with a spare log");
+    ok(holds_open(spare), "the spare is open once armed");
+    if (replace) { /* as keep_spare_log recycles an old log into it */
+      ino = make_file(other);
+      rename(other, spare);
+    }
+    kill(ml_proc_pid(p), SIGKILL);
+    ml_proc_exit_t *ev = wait_exit(id, 5000);
+    ml_proc_t *np = ev ? ev->next : NULL;
+    if (ev) ev->next = NULL;
+    free_ev(ev);
+    ml_proc_release(p);
+    struct stat st;
+    ok(np && stat(log, &st) == 0 && st.st_ino == ino && !file_exists(spare),
+       replace ? "a spare replaced after arming: the new one becomes the log"
+               : "the spare opened when armed becomes the log");
+    for (int i = 0; i < 100 && !strstr(slurp(log) ? slurp(log) : "", "pre-1");
+         i++)
+      run_for(10);
+    ok(strstr(slurp(log) ? slurp(log) : "", " stdout F pre-1\n") != NULL,
+       "the replacement writes into it");
+    if (np) {
+      ml_proc_release(np);
+      free_ev(wait_exit(nid, 5000));
+    }
+    unlink(log);
+  }
+  /* Disarming (or a spawn that does not happen) closes it again. */
+  make_file(spare);
+  ml_proc_opts_t next = {.argv = argv, .stdout_log = log, .stderr_log = log,
+                         .stdout_log_from = spare};
+  uint64_t id = next_id();
+  ml_proc_t *p = spawn_sh(id, "exec sleep 100");
+  ml_proc_arm_restart(p, next_id(), &next, ML_PROC_RESTART_ANY, 0);
+  ml_proc_arm_restart(p, next_id(), &next, ML_PROC_RESTART_ANY, 0);
+  ml_proc_disarm(p);
+  ok(!holds_open(spare) && !file_exists(log),
+     "rearmed, then disarmed: the spare is closed, no log made");
+  ml_proc_release(p);
+  free_ev(wait_exit(id, 5000));
+  unlink(spare);
+}
+
+/* The scheduling hand-off around a spawn (the server thread made
+ * SCHED_BATCH by the child's exec and pinned to its CPU while the child
+ * starts) is undone on both sides, and a policy or CPU set of the
+ * server's own is left as it was. */
+static int policy_of(pid_t pid) { return sched_getscheduler(pid); }
+
+static void test_spawn_sched(void) {
+  cpu_set_t mine, got;
+  CPU_ZERO(&mine);
+  sched_getaffinity(0, sizeof mine, &mine);
+  uint64_t id = next_id();
+  ml_proc_t *p = spawn_sh(id, "exec sleep 100");
+  pid_t pid = p ? ml_proc_pid(p) : 0;
+  CPU_ZERO(&got);
+  sched_getaffinity(0, sizeof got, &got);
+  ok(policy_of(0) == SCHED_OTHER && CPU_EQUAL(&got, &mine),
+     "after a spawn the server thread has its policy and CPUs back");
+  CPU_ZERO(&got);
+  ok(pid > 0 && policy_of(pid) == SCHED_OTHER &&
+         sched_getaffinity(pid, sizeof got, &got) == 0 &&
+         CPU_EQUAL(&got, &mine),
+     "the child runs SCHED_OTHER on every CPU the server may use");
+  ml_proc_release(p);
+  free_ev(wait_exit(id, 5000));
+
+  struct sched_param sp = {.sched_priority = 0};
+  if (sched_setscheduler(0, SCHED_BATCH, &sp) == 0) {
+    p = spawn_sh(id = next_id(), "exec sleep 100");
+    ok(policy_of(0) == SCHED_BATCH && p &&
+           policy_of(ml_proc_pid(p)) == SCHED_BATCH,
+       "a server run as SCHED_BATCH stays so, and its child inherits it");
+    ml_proc_release(p);
+    free_ev(wait_exit(id, 5000));
+    sched_setscheduler(0, SCHED_OTHER, &sp);
+  }
+  int cpu = sched_getcpu();
+  if (CPU_COUNT(&mine) > 1 && cpu >= 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    sched_setaffinity(0, sizeof one, &one);
+    p = spawn_sh(id = next_id(), "exec sleep 100");
+    CPU_ZERO(&got);
+    sched_getaffinity(0, sizeof got, &got);
+    bool server_kept = CPU_EQUAL(&got, &one);
+    CPU_ZERO(&got);
+    ok(server_kept && p &&
+           sched_getaffinity(ml_proc_pid(p), sizeof got, &got) == 0 &&
+           CPU_EQUAL(&got, &one),
+       "a server held to one CPU stays so, and so does its child");
+    ml_proc_release(p);
+    free_ev(wait_exit(id, 5000));
+    sched_setaffinity(0, sizeof mine, &mine);
+  }
 }
 
 static bool cri_line_ok(const char *l, const char *stream, char tag,
@@ -1282,6 +1427,8 @@ int main(void) {
   test_stop();
   test_release_running();
   test_armed_restart();
+  test_armed_spare_log();
+  test_spawn_sched();
   test_logs();
   test_log_from();
   test_rotation();

@@ -26,4 +26,14 @@ function M.new()
   return { store = store, router = router, transport = transport, client = client, loaded = loaded }
 end
 
+--- Ends a spec's run on stack `s` (inside the fake loop): closes every
+--- open watch, lets their coroutines finish, closes the store, then raises
+--- `err` again when the spec's body failed (ok false).
+function M.close(s, ok, err)
+  require("moonlet.api.handlers").stop_watches()
+  require("moonlet.loop").sleep(5)
+  s.store:close()
+  if not ok then error(err, 0) end
+end
+
 return M

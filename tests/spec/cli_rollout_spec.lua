@@ -42,10 +42,7 @@ local function with_stack(fn)
   fake.run(function()
     local s = require("api_stack").new()
     local ok, err = pcall(fn, s)
-    require("moonlet.api.handlers").stop_watches()
-    loop.sleep(5)
-    s.store:close()
-    if not ok then error(err, 0) end
+    require("api_stack").close(s, ok, err)
   end)
 end
 

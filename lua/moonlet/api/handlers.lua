@@ -38,6 +38,13 @@ end
 --- Decodes a request body: JSON, or YAML when the client sent YAML.
 local function decode_body(ctx)
   local body = ctx.body or ""
+  if type(body) == "table" then
+    -- An in-process caller's table: copied, as the write changes it.
+    if json.is_array(body) then
+      return nil, status.bad_request("couldn't get version/kind; json parse error: not an object")
+    end
+    return json.copy(body)
+  end
   if body == "" then return nil, status.bad_request("the request body is empty") end
   local ct = ctx.headers["content-type"] or "application/json"
   if protobuf.is_protobuf(ct) then return protobuf.decode_body(ctx) end
@@ -111,6 +118,14 @@ end
 --- For kinds with their own verb handlers (moonlet.api.review): the body
 --- decoding and the shape check every create goes through.
 M.decode_body = decode_body
+
+--- A JSON body of any shape (a patch, DeleteOptions): decoded text, or a
+--- copy of an in-process caller's table. @return value | nil, err
+function M.body_value(ctx)
+  local body = ctx.body
+  if type(body) == "table" then return json.copy(body) end
+  return json.decode(body or "")
+end
 M.admit_shape = admit_shape
 
 --- True when the request asks for ?dryRun=All (or DeleteOptions.dryRun):
@@ -440,10 +455,15 @@ local function write_update(ctx, obj, old)
   if dry_run(ctx) then return ctx:reply(200, obj) end
   local opts = store_opts(def, sub)
   opts.json = true
-  -- A status write takes only status from the body (and the version and
-  -- uid preconditions from metadata): the rest need not be converted.
+  -- A status write takes only status from the body (and the name, the
+  -- version and uid preconditions from metadata): the rest need not be
+  -- converted.
   local payload = obj
-  if sub == "status" then payload = { metadata = obj.metadata, status = obj.status } end
+  if sub == "status" then
+    local m = obj.metadata
+    payload = { metadata = { name = m.name, namespace = m.namespace,
+      resourceVersion = m.resourceVersion, uid = m.uid }, status = obj.status }
+  end
   local res, msg, code = ctx.store:update(def.store_resource, payload, opts)
   if not res then return ctx:fail(store_failure(ctx, ctx.name, msg, code)) end
   return ctx:reply(200, res)
@@ -466,6 +486,23 @@ local PATCH_TYPES = {
   ["application/strategic-merge-patch+json"] = "strategic",
 }
 
+-- A merge patch of the status subresource: write_update keeps only status,
+-- metadata, apiVersion and kind of the result and takes the rest from
+-- `old` (this request's own copy), so only those are merged into fresh
+-- tables; the rest is shared. A deep copy of the whole stored object (a pod's spec) per status
+-- write was most of the patch's own work.
+local function merge_status(old, p)
+  local new = {}
+  for k, v in pairs(old) do new[k] = v end
+  for _, k in ipairs({ "status", "metadata", "apiVersion", "kind" }) do
+    local pv = p[k]
+    if pv == json.null then new[k] = nil
+    elseif pv ~= nil then new[k] = patchmod.merge(old[k], pv)
+    elseif old[k] ~= nil then new[k] = json.copy(old[k]) end
+  end
+  return new
+end
+
 function M.patch(ctx)
   local def = ctx.def
   local ct = (ctx.headers["content-type"] or ""):match("^[^;%s]+") or ""
@@ -474,7 +511,7 @@ function M.patch(ctx)
     return ctx:fail(status.unsupported_media_type(
       "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"))
   end
-  local p, perr = json.decode(ctx.body or "")
+  local p, perr = M.body_value(ctx)
   if p == nil then return ctx:fail(status.bad_request("error decoding patch: " .. tostring(perr))) end
   local old = ctx.store:get(def.store_resource, ctx.namespace or "", ctx.name)
   if not old then return ctx:fail(status.not_found(def, ctx.name)) end
@@ -482,7 +519,9 @@ function M.patch(ctx)
     return ctx:fail(status.bad_request("Invalid JSON Patch"))
   end
   local new, err, code
-  if kind == "merge" then new = patchmod.merge(old, p)
+  if kind == "merge" and ctx.subresource == "status" and type(p) == "table" and not json.is_array(p) then
+    new = merge_status(old, p)
+  elseif kind == "merge" then new = patchmod.merge(old, p)
   elseif kind == "json" then new, err, code = patchmod.json(old, p)
   else new, err, code = patchmod.strategic(old, p, merge_keys.for_kind(def.group, def.kind)) end
   if not new then
@@ -508,7 +547,7 @@ end
 local function delete_options(ctx)
   local o = {}
   if ctx.body and ctx.body ~= "" then
-    local v = json.decode(ctx.body)
+    local v = M.body_value(ctx)
     if type(v) == "table" then o = v end
   end
   local q = ctx.query

@@ -31,7 +31,7 @@ function M.handler(ctx, method)
   if not obj then return ctx:fail(status.not_found(def, ctx.name)) end
   if method == "GET" then return ctx:reply(200, M.of(obj)) end
   if method ~= "PUT" and method ~= "PATCH" then return ctx:fail(status.method_not_allowed()) end
-  local body, derr = json.decode(ctx.body or "")
+  local body, derr = require("moonlet.api.handlers").body_value(ctx)
   if type(body) ~= "table" then
     return ctx:fail(status.bad_request("error decoding patch or body: " .. tostring(derr)))
   end

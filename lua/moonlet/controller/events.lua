@@ -3,6 +3,7 @@
 -- client-go's recorder makes a new one (name <object>.<hex unix nanos>,
 -- count 1, first = last timestamp); repeats are aggregated by the server.
 local loop = require("moonlet.loop")
+local util = require("moonlet.controller.util")
 
 local M = {}
 local Recorder = {}
@@ -92,13 +93,18 @@ function Recorder:build(obj, type_, reason, message)
 end
 
 --- Records an event about obj. Misuse (bad type) raises; an API failure is
---- returned, never raised: a lost event must not fail a reconcile.
---- @return the created Event | nil, status
+--- returned, never raised: a lost event must not fail a reconcile. The
+--- stored Event that the API answers is not decoded (nobody reads it: it
+--- cost a decode of the whole Event per event).
+--- @return true | nil, status
 function Recorder:event(obj, type_, reason, message)
   local ev = self:build(obj, type_, reason, message)
-  local ok, res, st = pcall(self.client.create, self.client, "v1/Event", ev)
+  local c = self.client
+  local ok, res, st = pcall(util.write_unread, c, "v1/Event", ev.metadata.namespace, nil, nil, "POST", ev, nil,
+    function() return c:create("v1/Event", ev) end)
   if not ok then return nil, { code = 500, reason = "InternalError", message = tostring(res) } end
-  return res, st
+  if not res then return nil, st end
+  return true
 end
 
 return M

@@ -395,14 +395,19 @@ function Informer:key_for_uid(uid) return self.idx_uid[uid] end
 -- `readonly`: the cached objects themselves, for callers that never
 -- change them (a Job's sync reads every pod it ever made).
 local function collect(self, keys, sel, readonly)
+  -- Sorted by cache key, which is util.key of the object: the keys sort as
+  -- plain strings (a comparator building two keys per comparison was 8% of
+  -- a 1,000-pod scale-up, the ReplicaSet listing its pods on every sync).
+  local sorted = {}
+  for key in pairs(keys) do sorted[#sorted + 1] = key end
+  table.sort(sorted)
   local out = {}
-  for key in pairs(keys) do
+  for _, key in ipairs(sorted) do
     local obj = self.cache[key]
     if obj and (not sel or sel:matches((obj.metadata or {}).labels or {})) then
       out[#out + 1] = obj
     end
   end
-  table.sort(out, function(a, b) return util.key(a) < util.key(b) end)
   if not readonly then
     for i, obj in ipairs(out) do out[i] = util.copy(obj) end
   end

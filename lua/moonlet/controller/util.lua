@@ -69,7 +69,9 @@ function M.write_unread(c, kind, ns, name, sub, method, body, ctype, fallback)
     if not r then return nil, st end
     byc[kind] = r
   end
-  local res, err = c:raw(method, require("moonlet.client").path(r, ns, name, sub), json.encode(body),
+  -- The table itself: the client encodes it unless its transport (the
+  -- in-process one) takes tables.
+  local res, err = c:raw(method, require("moonlet.client").path(r, ns, name, sub), body,
     ctype and { ["Content-Type"] = ctype } or nil)
   if not res then return nil, err end
   if res.status < 200 or res.status > 299 then

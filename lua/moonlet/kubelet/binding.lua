@@ -17,7 +17,7 @@ end
 --- Router handler for pods/NAME/binding.
 function M.handler(ctx, method)
   if method ~= "POST" then return ctx:fail(status.method_not_allowed()) end
-  local b, err = json.decode(ctx.body or "")
+  local b, err = require("moonlet.api.handlers").body_value(ctx)
   if type(b) ~= "table" then
     return ctx:fail(status.bad_request("couldn't get version/kind; json parse error: " .. tostring(err)))
   end

@@ -6,6 +6,7 @@
 -- goes), tailLines, sinceSeconds, sinceTime, timestamps, limitBytes.
 local status = require("moonlet.api.status")
 local request = require("moonlet.api.request")
+local sys = require("moonlet.core.sys")
 
 local M = {}
 
@@ -95,10 +96,18 @@ function M.instance(pod, cname, previous)
 end
 
 --- The log file of an instance of pod's container (nil without an agent).
+--- A container adopted from a server that kept logs in a directory per
+--- container (<pod dir>/<container>/<id>.log) is read from there.
 function M.path(pod, cname, container_id)
   local id = id_of(container_id)
   if not agent or not id then return nil end
-  return agent:pod_dir(pod) .. "/" .. cname .. "/" .. id .. ".log"
+  local pdir = agent:pod_dir(pod)
+  local path = require("moonlet.kubelet.agent").log_file(pdir, cname, id)
+  local older = pdir .. "/" .. cname .. "/" .. id .. ".log"
+  if not sys.stat(path) and sys.stat(older) then
+    return older
+  end
+  return path
 end
 
 local function int_param(q, name)

@@ -674,9 +674,11 @@ function Worker:keep_spare_log(rec, log_path, keep)
   -- Only inside the agent's own pods dir (fake agents in specs have none).
   local root = self.agent.pods_dir
   if not root or log_path:sub(1, #root + 1) ~= root .. "/" then return end
-  local dir = log_path:match("^(.*)/[^/]*$")
-  local spare = dir .. "/spare.log"
-  if drop then os.rename(dir .. "/" .. drop .. ".log", spare) end
+  -- The spare and the logs share the instance logs' naming: the id in
+  -- front of ".log" is what differs.
+  local stem = log_path:sub(1, #log_path - #(log_path:match("%x+%.log$") or ".log"))
+  local spare = stem .. "spare.log"
+  if drop then os.rename(stem .. drop .. ".log", spare) end
   local f = io.open(spare, "w") -- empties a recycled file, else creates it
   if f then
     f:close()
