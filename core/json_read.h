@@ -13,7 +13,7 @@
  * @return a new tree equal to what json_loadb(text, len, JSON_ALLOW_NUL)
  *         returns, or NULL to decline: malformed text, a real (jansson's
  *         conversion decides), an integer out of range, a key or string
- *         that is not valid UTF-8, nesting deeper than 2048, no memory.
+ *         that is not valid UTF-8, nesting deeper than 512, no memory.
  *         Never a tree json_loadb would not give. */
 json_t *ml_json_read(const char *text, size_t len);
 

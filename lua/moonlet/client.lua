@@ -305,6 +305,7 @@ function Client:kind(kind)
   return r, st
 end
 
+-- Client:kind without the memo: the name parsed, the discovery list scanned.
 function Client:_find_kind(kind)
   local parts = {}
   for p in tostring(kind):gmatch("[^/]+") do parts[#parts + 1] = p end

@@ -39,6 +39,9 @@ describe("probe tickers", function()
       loop.sleep(150)
       t:close()
       sched.forget(id)
+      -- A check already on the wire when close came may still reach the
+      -- server (a loaded machine delays it): after that, nothing more.
+      loop.sleep(50)
       local n = hits
       loop.sleep(100)
       assert.are.equal(n, hits)
