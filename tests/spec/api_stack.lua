@@ -26,14 +26,17 @@ function M.new()
   return { store = store, router = router, transport = transport, client = client, loaded = loaded }
 end
 
---- Ends a spec's run on stack `s` (inside the fake loop): closes every
---- open watch, lets their coroutines finish, closes the store, then raises
---- `err` again when the spec's body failed (ok false).
-function M.close(s, ok, err)
+--- Ends a spec's run on stack `s` (anything with a `store`; inside the
+--- fake loop): closes every open watch, lets their coroutines finish,
+--- closes the store, then raises `err` again when the spec's body failed
+--- (ok false), followed by the lines of `log` when given.
+function M.close(s, ok, err, log)
   require("moonlet.api.handlers").stop_watches()
   require("moonlet.loop").sleep(5)
   s.store:close()
-  if not ok then error(err, 0) end
+  if ok then return end
+  if log then error(tostring(err) .. "\n" .. table.concat(log, "\n"), 0) end
+  error(err, 0)
 end
 
 return M

@@ -101,10 +101,7 @@ function M.with_api(fn, controllers)
     end
     local ok, err = pcall(fn, env)
     m:stop()
-    require("moonlet.api.handlers").stop_watches()
-    loop.sleep(5)
-    api.store:close()
-    if not ok then error(tostring(err) .. "\n" .. table.concat(lines, "\n"), 0) end
+    require("api_stack").close(api, ok, err, lines)
   end)
 end
 

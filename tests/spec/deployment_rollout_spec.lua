@@ -31,6 +31,21 @@ local function drive(env, name, done)
   error("did not converge: " .. json.encode(env.get(name).status))
 end
 
+-- Every write of the old ReplicaSet `first` after write number `before`
+-- sizes it no larger than the one before (it starts at 8). @return the
+-- last size written
+local function old_set_shrinks(env, first, before)
+  local last = 8
+  for i = before + 1, #env.writes do
+    local w = env.writes[i]
+    if w.name == first then
+      assert.is_true(w.size <= last, string.format("old set written %d after %d", w.size, last))
+      last = w.size
+    end
+  end
+  return last
+end
+
 describe("rolling update steps", function()
   it("scales the other way in the same sync, never an old set back up, floor kept", function()
     with_api(function(env)
@@ -52,14 +67,11 @@ describe("rolling update steps", function()
         return complete(d) and d.status.updatedReplicas == 8 and #env.pods() == 8
       end)
       -- each old-set size written is below the one before it
-      local last, both = 8, false
+      local last = old_set_shrinks(env, first, before)
+      local both = false
       local by_sync = {}
       for i = before + 1, #env.writes do
         local w = env.writes[i]
-        if w.name == first then
-          assert.is_true(w.size <= last, string.format("old set written %d after %d", w.size, last))
-          last = w.size
-        end
         by_sync[w.sync] = by_sync[w.sync] or {}
         by_sync[w.sync][w.name == first and "old" or "new"] = true
       end
@@ -111,14 +123,7 @@ describe("rolling update steps", function()
       set_status(first, 6)
       env.wait(function() return env.rs(first).spec.replicas == 2 and env.rs(new).spec.replicas == 8 end,
         "old 2 / new 8")
-      local last = 8
-      for i = before + 1, #env.writes do
-        local w = env.writes[i]
-        if w.name == first then
-          assert.is_true(w.size <= last, string.format("old set written %d after %d", w.size, last))
-          last = w.size
-        end
-      end
+      old_set_shrinks(env, first, before)
       assert.are.equal(0, env.ctl.stats.errors)
     end, true)
   end)

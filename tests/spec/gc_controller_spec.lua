@@ -65,10 +65,7 @@ local function with_gc(fn)
     end
     local ok, err = pcall(fn, env)
     m:stop()
-    require("moonlet.api.handlers").stop_watches()
-    loop.sleep(5)
-    stack.store:close()
-    if not ok then error(tostring(err) .. "\n" .. table.concat(lines, "\n"), 0) end
+    require("api_stack").close(stack, ok, err, lines)
   end)
 end
 

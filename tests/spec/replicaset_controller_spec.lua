@@ -66,10 +66,7 @@ local function with_api(fn)
     end
     local ok, err = pcall(fn, env)
     m:stop()
-    require("moonlet.api.handlers").stop_watches()
-    loop.sleep(5)
-    store:close()
-    if not ok then error(tostring(err) .. "\n" .. table.concat(lines, "\n"), 0) end
+    require("api_stack").close({ store = store }, ok, err, lines)
   end)
 end
 
