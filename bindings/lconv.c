@@ -830,6 +830,15 @@ static int tenc_value(tenc_t *e, int idx, int depth) {
   }
 }
 
+int ml_lua_encode_json_append(lua_State *L, int idx, int depth,
+                              ml_json_buf_t *b) {
+  int top = lua_gettop(L);
+  tenc_t e = {L, b, 0};
+  int ok = tenc_value(&e, lua_absindex(L, idx), depth);
+  lua_settop(L, top);
+  return ok;
+}
+
 int ml_lua_encode_json_text(lua_State *L, int idx, int sort_keys,
                             ml_json_buf_t *b) {
   int top = lua_gettop(L);

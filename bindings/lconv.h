@@ -90,5 +90,15 @@ int ml_lua_push_json_text(lua_State *L, const char *text, size_t len);
 int ml_lua_encode_json_text(lua_State *L, int idx, int sort_keys,
                             ml_json_buf_t *b);
 
+/**
+ * The same for a value nested `depth` levels deep in a document being
+ * written (the depth bound counts from the document's top), appended at
+ * b->len, keys in table order. Writers that lay their own members over an
+ * object (the store's create) write the rest through this.
+ * @return 1, or 0 to decline (b->len is then unspecified).
+ */
+int ml_lua_encode_json_append(lua_State *L, int idx, int depth,
+                              ml_json_buf_t *b);
+
 
 #endif

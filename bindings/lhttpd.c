@@ -79,14 +79,24 @@ static int push_request(lua_State *L, ml_event_t *ev) {
   lua_setfield(L, -2, "id");
   lua_pushstring(L, r->method);
   lua_setfield(L, -2, "method");
-  lua_pushlstring(L, r->url, r->url_len);
-  lua_setfield(L, -2, "url");
+  /* Most requests have no query and no escapes: url, raw_path and path
+   * are then one string, made once. */
   lua_pushlstring(L, r->path, r->path_len);
-  lua_setfield(L, -2, "raw_path");
-  /* Decoded like Go's URL.Path, which the Kubernetes router matches on. */
-  luaL_Buffer b;
-  char *d = luaL_buffinitsize(L, &b, r->path_len);
-  luaL_pushresultsize(&b, ml_http_unescape(r->path, r->path_len, d, false));
+  if (r->url_len == r->path_len && memcmp(r->url, r->path, r->path_len) == 0)
+    lua_pushvalue(L, -1);
+  else
+    lua_pushlstring(L, r->url, r->url_len);
+  lua_setfield(L, -3, "url");
+  if (memchr(r->path, '%', r->path_len)) {
+    lua_setfield(L, -2, "raw_path");
+    /* Decoded like Go's URL.Path, which the Kubernetes router matches on. */
+    luaL_Buffer b;
+    char *d = luaL_buffinitsize(L, &b, r->path_len);
+    luaL_pushresultsize(&b, ml_http_unescape(r->path, r->path_len, d, false));
+  } else {
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "raw_path");
+  }
   lua_setfield(L, -2, "path");
   lua_pushlstring(L, r->query, r->query_len);
   lua_setfield(L, -2, "query");
@@ -96,7 +106,10 @@ static int push_request(lua_State *L, ml_event_t *ev) {
   lua_setfield(L, -2, "transport");
   lua_pushboolean(L, r->tls);
   lua_setfield(L, -2, "tls");
-  lua_pushfstring(L, "%d.%d", r->http_major, r->http_minor);
+  if (r->http_major == 1 && r->http_minor == 1)
+    lua_pushliteral(L, "1.1");
+  else
+    lua_pushfstring(L, "%d.%d", r->http_major, r->http_minor);
   lua_setfield(L, -2, "http_version");
   lua_pushboolean(L, r->keep_alive);
   lua_setfield(L, -2, "keep_alive");
@@ -104,7 +117,8 @@ static int push_request(lua_State *L, ml_event_t *ev) {
   for (size_t i = 0; i < r->nfields; i++) {
     const ml_http_field_t *f = &r->fields[i];
     lua_pushlstring(L, f->name, f->name_len);
-    if (lua_rawget(L, -2) == LUA_TSTRING) { /* stack: ... headers old */
+    lua_pushvalue(L, -1); /* the name once more, for the lookup */
+    if (lua_rawget(L, -3) == LUA_TSTRING) { /* stack: ... headers name old */
       lua_pushliteral(L, ", ");
       lua_pushlstring(L, f->value, f->value_len);
       lua_concat(L, 3);
@@ -112,9 +126,7 @@ static int push_request(lua_State *L, ml_event_t *ev) {
       lua_pop(L, 1);
       lua_pushlstring(L, f->value, f->value_len);
     }
-    lua_pushlstring(L, f->name, f->name_len);
-    lua_insert(L, -2); /* stack: ... headers name value */
-    lua_rawset(L, -3);
+    lua_rawset(L, -3); /* stack: ... headers */
   }
   lua_setfield(L, -2, "headers");
   return 2;
@@ -138,7 +150,10 @@ static size_t check_fields(lua_State *L, int idx, ml_http_field_t *out) {
   size_t n = 0;
   if (lua_isnoneornil(L, idx)) return 0;
   luaL_checktype(L, idx, LUA_TTABLE);
-  lua_newtable(L); /* stack: keep */
+  /* `keep` holds the text of converted numbers; strings stay referenced
+   * from the headers table. Made on the first number only: answers with
+   * string headers alone (nearly all) make no table. */
+  lua_pushnil(L); /* stack: keep */
   int keep = lua_gettop(L), kept = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) { /* stack: keep key value */
@@ -148,20 +163,27 @@ static size_t check_fields(lua_State *L, int idx, ml_http_field_t *out) {
     for (int v = 1; v <= nvals; v++) {
       if (lua_type(L, -1) == LUA_TTABLE) lua_rawgeti(L, -1, v);
       else lua_pushvalue(L, -1); /* stack: keep key value item */
-      if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+      int t = lua_type(L, -1);
+      if (t != LUA_TSTRING && t != LUA_TNUMBER)
         luaL_error(L, "header '%s' must be a string, number or list",
                    lua_tostring(L, -3));
       if (n == MAX_FIELDS) luaL_error(L, "too many header fields");
       size_t vlen;
-      /* Converted numbers live in `keep` so their text stays alive. */
-      luaL_tolstring(L, -1, &vlen);
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, keep, ++kept);
-      out[n].name = lua_tolstring(L, -4, &out[n].name_len);
-      out[n].value = lua_tostring(L, -1);
+      if (t == LUA_TNUMBER) {
+        if (kept == 0) {
+          lua_newtable(L);
+          lua_replace(L, keep);
+        }
+        luaL_tolstring(L, -1, &vlen);
+        lua_replace(L, -2); /* stack: keep key value text */
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, keep, ++kept);
+      }
+      out[n].name = lua_tolstring(L, -3, &out[n].name_len);
+      out[n].value = lua_tolstring(L, -1, &vlen);
       out[n].value_len = vlen;
       n++;
-      lua_pop(L, 2);
+      lua_pop(L, 1);
     }
     lua_pop(L, 1);
   }

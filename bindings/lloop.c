@@ -1,6 +1,7 @@
-/* moonlet.core.loop: clock, ids, timers and signal watchers on the runtime's
- * libuv loop. Handles deliver (id) events to the Lua scheduler; the Lua
- * facade (lua/moonlet/loop.lua) turns them into sleep() and callbacks. */
+/* moonlet.core.loop: clock, ids, timers, signal watchers and idle turns on
+ * the runtime's libuv loop. Handles deliver (id) events to the Lua
+ * scheduler; the Lua facade (lua/moonlet/loop.lua) turns them into sleep(),
+ * idle() and callbacks. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,12 @@ static int push_timer(lua_State *L, ml_event_t *ev) {
 
 static int push_signal(lua_State *L, ml_event_t *ev) {
   lua_pushinteger(L, ((signal_event_t *)ev)->signum);
+  return 1;
+}
+
+static int push_idle(lua_State *L, ml_event_t *ev) {
+  (void)ev;
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -188,6 +195,26 @@ static int lsignal_tostring(lua_State *L) {
   return 1;
 }
 
+/* Lua: loop.idle(id) delivers (id, true) once, the next time the loop finds
+ * nothing else to do; loop.cancel(id) takes it back (with any other queued,
+ * undelivered event for id). */
+static int lloop_idle(lua_State *L) {
+  lua_Integer id = luaL_checkinteger(L, 1);
+  ml_event_t *ev = calloc(1, sizeof *ev);
+  if (!ev) return luaL_error(L, "out of memory");
+  ev->type = ML_EV_IDLE;
+  ev->id = (uint64_t)id;
+  ml_loop_post_idle(&ml_runtime_get(L)->loop, ev);
+  return 0;
+}
+
+static int lloop_cancel(lua_State *L) {
+  uint64_t id = (uint64_t)luaL_checkinteger(L, 1);
+  ml_loop_t *loop = &ml_runtime_get(L)->loop;
+  lua_pushinteger(L, (lua_Integer)ml_loop_cancel(loop, id));
+  return 1;
+}
+
 static int lloop_next_id(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)ml_loop_next_id(&ml_runtime_get(L)->loop));
   return 1;
@@ -237,13 +264,14 @@ static void createmeta(lua_State *L, const char *name, const luaL_Reg *meth,
 static const luaL_Reg loop_funcs[] = {
     {"timer", lloop_timer}, {"signal", lloop_signal}, {"next_id", lloop_next_id},
     {"now", lloop_now},     {"hrtime", lloop_hrtime}, {"time", lloop_time},
-    {NULL, NULL}};
+    {"idle", lloop_idle},   {"cancel", lloop_cancel}, {NULL, NULL}};
 
 int luaopen_moonlet_core_loop(lua_State *L) {
   createmeta(L, TIMER_MT, timer_meth, timer_metameth);
   createmeta(L, SIGNAL_MT, signal_meth, signal_metameth);
   ml_runtime_on_event(ML_EV_TIMER, push_timer);
   ml_runtime_on_event(ML_EV_SIGNAL, push_signal);
+  ml_runtime_on_event(ML_EV_IDLE, push_idle);
   luaL_newlib(L, loop_funcs);
   return 1;
 }

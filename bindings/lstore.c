@@ -264,6 +264,175 @@ static int lstore_close(lua_State *L) {
   return 0;
 }
 
+/* {====== create from a table's text */
+
+/* A create whose result goes back as text ({json=true}, every API create)
+ * writes the table straight to the stored text: no jansson tree to build,
+ * fill, serialize and free (a tenth of a ConfigMap create over HTTP).
+ * Anything unusual (reals, bad UTF-8, a metadata that is not an object)
+ * declines, and ml_store_create decides as before. */
+
+typedef struct {
+  lua_State *L;
+  int obj, meta; /* stack slots of the object and its metadata table */
+} text_src_t;
+
+/* One member of metadata, `val` a string the store chose. */
+static int put_member(ml_json_buf_t *b, bool *first, const char *key,
+                      const char *val) {
+  if (!*first && !ml_json_buf_put(b, ",", 1)) return 0;
+  *first = false;
+  return ml_json_write_string(b, key, strlen(key)) && ml_json_buf_put(b, ":", 1) &&
+         (val ? ml_json_write_string(b, val, strlen(val)) : ml_json_buf_put(b, "1", 1));
+}
+
+enum { M_NAME, M_NS, M_UID, M_RV, M_GEN, M_TS, M_COUNT };
+static const char *const meta_keys[M_COUNT] = {
+    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp"};
+
+/* Which of meta_keys `k` is, M_COUNT for another member, -1 for the two
+ * the store drops. */
+static int meta_key(const char *k, size_t klen) {
+  for (int i = 0; i < M_COUNT; i++)
+    if (strlen(meta_keys[i]) == klen && memcmp(k, meta_keys[i], klen) == 0) return i;
+  if ((klen == 17 && memcmp(k, "deletionTimestamp", 17) == 0) ||
+      (klen == 26 && memcmp(k, "deletionGracePeriodSeconds", 26) == 0))
+    return -1;
+  return M_COUNT;
+}
+
+/* A member's written value counts as set for ownership unless it is null,
+ * [] or "" (the store's own test on stored texts). */
+static bool written_set(const char *v, size_t n) {
+  return !(n == 4 && memcmp(v, "null", 4) == 0) &&
+         !(n == 2 && (memcmp(v, "[]", 2) == 0 || memcmp(v, "\"\"", 2) == 0));
+}
+
+/* The metadata table at `idx` with the store's members laid over it, in
+ * the member order ml_store_create's jansson edits leave. */
+static int write_meta(lua_State *L, int idx, const ml_store_meta_t *m,
+                      ml_json_buf_t *b, ml_store_written_t *w) {
+  /* The store's value per member; NULL: keep the caller's (uid under
+   * keep_uid, generation without the flag); "" for namespace: drop. */
+  const char *val[M_COUNT] = {m->name, m->ns, m->uid, m->resource_version, NULL,
+                              m->creation_timestamp};
+  bool set[M_COUNT] = {true, *m->ns != '\0', m->uid != NULL, true, m->generation, true};
+  bool seen[M_COUNT] = {false};
+  bool first = true;
+  if (!ml_json_buf_put(b, "{", 1)) return 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* stack: key value */
+    size_t klen;
+    if (lua_type(L, -2) != LUA_TSTRING) return 0;
+    const char *k = lua_tolstring(L, -2, &klen);
+    if (memchr(k, '\0', klen)) return 0;
+    int which = meta_key(k, klen);
+    if (which >= 0 && which < M_COUNT) seen[which] = true;
+    if (which == -1 || (which == M_NS && !set[M_NS])) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (which < M_COUNT && set[which]) {
+      if (!put_member(b, &first, meta_keys[which], val[which])) return 0;
+    } else {
+      if (klen == 6 && memcmp(k, "labels", 6) == 0) {
+        char err[8];
+        w->labels = ml_lua_to_json(L, -1, err, sizeof err);
+        if (!w->labels) return 0;
+      }
+      if ((!first && !ml_json_buf_put(b, ",", 1)) || !ml_json_write_string(b, k, klen) ||
+          !ml_json_buf_put(b, ":", 1))
+        return 0;
+      size_t at = b->len;
+      if (!ml_lua_encode_json_append(L, -1, 2, b)) return 0;
+      first = false;
+      if ((klen == 15 && memcmp(k, "ownerReferences", 15) == 0) ||
+          (klen == 10 && memcmp(k, "finalizers", 10) == 0))
+        w->owner_relevant = w->owner_relevant || written_set(b->buf + at, b->len - at);
+    }
+    lua_pop(L, 1);
+  }
+  for (int i = 0; i < M_COUNT; i++)
+    if (set[i] && !seen[i] && !put_member(b, &first, meta_keys[i], val[i])) return 0;
+  return ml_json_buf_put(b, "}", 1);
+}
+
+static int write_object(void *ud, const ml_store_meta_t *m, ml_json_buf_t *b,
+                        ml_store_written_t *w) {
+  text_src_t *src = ud;
+  lua_State *L = src->L;
+  int top = lua_gettop(L);
+  bool first = true;
+  int ok = lua_checkstack(L, 8) && ml_json_buf_put(b, "{", 1);
+  lua_pushnil(L);
+  while (ok && lua_next(L, src->obj)) { /* stack: key value */
+    size_t klen;
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
+    ok = k && !memchr(k, '\0', klen) && (first || ml_json_buf_put(b, ",", 1)) &&
+         ml_json_write_string(b, k, klen) && ml_json_buf_put(b, ":", 1);
+    first = false;
+    if (ok && klen == 8 && memcmp(k, "metadata", 8) == 0)
+      ok = write_meta(L, src->meta, m, b, w);
+    else if (ok)
+      ok = ml_lua_encode_json_append(L, -1, 1, b);
+    lua_settop(L, top + 1); /* the key, for lua_next */
+  }
+  lua_settop(L, top);
+  return ok && ml_json_buf_put(b, "}", 1);
+}
+
+/* A string member of the metadata table (raw), NULL when absent or not a
+ * string; declines (sets *odd) on one jansson would have rewritten (bad
+ * UTF-8 becomes U+FFFD there). */
+static const char *meta_field(lua_State *L, int meta, const char *k, bool *odd) {
+  lua_pushstring(L, k);
+  if (lua_rawget(L, meta) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  size_t len;
+  const char *v = lua_tolstring(L, -1, &len);
+  lua_pop(L, 1); /* still referenced by the table */
+  for (size_t i = 0; i < len;) {
+    size_t n = ml_json_utf8_len((const unsigned char *)v + i, len - i);
+    if (n == 0) {
+      *odd = true;
+      return NULL;
+    }
+    i += n;
+  }
+  return v;
+}
+
+/* Tries the text path for the table at `idx`.
+ * @return 0 (result in out), ML_STORE_DECLINED, or a store error. */
+static int create_from_table(lua_State *L, ml_store_t *s, const char *res,
+                             const char *ns, int idx, unsigned flags,
+                             ml_store_result_t *out) {
+  if (lua_type(L, idx) != LUA_TTABLE || ml_lua_is_array(L, idx)) return ML_STORE_DECLINED;
+  lua_pushliteral(L, "metadata");
+  if (lua_rawget(L, idx) != LUA_TTABLE || ml_lua_is_array(L, -1)) {
+    lua_pop(L, 1);
+    return ML_STORE_DECLINED;
+  }
+  int meta = lua_gettop(L);
+  bool odd = false;
+  ml_store_meta_in_t in = {.name = meta_field(L, meta, "name", &odd),
+                           .generate_name = meta_field(L, meta, "generateName", &odd),
+                           .ns = meta_field(L, meta, "namespace", &odd),
+                           .resource_version = meta_field(L, meta, "resourceVersion", &odd),
+                           .uid = meta_field(L, meta, "uid", &odd)};
+  int rc = ML_STORE_DECLINED;
+  if (!odd) {
+    text_src_t src = {L, lua_absindex(L, idx), meta};
+    rc = ml_store_create_text(s, res, ns, &in, flags, write_object, &src, out);
+  }
+  lua_settop(L, meta - 1);
+  return rc;
+}
+
+/* }====== */
+
 /* Lua: obj | nil, msg, code = s:create(resource, namespace, obj,
  *      {generation=, json=, keep_uid=}) */
 static int lstore_create(lua_State *L) {
@@ -274,6 +443,12 @@ static int lstore_create(lua_State *L) {
   check_opts(L, 5);
   unsigned flags = opt_field_bool(L, 5, "generation") ? ML_STORE_GENERATION : 0;
   if (opt_field_bool(L, 5, "keep_uid")) flags |= ML_STORE_KEEP_UID;
+  if (opt_field_bool(L, 5, "json")) {
+    ml_store_result_t r;
+    int rc = create_from_table(L, rec->s, res, ns, 4, flags, &r);
+    if (rc < 0) return fail_store(L, rec, rc);
+    if (rc == 0) return push_result(L, &r, 5, false);
+  }
   char err[256];
   json_t *obj = arg_object(L, 4, err, sizeof err);
   if (!obj) return ml_lua_fail_msg(L, ML_EINVALID, err);
@@ -372,6 +547,19 @@ static int lstore_get_json(lua_State *L) {
   int status = lua_pcall(L, 1, 1, 0);
   ml_store_text_unref(t);
   if (status != LUA_OK) return lua_error(L);
+  return 1;
+}
+
+/* Lua: rv | nil = s:object_version(resource, namespace, name): the
+ * object's resourceVersion as an integer, nil when it does not exist. */
+static int lstore_object_version(lua_State *L) {
+  store_rec_t *rec = check_store(L);
+  const char *res = luaL_checkstring(L, 2);
+  const char *ns = luaL_optstring(L, 3, "");
+  const char *name = luaL_checkstring(L, 4);
+  uint64_t rv;
+  if (ml_store_object_version(rec->s, res, ns, name, &rv) < 0) return 0;
+  lua_pushinteger(L, (lua_Integer)rv);
   return 1;
 }
 
@@ -618,6 +806,7 @@ static const luaL_Reg store_meth[] = {
     {"delete", lstore_delete},
     {"get", lstore_get},
     {"get_json", lstore_get_json},
+    {"object_version", lstore_object_version},
     {"list", lstore_list},
     {"list_json", lstore_list_json},
     {"watch", lstore_watch},

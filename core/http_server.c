@@ -407,11 +407,22 @@ static int put_head(conn_t *c, int status, const ml_http_field_t *h, size_t n,
   for (size_t i = 0; i < n; i++) need += h[i].name_len + h[i].value_len + 4;
   int rc = buf_reserve(&c->out, need);
   if (rc < 0) return rc;
-  char line[96];
+  /* Formatted by hand, not with snprintf: every answer comes here. */
   const char *reason = ml_http_reason(status);
-  int len = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status,
-                     *reason ? reason : "Unknown");
-  buf_put(&c->out, line, (size_t)len);
+  char code[16];
+  int clen = 3;
+  if (status >= 100 && status <= 999) {
+    code[0] = (char)('0' + status / 100);
+    code[1] = (char)('0' + status / 10 % 10);
+    code[2] = (char)('0' + status % 10);
+  } else {
+    clen = snprintf(code, sizeof code, "%d", status);
+  }
+  buf_puts(&c->out, "HTTP/1.1 ");
+  buf_put(&c->out, code, (size_t)clen);
+  buf_puts(&c->out, " ");
+  buf_puts(&c->out, *reason ? reason : "Unknown");
+  buf_puts(&c->out, "\r\n");
   for (size_t i = 0; i < n; i++) {
     if (reserved_field(&h[i])) continue;
     buf_put(&c->out, h[i].name, h[i].name_len);
@@ -425,8 +436,13 @@ static int put_head(conn_t *c, int status, const ml_http_field_t *h, size_t n,
   if (body_len < 0) {
     buf_puts(&c->out, "Transfer-Encoding: chunked\r\n");
   } else if (status >= 200 && status != 204 && status != 304) {
-    len = snprintf(line, sizeof line, "Content-Length: %lld\r\n", body_len);
-    buf_put(&c->out, line, (size_t)len);
+    char digits[24];
+    size_t d = sizeof digits;
+    unsigned long long v = (unsigned long long)body_len;
+    do digits[--d] = (char)('0' + v % 10); while ((v /= 10) > 0);
+    buf_puts(&c->out, "Content-Length: ");
+    buf_put(&c->out, digits + d, sizeof digits - d);
+    buf_puts(&c->out, "\r\n");
   }
   if (c->close_after) buf_puts(&c->out, "Connection: close\r\n");
   buf_puts(&c->out, "\r\n");

@@ -17,6 +17,11 @@ void ml_event_free(ml_event_t *ev) {
 void ml_loop_close(ml_loop_t *loop) {
   ml_event_t *ev;
   while ((ev = ml_loop_pop(loop)) != NULL) ml_event_free(ev);
+  while ((ev = loop->idle_head) != NULL) {
+    loop->idle_head = ev->next;
+    ml_event_free(ev);
+  }
+  loop->idle_tail = NULL;
 }
 
 uint64_t ml_loop_next_id(ml_loop_t *loop) { return loop->next_id++; }
@@ -50,6 +55,27 @@ void ml_loop_post_first(ml_loop_t *loop, ml_event_t *ev) {
   loop->urgent++;
   loop->queued++;
   wake_for(loop);
+}
+
+void ml_loop_post_idle(ml_loop_t *loop, ml_event_t *ev) {
+  ev->next = NULL;
+  if (loop->idle_tail) loop->idle_tail->next = ev;
+  else loop->idle_head = ev;
+  loop->idle_tail = ev;
+  /* A uv_run blocked in poll would not look at it: the next turn must
+   * poll without blocking to find out whether the loop is idle. */
+  wake_for(loop);
+}
+
+/* Queues every idle waiter behind the ordinary events. */
+static void release_idle(ml_loop_t *loop) {
+  ml_event_t *ev = loop->idle_head;
+  loop->idle_head = loop->idle_tail = NULL;
+  while (ev) {
+    ml_event_t *next = ev->next;
+    ml_loop_post(loop, ev);
+    ev = next;
+  }
 }
 
 bool ml_loop_next_is_first(const ml_loop_t *loop) { return loop->urgent > 0; }
@@ -86,6 +112,20 @@ size_t ml_loop_cancel(ml_loop_t *loop, uint64_t id) {
     }
   }
   loop->tail = prev;
+  link = &loop->idle_head;
+  prev = NULL;
+  while (*link) {
+    ml_event_t *ev = *link;
+    if (ev->id == id) {
+      *link = ev->next;
+      dropped++;
+      ml_event_free(ev);
+    } else {
+      prev = ev;
+      link = &ev->next;
+    }
+  }
+  loop->idle_tail = prev;
   return dropped;
 }
 
@@ -109,10 +149,14 @@ void ml_loop_run(ml_loop_t *loop, bool (*done)(void *ud), void *ud) {
    * are delivered before we ever block. */
   ml_loop_run_hooks(loop);
   while (!loop->stopping && !(done && done(ud))) {
-    /* Block in poll only when nothing is queued for Lua. */
+    /* Block in poll only when nothing is queued for Lua and nothing waits
+     * for an idle turn. */
+    bool wait = !loop->queued && !loop->idle_head;
     loop->in_uv_run = true;
-    uv_run(loop->uv, loop->queued ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+    uv_run(loop->uv, wait ? UV_RUN_ONCE : UV_RUN_NOWAIT);
     loop->in_uv_run = false;
+    /* Idle: the poll found nothing to do (no I/O, timer or exit posted). */
+    if (!loop->queued && loop->idle_head) release_idle(loop);
     ml_loop_run_hooks(loop);
     /* Asked after the hooks: Lua may just have armed a new handle. */
     if (!uv_loop_alive(loop->uv) && !loop->queued) break;

@@ -5,6 +5,8 @@
  * turn's writes in one transaction, the HTTP server flushes the responses that
  * were waiting for that commit. The drain delivers at most a time budget of
  * events per turn; API requests are queued ahead of the rest (post_first).
+ * Events posted with ml_loop_post_idle wait aside until a turn finds nothing
+ * queued for Lua (the loop would block in poll): work of low priority.
  *
  *   uv_run(ONCE) ─► callbacks post events ─► hooks: drain │ commit │ flush
  *        ▲                                                         │
@@ -28,6 +30,7 @@ enum {
   ML_EV_STORE_WATCH,   /* store: a watch event for an in-process watcher */
   ML_EV_PROC_EXIT,
   ML_EV_PROBE_DONE,
+  ML_EV_IDLE,          /* loop: nothing else was queued (ml_loop_post_idle) */
   ML_EV_MAX
 };
 
@@ -55,6 +58,8 @@ struct ml_loop_s {
    * ml_loop_post_first; urgent_tail is the last of them. */
   ml_event_t *urgent_tail;
   size_t urgent;
+  /* Events waiting for an idle turn (ml_loop_post_idle), in post order. */
+  ml_event_t *idle_head, *idle_tail;
   bool in_uv_run; /* inside ml_loop_run's uv_run call */
   bool stopping;
   uint64_t next_id;
@@ -67,7 +72,8 @@ struct ml_loop_s {
 
 /** Initializes `loop` over an initialized uv loop owned by the caller. */
 void ml_loop_init(ml_loop_t *loop, uv_loop_t *uv);
-/** Frees events still queued (undelivered). The uv loop is the caller's. */
+/** Frees events still queued (undelivered, idle ones too). The uv loop is
+ * the caller's. */
 void ml_loop_close(ml_loop_t *loop);
 
 /** @return a fresh id, unique for the loop's lifetime (never 0). */
@@ -80,11 +86,20 @@ void ml_loop_post(ml_loop_t *loop, ml_event_t *ev);
  * a socket goes before the server's own backlog of work).
  */
 void ml_loop_post_first(ml_loop_t *loop, ml_event_t *ev);
+/**
+ * Holds `ev` aside until a turn of ml_loop_run ends with nothing queued for
+ * Lua after polling without blocking (the loop had nothing else to do), then
+ * queues it behind everything else. While one waits, the loop polls without
+ * blocking; under constant work it may wait for ever, so a caller that needs
+ * a bound arms a timer as well.
+ */
+void ml_loop_post_idle(ml_loop_t *loop, ml_event_t *ev);
 /** @return true when the next event ml_loop_pop gives was posted first. */
 bool ml_loop_next_is_first(const ml_loop_t *loop);
 /**
  * Drops every queued, undelivered event for `id` (a handle closing: its
- * late events must not reach Lua). @return how many were dropped.
+ * late events must not reach Lua), those waiting for an idle turn too.
+ * @return how many were dropped.
  */
 size_t ml_loop_cancel(ml_loop_t *loop, uint64_t id);
 /** Pops the oldest queued event, or NULL. The caller destroys it. */

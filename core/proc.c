@@ -41,8 +41,6 @@
 extern char **environ;
 
 #define DRAIN_MS 500 /* after the exit, how long pipes may stay open */
-#define DEFAULT_PATH                                                           \
-  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 enum { TIMER_NONE, TIMER_TIMEOUT, TIMER_STOP, TIMER_DRAIN };
 
@@ -734,56 +732,6 @@ static pid_t start_child(const child_args_t *a) {
 #endif
 }
 
-/* The PATH lookup of execvp, done in the parent with the container's PATH. */
-static int resolve(const char *cmd, const char *const *env, char **out,
-                   char *msg, size_t mlen) {
-  if (!*cmd) {
-    snprintf(msg, mlen, "exec: \"\": executable file not found in $PATH");
-    return UV_ENOENT;
-  }
-  if (strchr(cmd, '/')) {
-    *out = strdup(cmd);
-    return *out ? 0 : ML_ENOMEM;
-  }
-  const char *path = NULL;
-  if (env) {
-    for (const char *const *e = env; *e; e++)
-      if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
-  } else {
-    path = getenv("PATH");
-  }
-  if (!path) path = DEFAULT_PATH;
-  bool denied = false;
-  size_t clen = strlen(cmd);
-  for (const char *p = path;; p++) {
-    const char *end = strchr(p, ':');
-    size_t dlen = end ? (size_t)(end - p) : strlen(p);
-    char cand[PATH_MAX];
-    if (dlen + clen + 2 <= sizeof cand) {
-      if (dlen == 0)
-        snprintf(cand, sizeof cand, "%s", cmd);
-      else
-        snprintf(cand, sizeof cand, "%.*s/%s", (int)dlen, p, cmd);
-      struct stat st;
-      if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
-        if (access(cand, X_OK) == 0) {
-          *out = strdup(cand);
-          return *out ? 0 : ML_ENOMEM;
-        }
-        denied = true;
-      }
-    }
-    if (!end) break;
-    p = end;
-  }
-  if (denied) {
-    snprintf(msg, mlen, "exec: \"%s\": permission denied", cmd);
-    return UV_EACCES;
-  }
-  snprintf(msg, mlen, "exec: \"%s\": executable file not found in $PATH", cmd);
-  return UV_ENOENT;
-}
-
 static void rename_log(const char *from, const char *to) {
   if (rename(from, to) < 0 && errno != ENOENT)
     ML_WARN("proc: cannot rename log %s to %s: %s", from, to, strerror(errno));
@@ -1131,7 +1079,8 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
       rc = ML_ENOMEM;
       goto error;
     }
-  } else if ((rc = resolve(o->argv[0], o->env, &file, msg, mlen)) < 0) {
+  } else if ((rc = ml__proc_resolve(o->argv[0], o->env, true, &file, msg,
+                                     mlen)) < 0) {
     goto error;
   }
   /* Log files first: a bad log path is the caller's error, before fork. A
@@ -1408,11 +1357,13 @@ int ml_proc_arm_restart(ml_proc_t *p, uint64_t next_id,
   if (!next->argv || !next->argv[0] || next->capture ||
       (when != ML_PROC_RESTART_ANY && when != ML_PROC_RESTART_FAILURE))
     return ML_EINVALID;
-  /* The PATH lookup now, not at the exit: a dozen stat calls off the
-   * restart's path. A file gone by then fails the spawn, and the caller
-   * starts it the ordinary way. */
+  /* The PATH lookup now, not at the exit: off the restart's path. The
+   * spawn that arms has most often just looked the same command up, so
+   * the cache answers without a stat; a file gone by the exit fails that
+   * spawn, and the caller starts it the ordinary way. */
   char *file = NULL, msg[64];
-  int rc = resolve(next->argv[0], next->env, &file, msg, sizeof msg);
+  int rc = ml__proc_resolve(next->argv[0], next->env, false, &file, msg,
+                            sizeof msg);
   if (rc < 0) return rc;
   const char *one[] = {next->cwd,        next->stdout_log,
                        next->stderr_log, next->stdout_log_from,
@@ -1443,9 +1394,11 @@ int ml_proc_arm_restart(ml_proc_t *p, uint64_t next_id,
   a->o.state_dir = put_str(&pos, next->state_dir);
   a->file = put_str(&pos, file);
   free(file);
-  /* The spare log opened now too (an open and a stat off the restart's
-   * path). Only the spare: the instance's own log is never made before
-   * the instance runs. Held open while armed, one descriptor. */
+  /* The spare log made (or emptied) and opened now too: the inode is
+   * created off the restart's path, and by us, with one open (the kubelet
+   * created it itself before, then we opened it again). Only the spare:
+   * the instance's own log is never made before the instance runs. Held
+   * open while armed, one descriptor. */
   a->log = NULL;
   if (a->o.stdout_log && a->o.stdout_log_from) {
     int err = 0;

@@ -135,7 +135,9 @@ enum {
  * the caller starts (and reports) as it would have. Arming again replaces
  * the earlier replacement.
  * @param next_id the event id of the replacement's exit event
- * @param next its options, copied (stdout_log_from included; not capture)
+ * @param next its options, copied (not capture); its stdout_log_from, the
+ *        spare, is created (or emptied) and opened now, so that the
+ *        restart opens no new file
  * @param when ML_PROC_RESTART_ANY or ML_PROC_RESTART_FAILURE
  * @param not_before_ms only for an exit this many ms from now or later
  *        (0: any time), e.g. once a crash-loop back-off has expired

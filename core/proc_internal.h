@@ -1,6 +1,7 @@
 /* Private interfaces between the units of the process runtime: proc.c
- * (spawn, watch, kill), proc_log.c (CRI log writer) and proc_cgroup.c
- * (memory limits). Not for use outside core/proc*.c. */
+ * (spawn, watch, kill), proc_log.c (CRI log writer), proc_cgroup.c
+ * (memory limits) and proc_path.c (the PATH lookup). Not for use outside
+ * core/proc*.c. */
 #ifndef ML_PROC_INTERNAL_H
 #define ML_PROC_INTERNAL_H
 
@@ -16,18 +17,22 @@
 typedef struct ml__clog_s ml__clog_t;
 
 /**
- * Opens (appending) or creates a log file.
+ * Opens (appending) or creates a log file. A log that is not opened now
+ * (no `from`, or `from` missing) is made by its first line: a process
+ * that writes nothing leaves no file (readers take a missing log for an
+ * empty one); its directory must exist and be writable now.
  * @param from NULL, or an existing file to open instead; the caller renames
  *        it to `path` before anything is written (the writer names `path`)
- * @param only_from open `from` or fail: `path` is neither opened nor
- *        created (a writer readied before its process exists)
+ * @param make_from create `from` (or empty it) and open it, or fail:
+ *        `path` is neither opened nor created (a writer readied before its
+ *        process exists)
  * @param used_from NULL or receives whether `from` was opened (else `path`,
  *        as when `from` does not exist)
  * @param err receives a negative UV_E* code on failure
  * @return the writer with one reference, or NULL
  */
 ml__clog_t *ml__clog_open(const char *path, const char *from,
-                          bool only_from, bool *used_from, uint64_t max_bytes,
+                          bool make_from, bool *used_from, uint64_t max_bytes,
                           int max_files, int *err);
 /**
  * Tells whether a writer opened earlier still writes into a file with a
@@ -69,6 +74,28 @@ bool ml__cgroup_oom_killed(const char *dir);
 void ml__cgroup_kill(const char *dir);
 /** Removes the cgroup, waiting a little for killed members to be gone. */
 int ml__cgroup_remove(const char *dir);
+
+/* }====== */
+
+/* {====== executable lookup (proc_path.c) */
+
+/**
+ * Looks `cmd` up as execvp does, in the PATH of `env` (NULL: the
+ * server's; no PATH: a default one); a `cmd` with a '/' is taken as is.
+ * Recent lookups are cached per (command, PATH) for at most a second (the
+ * rule is in proc_path.c).
+ * @param check verify a cached file with one stat (a spawn now); false
+ *        takes a cached entry as is (an armed replacement, spawned later)
+ * @param out receives the malloc'd file name
+ * @param msg receives a runc-style message on failure
+ * @return 0, UV_ENOENT, UV_EACCES or ML_ENOMEM
+ */
+int ml__proc_resolve(const char *cmd, const char *const *env, bool check,
+                     char **out, char *msg, size_t mlen);
+/** Test hook: how many PATH searches were made (cache misses). */
+unsigned long ml__proc_path_searches(void);
+/** Test hook: empties the cache of lookups. */
+void ml__proc_path_forget(void);
 
 /* }====== */
 

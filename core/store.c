@@ -440,6 +440,98 @@ static void generate_name(ml_store_t *s, const char *base, char *out) {
   out[n + 5] = '\0';
 }
 
+/* What both create paths decide before the object is written: the
+ * checks of the caller's metadata, the name (generated from generateName
+ * on demand), uid, resourceVersion and timestamp. */
+typedef struct {
+  ml__store_res_t *r;
+  const char *name; /* the caller's, or genbuf */
+  char genbuf[MAX_GENERATED_BASE + 6];
+  char uid[37]; /* "" when the caller's uid stays (ML_STORE_KEEP_UID) */
+  char rv[24];
+  char ts[32];
+  uint64_t rvn;
+} create_plan_t;
+
+static int create_plan(ml_store_t *s, const char *resource, const char *ns,
+                       const ml_store_meta_in_t *in, unsigned flags,
+                       create_plan_t *p) {
+  if (in->resource_version && *in->resource_version)
+    return ml__store_fail(s, ML_EINVALID,
+                          "resourceVersion should not be set on objects to "
+                          "be created");
+  if (*ns && in->ns && *in->ns && strcmp(in->ns, ns) != 0)
+    return ml__store_fail(s, ML_EINVALID,
+                          "the namespace of the provided object does not "
+                          "match the namespace sent on the request");
+  const char *name = in->name, *gen = in->generate_name;
+  bool generated = !name || !*name;
+  if (generated && (!gen || !*gen))
+    return ml__store_fail(s, ML_EINVALID,
+                          "metadata.name: Required value: name or "
+                          "generateName is required");
+  p->r = ml__store_res(s, resource, true);
+  if (!p->r) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  if (generated) {
+    /* Retry on collision, as the apiserver does for generated names. */
+    int i;
+    for (i = 0; i < GENERATE_ATTEMPTS; i++) {
+      generate_name(s, gen, p->genbuf);
+      if (!ml__store_find(p->r, ns, p->genbuf)) break;
+    }
+    if (i == GENERATE_ATTEMPTS)
+      return ml__store_fail(s, ML_EEXISTS, "%s \"%s\" already exists",
+                            p->r->qualified, p->genbuf);
+    name = p->genbuf;
+  } else if (ml__store_find(p->r, ns, name)) {
+    return ml__store_fail(s, ML_EEXISTS, "%s \"%s\" already exists",
+                          p->r->qualified, name);
+  }
+  p->name = name;
+  p->uid[0] = '\0';
+  if (!(flags & ML_STORE_KEEP_UID) || !in->uid || !*in->uid) new_uid(s, p->uid);
+  p->rvn = s->rv + 1;
+  snprintf(p->rv, sizeof p->rv, "%" PRIu64, p->rvn);
+  int64_t now = now_seconds(s);
+  /* Creates come thousands a second: format each second once. */
+  if (now != s->ts_second || !s->ts_text[0]) {
+    format_time(now, s->ts_text);
+    s->ts_second = now;
+  }
+  memcpy(p->ts, s->ts_text, sizeof p->ts);
+  return 0;
+}
+
+/* The last steps of both create paths: persist `text` (consumed) under the
+ * plan's key, index it with `labels` (consumed), tell the watchers. `doc`
+ * (borrowed) is the object parsed, or NULL when only the text exists. */
+static int create_store(ml_store_t *s, const char *ns, create_plan_t *p,
+                        const char *name, json_t *doc, ml_store_text_t *text,
+                        json_t *labels, int owner_relevant,
+                        ml_store_result_t *out) {
+  ml__store_entry_t *e = ml__store_entry_new(ns, name);
+  if (!e) {
+    ml_store_text_unref(text);
+    json_decref(labels);
+    return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  }
+  int rc = backend_put(s, p->r, ns, name, p->rvn, text);
+  if (rc < 0) {
+    ml__store_entry_free(e);
+    ml_store_text_unref(text);
+    json_decref(labels);
+    return rc;
+  }
+  s->rv = p->rvn;
+  ml__store_entry_set_labels(e, text, labels);
+  e->rv = p->rvn;
+  ml__store_insert(p->r, e);
+  ml__store_emit_ns(s, p->r, ML_STORE_ADDED, p->rvn, ns, doc, text, NULL, NULL,
+                    owner_relevant);
+  fill_result(out, doc, text, false);
+  return 0;
+}
+
 int ml_store_create(ml_store_t *s, const char *resource, const char *ns,
                     const json_t *obj, unsigned flags, ml_store_result_t *out) {
   memset(out, 0, sizeof *out);
@@ -449,42 +541,15 @@ int ml_store_create(ml_store_t *s, const char *resource, const char *ns,
   json_t *meta_in = json_object_get(obj, "metadata");
   if (meta_in && !json_is_object(meta_in))
     return ml__store_fail(s, ML_EINVALID, "metadata: must be an object");
-  const char *rvs = meta_str(meta_in, "resourceVersion");
-  if (rvs && *rvs)
-    return ml__store_fail(s, ML_EINVALID,
-                          "resourceVersion should not be set on objects to "
-                          "be created");
-  const char *mns = meta_str(meta_in, "namespace");
-  if (*ns && mns && *mns && strcmp(mns, ns) != 0)
-    return ml__store_fail(s, ML_EINVALID,
-                          "the namespace of the provided object does not "
-                          "match the namespace sent on the request");
-  const char *name = meta_str(meta_in, "name");
-  const char *gen = meta_str(meta_in, "generateName");
-  bool generated = !name || !*name;
-  if (generated && (!gen || !*gen))
-    return ml__store_fail(s, ML_EINVALID,
-                          "metadata.name: Required value: name or "
-                          "generateName is required");
-  ml__store_res_t *r = ml__store_res(s, resource, true);
-  if (!r) return ml__store_fail(s, ML_ENOMEM, "out of memory");
-
-  char genbuf[MAX_GENERATED_BASE + 6];
-  if (generated) {
-    /* Retry on collision, as the apiserver does for generated names. */
-    int i;
-    for (i = 0; i < GENERATE_ATTEMPTS; i++) {
-      generate_name(s, gen, genbuf);
-      if (!ml__store_find(r, ns, genbuf)) break;
-    }
-    if (i == GENERATE_ATTEMPTS)
-      return ml__store_fail(s, ML_EEXISTS, "%s \"%s\" already exists",
-                            r->qualified, genbuf);
-    name = genbuf;
-  } else if (ml__store_find(r, ns, name)) {
-    return ml__store_fail(s, ML_EEXISTS, "%s \"%s\" already exists",
-                          r->qualified, name);
-  }
+  ml_store_meta_in_t in = {
+      .name = meta_str(meta_in, "name"),
+      .generate_name = meta_str(meta_in, "generateName"),
+      .ns = meta_str(meta_in, "namespace"),
+      .resource_version = meta_str(meta_in, "resourceVersion"),
+      .uid = meta_str(meta_in, "uid")};
+  create_plan_t p;
+  int rc = create_plan(s, resource, ns, &in, flags, &p);
+  if (rc < 0) return rc;
 
   /* ML_STORE_TAKE: the caller's document is ours to change. */
   json_t *doc = (flags & ML_STORE_TAKE) ? json_incref((json_t *)obj)
@@ -495,51 +560,77 @@ int ml_store_create(ml_store_t *s, const char *resource, const char *ns,
     meta = json_object();
     json_object_set_new(doc, "metadata", meta);
   }
-  json_object_set_new(meta, "name", json_string(name));
+  /* The order of these members is the stored text's: the text path
+   * (ml_store_create_text) writes the same. */
+  json_object_set_new(meta, "name", json_string(p.name));
   /* `name` may have pointed into the document (ML_STORE_TAKE): from here
    * on it is the stored copy's. */
-  name = meta_str(meta, "name");
+  const char *name = meta_str(meta, "name");
   if (*ns)
     json_object_set_new(meta, "namespace", json_string(ns));
   else
     json_object_del(meta, "namespace");
-  char uid[37], ts[32];
-  const char *given = meta_str(meta, "uid");
-  if (!(flags & ML_STORE_KEEP_UID) || !given || !*given) {
-    new_uid(s, uid);
-    json_object_set_new(meta, "uid", json_string(uid));
-  }
-  uint64_t rv = s->rv + 1;
-  set_rv(meta, rv);
+  if (p.uid[0]) json_object_set_new(meta, "uid", json_string(p.uid));
+  json_object_set_new(meta, "resourceVersion", json_string(p.rv));
   if (flags & ML_STORE_GENERATION)
     json_object_set_new(meta, "generation", json_integer(1));
-  format_time(now_seconds(s), ts);
-  json_object_set_new(meta, "creationTimestamp", json_string(ts));
+  json_object_set_new(meta, "creationTimestamp", json_string(p.ts));
   json_object_del(meta, "deletionTimestamp");
   json_object_del(meta, "deletionGracePeriodSeconds");
 
-  ml__store_entry_t *e = ml__store_entry_new(ns, name);
-  ml_store_text_t *text = e ? ml__store_serialize(doc) : NULL;
+  ml_store_text_t *text = ml__store_serialize(doc);
   if (!text) {
-    ml__store_entry_free(e);
     json_decref(doc);
     return ml__store_fail(s, ML_ENOMEM, "out of memory");
   }
-  int rc = backend_put(s, r, ns, name, rv, text);
-  if (rc < 0) {
-    ml__store_entry_free(e);
-    json_decref(doc);
-    ml_store_text_unref(text);
-    return rc;
-  }
-  s->rv = rv;
-  ml__store_entry_set(e, doc, text);
-  e->rv = rv;
-  ml__store_insert(r, e);
-  ml__store_emit(s, r, ML_STORE_ADDED, rv, doc, text, NULL, NULL);
-  fill_result(out, doc, text, false);
+  /* A copy: the parsed document goes back to the caller, who may not
+   * share it with the store. A failed copy leaves the labels empty. */
+  json_t *labels = json_deep_copy(json_object_get(meta, "labels"));
+  rc = create_store(s, ns, &p, name, doc, text, labels, -1, out);
   json_decref(doc);
-  return 0;
+  return rc;
+}
+
+int ml_store_create_text(ml_store_t *s, const char *resource, const char *ns,
+                         const ml_store_meta_in_t *in, unsigned flags,
+                         ml_store_write_fn write, void *ud,
+                         ml_store_result_t *out) {
+  memset(out, 0, sizeof *out);
+  if (!ns) ns = "";
+  /* A declined write leaves the random source as it was, so a seeded
+   * store hands out the same uids whichever path wrote. */
+  uint64_t seed = s->seed;
+  size_t pool_left = s->pool_left;
+  create_plan_t p;
+  int rc = create_plan(s, resource, ns, in, flags, &p);
+  if (rc < 0) return rc;
+  ml_store_meta_t m = {.name = p.name,
+                       .ns = ns,
+                       .uid = p.uid[0] ? p.uid : NULL,
+                       .resource_version = p.rv,
+                       .generation = (flags & ML_STORE_GENERATION) != 0,
+                       .creation_timestamp = p.ts};
+  /* The text is written after the header's room in one buffer, which then
+   * becomes the ml_store_text_t (as ml__store_serialize does). */
+  const size_t head = offsetof(ml_store_text_t, data);
+  ml_json_buf_t b = {malloc(head + 1024), head + 1024, head};
+  if (!b.buf) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  ml_store_written_t w = {NULL, false};
+  if (!write(ud, &m, &b, &w) || !ml_json_buf_reserve(&b, 1)) {
+    free(b.buf);
+    json_decref(w.labels);
+    s->seed = seed;
+    s->pool_left = pool_left;
+    return ML_STORE_DECLINED;
+  }
+  ml_store_text_t *text = (ml_store_text_t *)b.buf;
+  text->refs = 1;
+  text->len = b.len - head;
+  text->data[text->len] = '\0';
+  ml_store_text_t *fit = realloc(text, head + text->len + 1);
+  if (fit) text = fit;
+  return create_store(s, ns, &p, p.name, NULL, text, w.labels,
+                      w.owner_relevant, out);
 }
 
 /* The apiserver removes an object during an update only when the update
@@ -777,6 +868,15 @@ int ml_store_get(ml_store_t *s, const char *resource, const char *ns,
   if (!e) return ML_ENOTFOUND;
   if (obj && !(*obj = ml__store_entry_doc(e))) return ML_ENOMEM;
   if (text) *text = ml_store_text_ref(e->text);
+  return 0;
+}
+
+int ml_store_object_version(ml_store_t *s, const char *resource,
+                            const char *ns, const char *name, uint64_t *rv) {
+  ml__store_entry_t *e =
+      ml__store_find(ml__store_res(s, resource, false), ns ? ns : "", name);
+  if (!e) return ML_ENOTFOUND;
+  *rv = e->rv;
   return 0;
 }
 

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json_write.h"
+
 typedef struct ml_store_s ml_store_t;
 typedef struct ml_store_watch_s ml_store_watch_t;
 
@@ -113,6 +115,15 @@ int ml_store_commit(ml_store_t *s);
 /** @return the message of the last failed call on `s` ("" if none). */
 const char *ml_store_last_error(const ml_store_t *s);
 
+/**
+ * The resourceVersion of one object, without reading it: a caller that
+ * keeps something derived from an object (the API's view of a namespace)
+ * knows from it whether the object changed.
+ * @return 0 with *rv set, or ML_ENOTFOUND.
+ */
+int ml_store_object_version(ml_store_t *s, const char *resource,
+                            const char *ns, const char *name, uint64_t *rv);
+
 /** @return the current (highest used) resourceVersion. */
 uint64_t ml_store_resource_version(const ml_store_t *s);
 
@@ -138,6 +149,61 @@ void ml_store_new_uid(ml_store_t *s, char out[37]);
  */
 int ml_store_create(ml_store_t *s, const char *resource, const char *ns,
                     const json_t *obj, unsigned flags, ml_store_result_t *out);
+
+/** The caller's metadata members a create checks: each a string, or NULL
+ * when absent or not a string. */
+typedef struct {
+  const char *name, *generate_name, *ns, *resource_version, *uid;
+} ml_store_meta_in_t;
+
+/** What the store sets in a created object's metadata. */
+typedef struct {
+  const char *name;
+  const char *ns;  /* "": the object has no metadata.namespace */
+  const char *uid; /* NULL: the caller's uid stays (ML_STORE_KEEP_UID) */
+  const char *resource_version;
+  bool generation; /* metadata.generation is 1 (ML_STORE_GENERATION) */
+  const char *creation_timestamp;
+} ml_store_meta_t;
+
+/** What a create writer reports of the object it wrote. */
+typedef struct {
+  /** A new reference to metadata.labels (left NULL when it has none). */
+  json_t *labels;
+  /** metadata.ownerReferences or .finalizers is there and is not null,
+   * [] or "" (what ownership watchers are told about). */
+  bool owner_relevant;
+} ml_store_written_t;
+
+/**
+ * Writes a created object's compact JSON text for ml_store_create_text:
+ * the bytes ml_store_create would store for the same object, with `m` laid
+ * over its metadata as ml_store_create lays it (members it replaces keep
+ * their place; new ones follow in the order name, namespace, uid,
+ * resourceVersion, generation, creationTimestamp; deletionTimestamp and
+ * deletionGracePeriodSeconds dropped).
+ * @param b append the text here (from b->len on).
+ * @param w what the store indexes of the object, filled by the writer.
+ * @return 1, or 0 to decline (nothing written counts).
+ */
+typedef int (*ml_store_write_fn)(void *ud, const ml_store_meta_t *m,
+                                 ml_json_buf_t *b, ml_store_written_t *w);
+
+/** ml_store_create_text's answer when the writer declined. */
+#define ML_STORE_DECLINED 1
+
+/**
+ * ml_store_create for a caller that writes the object's text itself
+ * (a Lua table, with no jansson tree in between): the same checks of
+ * `in`, the same metadata, the same stored bytes. out->obj stays NULL.
+ * @return 0, ML_STORE_DECLINED when `write` declined (nothing changed:
+ *         the caller then uses ml_store_create), or ml_store_create's
+ *         errors.
+ */
+int ml_store_create_text(ml_store_t *s, const char *resource, const char *ns,
+                         const ml_store_meta_in_t *in, unsigned flags,
+                         ml_store_write_fn write, void *ud,
+                         ml_store_result_t *out);
 
 /**
  * Replaces the object named by obj.metadata.{namespace,name}. A non-empty

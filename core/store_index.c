@@ -35,8 +35,18 @@ static char *qualify(const char *resource) {
 
 ml__store_res_t *ml__store_res(ml_store_t *s, const char *resource,
                                bool create) {
-  for (ml__store_res_t *r = s->resources; r; r = r->next)
-    if (strcmp(r->name, resource) == 0) return r;
+  for (ml__store_res_t **p = &s->resources; *p; p = &(*p)->next) {
+    ml__store_res_t *r = *p;
+    if (strcmp(r->name, resource) != 0) continue;
+    /* To the front: a write looks up its own resource and namespaces,
+     * which otherwise sat behind every kind registered after them. */
+    if (p != &s->resources) {
+      *p = r->next;
+      r->next = s->resources;
+      s->resources = r;
+    }
+    return r;
+  }
   if (!create) return NULL;
   size_t n = strlen(resource);
   ml__store_res_t *r = calloc(1, sizeof *r + n + 1);
@@ -79,6 +89,14 @@ void ml__store_entry_set(ml__store_entry_t *e, const json_t *doc,
    * share it with the store. A failed copy leaves the labels empty. */
   e->labels =
       json_deep_copy(json_object_get(json_object_get(doc, "metadata"), "labels"));
+}
+
+void ml__store_entry_set_labels(ml__store_entry_t *e, ml_store_text_t *text,
+                                json_t *labels) {
+  ml_store_text_unref(e->text);
+  e->text = text;
+  json_decref(e->labels);
+  e->labels = labels;
 }
 
 json_t *ml__store_parse(const char *text, size_t len, json_error_t *err) {

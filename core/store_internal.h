@@ -91,6 +91,8 @@ struct ml_store_s {
   bool reap;
 
   int64_t fixed_time; /* unix seconds, 0: real clock */
+  int64_t ts_second;  /* the second ts_text spells (create timestamps) */
+  char ts_text[32];   /* "" until the first create */
   uint64_t seed;      /* PRNG state, 0: system randomness */
   unsigned char pool[256];
   size_t pool_left;
@@ -113,6 +115,10 @@ bool ml__store_entry_matches(const ml__store_entry_t *e, void *lsel,
  * parsed form; the old text is released. */
 void ml__store_entry_set(ml__store_entry_t *e, const json_t *doc,
                          ml_store_text_t *text);
+/* The same with the labels given: `labels` (a new reference or NULL) is
+ * consumed, as is the reference to `text`. */
+void ml__store_entry_set_labels(ml__store_entry_t *e, ml_store_text_t *text,
+                                json_t *labels);
 void ml__store_selectors_free(void *lsel, void *fsel);
 
 /* store_index.c */
@@ -149,6 +155,14 @@ void ml__store_window_free(ml_store_t *s);
 void ml__store_emit(ml_store_t *s, ml__store_res_t *res, int type, uint64_t rv,
                     const json_t *obj, ml_store_text_t *text,
                     const json_t *prev, ml_store_text_t *prev_text);
+/* The same with the object's namespace given ("" for none), for writes
+ * that have only the text: obj may then be NULL (parsed if a watcher's
+ * selector needs it). owner_relevant: whether the new state matters to
+ * ownership watchers, when the writer knows (0 or 1), else -1. */
+void ml__store_emit_ns(ml_store_t *s, ml__store_res_t *res, int type,
+                       uint64_t rv, const char *ns, const json_t *obj,
+                       ml_store_text_t *text, const json_t *prev,
+                       ml_store_text_t *prev_text, int owner_relevant);
 void ml__store_watchers_close_all(ml_store_t *s);
 
 #endif

@@ -60,6 +60,7 @@ typedef struct {
   ml__store_event_t *ev;
   const json_t *obj, *prev;
   json_t *owned_obj, *owned_prev;
+  int obj_owner; /* owner_relevant of the new state if known, else -1 */
 } states_t;
 
 static const json_t *state_obj(states_t *st) {
@@ -141,11 +142,16 @@ static bool doc_owner_relevant(const json_t *doc) {
                doc_member_set(m, "deletionTimestamp"));
 }
 
-/* owner_relevant of the event's new or old state: from the documents a
- * live write hands in (scanning the texts cost 3% of a create), else from
- * the texts. */
+/* owner_relevant of the event's new or old state: as the writer of a
+ * text-only create saw it, or from the documents a live write hands in
+ * (scanning the texts cost 3% of a create, 4% without the document), else
+ * from the texts. */
 static bool state_owner_relevant(states_t *st) {
-  if (st->obj ? doc_owner_relevant(st->obj) : owner_relevant(st->ev->text)) return true;
+  if (st->obj_owner >= 0) {
+    if (st->obj_owner) return true;
+  } else if (st->obj ? doc_owner_relevant(st->obj) : owner_relevant(st->ev->text)) {
+    return true;
+  }
   if (!st->ev->prev) return false;
   return st->prev ? doc_owner_relevant(st->prev) : owner_relevant(st->ev->prev);
 }
@@ -200,10 +206,17 @@ static void reap(ml_store_t *s) {
 void ml__store_emit(ml_store_t *s, ml__store_res_t *res, int type, uint64_t rv,
                     const json_t *obj, ml_store_text_t *text,
                     const json_t *prev, ml_store_text_t *prev_text) {
-  prune(s);
-  if (s->ring_len == s->ring_cap) evict_oldest(s);
   const char *ns = json_string_value(
       json_object_get(json_object_get(obj, "metadata"), "namespace"));
+  ml__store_emit_ns(s, res, type, rv, ns, obj, text, prev, prev_text, -1);
+}
+
+void ml__store_emit_ns(ml_store_t *s, ml__store_res_t *res, int type,
+                       uint64_t rv, const char *ns, const json_t *obj,
+                       ml_store_text_t *text, const json_t *prev,
+                       ml_store_text_t *prev_text, int owner_relevant) {
+  prune(s);
+  if (s->ring_len == s->ring_cap) evict_oldest(s);
   ml__store_event_t *ev = ring_at(s, s->ring_len);
   *ev = (ml__store_event_t){
       .rv = rv,
@@ -222,7 +235,7 @@ void ml__store_emit(ml_store_t *s, ml__store_res_t *res, int type, uint64_t rv,
     return;
   }
   s->ring_len++;
-  states_t st = {ev, obj, prev, NULL, NULL};
+  states_t st = {ev, obj, prev, NULL, NULL, owner_relevant};
   s->dispatching++;
   for (ml_store_watch_t *w = s->watchers; w; w = w->next)
     if (w->res == res) deliver(w, &st);
@@ -316,7 +329,7 @@ int ml_store_watch(ml_store_t *s, const char *resource,
     for (size_t i = 0; i < s->ring_len && !w->closed; i++) {
       ml__store_event_t *ev = ring_at(s, i);
       if (ev->rv <= from || ev->res != res) continue;
-      states_t st = {ev, NULL, NULL, NULL, NULL};
+      states_t st = {ev, NULL, NULL, NULL, NULL, -1};
       deliver(w, &st);
       states_free(&st);
     }

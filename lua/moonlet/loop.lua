@@ -1,5 +1,5 @@
--- moonlet.loop: time and timers for scripts. sleep() yields the calling
--- coroutine; timers call back in fresh coroutines.
+-- moonlet.loop: time and timers for scripts. sleep() and idle() yield the
+-- calling coroutine; timers call back in fresh coroutines.
 local core = require("moonlet.core.loop")
 local sched = require("moonlet.sched")
 
@@ -16,6 +16,23 @@ function M.sleep(ms)
   local t = core.timer(id, math.max(0, math.floor(ms)))
   sched.wait(id)
   t:close()
+end
+
+--- Parks the calling coroutine until the loop has nothing else to do (a
+--- turn polled and found no event queued for Lua), or until `timeout_ms`
+--- passed when given: the wait of work of low priority, which under
+--- constant load needs the timeout as its bound. `id` (from next_id) lets
+--- another coroutine end the wait early with sched.wake(id).
+--- @return true when the loop went idle, false on the timeout or a wake
+function M.idle(timeout_ms, id)
+  id = id or core.next_id()
+  core.idle(id)
+  local t = timeout_ms and core.timer(id, math.max(0, math.floor(timeout_ms)))
+  local idle = sched.wait(id) == true
+  -- Whichever came second is still queued or waiting: drop it.
+  if t then t:close() end
+  core.cancel(id)
+  return idle
 end
 
 --- Calls fn() after `ms` (and every `repeat_ms` if given). Returns a handle

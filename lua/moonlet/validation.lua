@@ -421,46 +421,80 @@ local name_validators = {
 --- of one above; default DNS-1123 subdomain), namespace, generation,
 --- labels, annotations, ownerReferences, finalizers. Appends to `errs`
 --- when given; returns the error list.
+-- Field path -> its children's paths ("metadata" -> "metadata.labels",
+-- ...): every create and update validates its metadata, which joined the
+-- same eight paths each time. The paths callers pass are a handful of
+-- literals; bounded all the same.
+local META_CHILDREN = { "name", "generateName", "namespace", "generation", "labels",
+  "annotations", "ownerReferences", "finalizers" }
+local meta_paths, meta_paths_n = {}, 0
+
+local function meta_child_paths(field)
+  local p = meta_paths[field]
+  if p then return p end
+  p = {}
+  for _, k in ipairs(META_CHILDREN) do p[k] = child(field, k) end
+  if meta_paths_n >= 64 then meta_paths, meta_paths_n = {}, 0 end
+  meta_paths[field], meta_paths_n = p, meta_paths_n + 1
+  return p
+end
+
+-- Namespace names known to be valid DNS-1123 labels (the check cannot
+-- change): a create's namespace is nearly always one of a few.
+local good_namespaces, good_namespaces_n = {}, 0
+
+local function namespace_messages(ns)
+  if good_namespaces[ns] then return nil end
+  local msgs = M.name_is_dns_label(ns, false)
+  if #msgs == 0 then
+    if good_namespaces_n >= 256 then good_namespaces, good_namespaces_n = {}, 0 end
+    good_namespaces[ns], good_namespaces_n = true, good_namespaces_n + 1
+    return nil
+  end
+  return msgs
+end
+
 function M.validate_object_meta(meta, namespaced, name_fn, field, errs)
   errs = errs or M.errors()
   field = field or "metadata"
   meta = meta or {}
+  local paths = meta_child_paths(field)
   if type(name_fn) == "string" then name_fn = name_validators[name_fn] end
   name_fn = name_fn or M.name_is_dns_subdomain
   local gen_name = meta.generateName or ""
   if gen_name ~= "" then
     for _, msg in ipairs(name_fn(gen_name, true)) do
-      errs:add(M.invalid(child(field, "generateName"), gen_name, msg))
+      errs:add(M.invalid(paths.generateName, gen_name, msg))
     end
   end
   local name = meta.name or ""
   if name == "" then
-    errs:add(M.required(child(field, "name"), "name or generateName is required"))
+    errs:add(M.required(paths.name, "name or generateName is required"))
   else
     for _, msg in ipairs(name_fn(name, false)) do
-      errs:add(M.invalid(child(field, "name"), name, msg))
+      errs:add(M.invalid(paths.name, name, msg))
     end
   end
   local ns = meta.namespace or ""
   if namespaced then
     if ns == "" then
-      errs:add(M.required(child(field, "namespace"), ""))
+      errs:add(M.required(paths.namespace, ""))
     else
-      for _, msg in ipairs(M.name_is_dns_label(ns, false)) do
-        errs:add(M.invalid(child(field, "namespace"), ns, msg))
+      for _, msg in ipairs(namespace_messages(ns) or {}) do
+        errs:add(M.invalid(paths.namespace, ns, msg))
       end
     end
   elseif ns ~= "" then
-    errs:add(M.forbidden(child(field, "namespace"), "not allowed on this type"))
+    errs:add(M.forbidden(paths.namespace, "not allowed on this type"))
   end
   if math.type(meta.generation) and meta.generation < 0 then
-    errs:add(M.invalid(child(field, "generation"), meta.generation,
+    errs:add(M.invalid(paths.generation, meta.generation,
       "must be greater than or equal to 0"))
   end
-  M.validate_labels(meta.labels, child(field, "labels"), errs)
-  M.validate_annotations(meta.annotations, child(field, "annotations"), errs)
-  M.validate_owner_references(meta.ownerReferences, child(field, "ownerReferences"), errs)
-  M.validate_finalizers(meta.finalizers, child(field, "finalizers"), errs)
+  M.validate_labels(meta.labels, paths.labels, errs)
+  M.validate_annotations(meta.annotations, paths.annotations, errs)
+  M.validate_owner_references(meta.ownerReferences, paths.ownerReferences, errs)
+  M.validate_finalizers(meta.finalizers, paths.finalizers, errs)
   return errs
 end
 

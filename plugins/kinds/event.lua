@@ -12,12 +12,17 @@ local ObjectReference = S.struct("v1.ObjectReference", {
 })
 
 local index = {} -- dedup key -> event name, per namespace: index[ns][key]
+-- The key aggregate computed for an Event being created, for on_created
+-- (the same table): the key is built once per create.
+local keys = setmetatable({}, { __mode = "k" })
 
+-- (one concatenation, no table per key)
 local function dedup_key(e)
   local io, src = e.involvedObject or {}, e.source or {}
-  return table.concat({ io.kind or "", io.namespace or "", io.name or "", io.uid or "",
-    io.apiVersion or "", io.fieldPath or "", e.type or "", e.reason or "", e.message or "",
-    src.component or "", src.host or "" }, "\0")
+  return (io.kind or "") .. "\0" .. (io.namespace or "") .. "\0" .. (io.name or "") .. "\0"
+    .. (io.uid or "") .. "\0" .. (io.apiVersion or "") .. "\0" .. (io.fieldPath or "") .. "\0"
+    .. (e.type or "") .. "\0" .. (e.reason or "") .. "\0" .. (e.message or "") .. "\0"
+    .. (src.component or "") .. "\0" .. (src.host or "")
 end
 
 local function ts_or(e, f) return e[f] or e.eventTime end
@@ -38,9 +43,9 @@ return {
     reportingComponent = S.string, reportingInstance = S.string,
   }),
   defaults = function(obj)
-    local now = duration.format_rfc3339(os.time())
     obj.count = obj.count or 1
-    if not obj.firstTimestamp and not obj.eventTime then obj.firstTimestamp = now end
+    -- (the clock is read only when a timestamp is missing: recorders set both)
+    if not obj.firstTimestamp and not obj.eventTime then obj.firstTimestamp = duration.format_rfc3339(os.time()) end
     if not obj.lastTimestamp and obj.firstTimestamp then obj.lastTimestamp = obj.firstTimestamp end
     obj.type = obj.type or "Normal"
   end,
@@ -73,6 +78,7 @@ return {
     local existing = name and store:get("events", ns, name)
     if not existing then
       byns[key] = obj.metadata.name
+      keys[obj] = key
       return nil
     end
     existing.count = (existing.count or 1) + (obj.count or 1)
@@ -83,7 +89,8 @@ return {
   -- the stored ones): the create then answers with the stored JSON text.
   on_created = function(obj)
     local byns = index[obj.metadata.namespace]
-    if byns then byns[dedup_key(obj)] = obj.metadata.name end
+    if byns then byns[keys[obj] or dedup_key(obj)] = obj.metadata.name end
+    keys[obj] = nil
   end,
   columns = {
     { name = "Last Seen", type = "string", description = "Time since the most recent occurrence",

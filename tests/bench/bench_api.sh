@@ -4,7 +4,8 @@
 #  - create N ConfigMaps one at a time and with 16 in flight (durable store)
 #    vs etcd's v3 JSON gateway at the same concurrency, both driven by a C
 #    epoll client (create_load.c; CLIENT=lua drives them from api_load.lua,
-#    one Lua/libcurl process, whose own CPU then shares the 2 cores)
+#    one Lua/libcurl process, whose own CPU then shares the 2 cores); at
+#    one in flight also the disk's floor (fsync_floor.c: pwrite + fdatasync)
 #  - list N objects as JSON and as Table
 #  - server RSS with N objects; idle CPU over the 5 s after the last
 #    request (the first quiet tick after a burst runs one full GC and
@@ -79,6 +80,12 @@ for conc in 1 16; do
   printf 'create, %2d in flight: moonlet %8.0f/s   etcd %8.0f/s   ratio %.2fx   (target: %s/s and %sx etcd)\n' \
     "$conc" "$mr" "$er" "$(awk -v a="$mr" -v b="$er" 'BEGIN{print a/b}')" \
     "$([ "$conc" = 1 ] && echo 5000 || echo 12000)" "$([ "$conc" = 1 ] && echo 2 || echo 1.5)"
+  # One in flight waits for one fdatasync per write: the disk's own rate
+  # for that (fsync_floor.c, same directory, right after) bounds it.
+  if [ "$conc" = 1 ] && ${CC:-cc} -O2 -o "$tmp/fsync_floor" "$here/fsync_floor.c" 2>/dev/null; then
+    f=$("$tmp/fsync_floor" "$tmp" "$n")
+    printf '  disk floor (pwrite + fdatasync, one at a time): %8.0f/s\n' "$(echo "$f" | field per_second)"
+  fi
 done
 printf 'list %d objects: JSON %.1f ms (target 150), Table %.1f ms (target 250)\n' "$n" \
   "$(echo "$l" | field json_ms)" "$(echo "$l" | field table_ms)"

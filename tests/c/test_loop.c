@@ -43,6 +43,77 @@ static bool busy_done(void *ud) {
   return busy_fired || uv_hrtime() >= busy_until;
 }
 
+/* Records the ids the hooks deliver, in order; while `idle_busy_turns` is
+ * above zero each turn posts another ordinary event (constant work). */
+static uint64_t idle_seen[16];
+static int idle_nseen, idle_busy_turns, idle_turn_of_idle, idle_turns;
+static void idle_hook(ml_loop_t *loop, void *ud) {
+  (void)ud;
+  idle_turns++;
+  ml_event_t *e;
+  while ((e = ml_loop_pop(loop)) != NULL) {
+    if (idle_nseen < 16) idle_seen[idle_nseen++] = e->id;
+    if (e->id == 100) idle_turn_of_idle = idle_turns;
+    ml_event_free(e);
+  }
+  if (idle_busy_turns > 0 && --idle_busy_turns > 0) ml_loop_post(loop, ev(5));
+}
+static bool idle_delivered(void *ud) {
+  (void)ud;
+  return idle_turn_of_idle > 0;
+}
+
+/* Idle turns: an event posted with ml_loop_post_idle goes to Lua only once
+ * a turn finds nothing else queued, behind the rest; cancel and close drop
+ * it; a loop with only an idle waiter and a far timer does not block. */
+static void test_idle(uv_loop_t *uv) {
+  ml_loop_t loop;
+  ml_loop_init(&loop, uv);
+  ml_loop_add_hook(&loop, idle_hook, NULL);
+  /* Posted before ordinary events that then keep coming for 5 turns. */
+  ml_loop_post_idle(&loop, ev(100));
+  ml_loop_post(&loop, ev(1));
+  ml_loop_post(&loop, ev(2));
+  idle_busy_turns = 6;
+  CHECK(loop.queued == 2, "an idle event is not queued for Lua at once");
+  uv_timer_t far;
+  uv_timer_init(uv, &far);
+  uv_timer_start(&far, on_busy_timer, 10000, 0);
+  uint64_t t0 = uv_hrtime();
+  ml_loop_run(&loop, idle_delivered, NULL);
+  CHECK(idle_turn_of_idle > 0, "the idle event was delivered");
+  CHECK(uv_hrtime() - t0 < 2000ull * 1000 * 1000,
+        "the loop did not block in poll while an idle event waited");
+  CHECK(idle_nseen >= 2 && idle_seen[0] == 1 && idle_seen[1] == 2,
+        "ordinary events went first");
+  CHECK(idle_seen[idle_nseen - 1] == 100 && idle_busy_turns == 0,
+        "the idle event waited until no more work was posted");
+  CHECK(idle_nseen == 8, "two events, five posted by busy turns, then idle");
+  uv_timer_stop(&far);
+  uv_close((uv_handle_t *)&far, NULL);
+
+  /* Cancel finds idle waiters (and keeps the list's tail right). */
+  ml_loop_post_idle(&loop, ev(101));
+  ml_loop_post_idle(&loop, ev(102));
+  ml_loop_post_idle(&loop, ev(101));
+  ml_loop_post(&loop, ev(101));
+  CHECK(ml_loop_cancel(&loop, 101) == 3, "cancel drops idle and queued events");
+  CHECK(loop.idle_head && loop.idle_head == loop.idle_tail &&
+            loop.idle_head->id == 102,
+        "the other idle waiter stays, as head and tail");
+  ml_loop_post_idle(&loop, ev(103));
+  CHECK(loop.idle_tail->id == 103 && loop.idle_head->next == loop.idle_tail,
+        "an idle event posted after a cancel goes behind (tail fixed)");
+  CHECK(ml_loop_cancel(&loop, 102) == 1 && ml_loop_cancel(&loop, 103) == 1 &&
+            !loop.idle_head && !loop.idle_tail,
+        "cancelling every idle waiter empties the list");
+  /* Close frees waiters never delivered (the leak check under ASan). */
+  ml_loop_post_idle(&loop, ev(104));
+  ml_loop_post_idle(&loop, ev(105));
+  ml_loop_close(&loop);
+  CHECK(!loop.idle_head && !loop.idle_tail, "close frees idle waiters");
+}
+
 int main(void) {
   uv_loop_t uv;
   uv_loop_init(&uv);
@@ -133,6 +204,7 @@ int main(void) {
   CHECK(busy_fired, "a timer fires while every turn posts new events");
   uv_close((uv_handle_t *)&bt, NULL);
   ml_loop_close(&busy);
+  test_idle(&uv);
   uv_run(&uv, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&uv) == 0, "uv_loop_close() == 0");
   printf("1..%d\n", ntests);

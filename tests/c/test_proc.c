@@ -4,8 +4,9 @@
  * CRI log lines, partial lines and rotation, the log reader and follower,
  * exec capture and timeout, PDEATHSIG and leftover reaping after a simulated
  * server crash, the SIGCHLD fallback, memory limits (when the host allows),
- * replacements armed to start at an exit (their spare logs opened when
- * armed), the scheduling hand-off around a spawn undone on both sides.
+ * replacements armed to start at an exit (their spare logs made and opened
+ * when armed), the PATH lookup and its cache, the scheduling hand-off
+ * around a spawn undone on both sides.
  * The test process is a child subreaper so orphaned grandchildren come back
  * to it and their fate can be checked. Prints TAP. ML_BENCH=1 adds timings. */
 #include <dirent.h>
@@ -607,6 +608,176 @@ static void test_armed_spare_log(void) {
   ml_proc_release(p);
   free_ev(wait_exit(id, 5000));
   unlink(spare);
+}
+
+/* An armed replacement's spare is made by the arm itself (the kubelet
+ * creates no file for it), and an old log recycled under its name is
+ * emptied. */
+static void test_arm_makes_spare(void) {
+  char spare[300], log[300];
+  snprintf(spare, sizeof spare, "%s/made-spare.log", tmpdir);
+  snprintf(log, sizeof log, "%s/made-next.log", tmpdir);
+  unlink(spare);
+  const char *argv[] = {"sh", "-c", "echo made; exec sleep 100", NULL};
+  ml_proc_opts_t next = {.argv = argv, .stdout_log = log, .stderr_log = log,
+                         .stdout_log_from = spare};
+  uint64_t id = next_id();
+  ml_proc_t *p = spawn_sh(id, "exec sleep 100");
+  IS_INT(ml_proc_arm_restart(p, next_id(), &next, ML_PROC_RESTART_ANY, 0), 0,
+         "arm with a spare that does not exist");
+  struct stat st;
+  ok(stat(spare, &st) == 0 && st.st_size == 0 && holds_open(spare),
+     "the arm made it, empty, and holds it open");
+  int fd = open(spare, O_WRONLY | O_APPEND);
+  if (fd >= 0) {
+    ssize_t w = write(fd, "old text\n", 9);
+    (void)w;
+    close(fd);
+  }
+  IS_INT(ml_proc_arm_restart(p, next_id(), &next, ML_PROC_RESTART_ANY, 0), 0,
+         "armed again over an old log recycled as the spare");
+  ok(stat(spare, &st) == 0 && st.st_size == 0, "its old text is gone");
+  ok(!file_exists(log), "no instance log made before the instance runs");
+  ml_proc_disarm(p);
+  ml_proc_release(p);
+  free_ev(wait_exit(id, 5000));
+  unlink(spare);
+}
+
+/* A log file is made by the first line written: a process that writes
+ * nothing leaves none; one that writes later gets its file then; an
+ * existing file is appended to, its size counted for rotation. */
+static void test_lazy_log(void) {
+  char silent[300], late[300], old[300];
+  snprintf(silent, sizeof silent, "%s/lazy-silent.log", tmpdir);
+  snprintf(late, sizeof late, "%s/lazy-late.log", tmpdir);
+  snprintf(old, sizeof old, "%s/lazy-old.log", tmpdir);
+  const char *a1[] = {"true", NULL};
+  ml_proc_opts_t o = {.argv = a1, .stdout_log = silent, .stderr_log = silent};
+  uint64_t id = next_id();
+  ml_proc_t *p = spawn_opts(id, &o);
+  ok(p && !file_exists(silent), "no log file at the spawn");
+  free_ev(wait_exit(id, 5000));
+  ml_proc_release(p);
+  ok(!file_exists(silent), "none after a process that wrote nothing");
+  const char *a2[] = {"sh", "-c", "sleep 0.2; echo late", NULL};
+  o.argv = a2;
+  o.stdout_log = o.stderr_log = late;
+  id = next_id();
+  p = spawn_opts(id, &o);
+  ok(p && !file_exists(late), "a process that writes later: none yet");
+  free_ev(wait_exit(id, 5000));
+  ml_proc_release(p);
+  char *text = slurp(late);
+  ok(text && strstr(text, " stdout F late\n") != NULL, "made by its first line");
+  FILE *f = fopen(old, "w");
+  for (int i = 0; f && i < 20; i++)
+    fputs("2026-01-01T00:00:00.000000000Z stdout F old\n", f);
+  if (f) fclose(f);
+  const char *a3[] = {"sh", "-c", "echo new", NULL};
+  o.argv = a3;
+  o.stdout_log = o.stderr_log = old;
+  o.log_max_bytes = 900; /* 20 old lines are 880 bytes: the new one rotates */
+  o.log_max_files = 2;
+  id = next_id();
+  p = spawn_opts(id, &o);
+  free_ev(wait_exit(id, 5000));
+  ml_proc_release(p);
+  char rot[320];
+  snprintf(rot, sizeof rot, "%s.1", old);
+  text = slurp(old); /* one static buffer: each file checked in turn */
+  bool new_alone = text && strstr(text, " stdout F new\n") &&
+                   !strstr(text, " old\n");
+  text = slurp(rot);
+  ok(new_alone && text && strstr(text, " old\n"),
+     "an existing file: its size counts (rotated before the new line)");
+  unlink(late);
+  unlink(old);
+  unlink(rot);
+}
+
+static void write_script(const char *path, const char *body) {
+  FILE *f = fopen(path, "w");
+  if (f) {
+    fputs(body, f);
+    fclose(f);
+  }
+  chmod(path, 0755);
+}
+
+/* Spawns argv with env and returns its exit code, or the spawn's error. */
+static int run_env(const char *const *argv, const char *const *env,
+                   char *msg, size_t mlen) {
+  ml_proc_t *p = NULL;
+  ml_proc_opts_t o = {.argv = argv, .env = env};
+  uint64_t id = next_id();
+  int rc = ml_proc_spawn(&loop, id, &o, &p, msg, mlen);
+  if (rc < 0) return rc;
+  ml_proc_exit_t *ev = wait_exit(id, 5000);
+  int code = ev ? ev->exit_code : -1;
+  free_ev(ev);
+  ml_proc_release(p);
+  return code;
+}
+
+/* One PATH search per start: the spawn searches, the arm that follows
+ * takes the cached answer, and so do later spawns within the cache's
+ * lifetime, each checking the file with one stat. A file changed, made
+ * unexecutable or gone is searched again; after the lifetime, a command
+ * installed since into an earlier PATH directory is found. */
+static void test_path_cache(void) {
+  char da[300], db[300], fa[320], fb[320], path[700];
+  snprintf(da, sizeof da, "%s/path-a", tmpdir);
+  snprintf(db, sizeof db, "%s/path-b", tmpdir);
+  mkdir(da, 0700);
+  mkdir(db, 0700);
+  snprintf(fa, sizeof fa, "%s/ml-cmd", da);
+  snprintf(fb, sizeof fb, "%s/ml-cmd", db);
+  snprintf(path, sizeof path, "PATH=%s:%s:/usr/bin:/bin", da, db);
+  write_script(fb, "#!/bin/sh\nexit 3\n");
+  const char *argv[] = {"ml-cmd", NULL};
+  const char *env[] = {path, NULL};
+  char msg[512];
+  ml__proc_path_forget();
+  unsigned long n0 = ml__proc_path_searches();
+  ml_proc_opts_t o = {.argv = argv, .env = env};
+  uint64_t id = next_id();
+  ml_proc_t *p = NULL;
+  IS_INT(ml_proc_spawn(&loop, id, &o, &p, msg, sizeof msg), 0, "spawn");
+  IS_INT(ml_proc_arm_restart(p, next_id(), &o, ML_PROC_RESTART_FAILURE, 0), 0,
+         "arm");
+  ml_proc_disarm(p);
+  IS_INT((int)(ml__proc_path_searches() - n0), 1,
+         "spawn and arm: one PATH search");
+  ml_proc_exit_t *ev = wait_exit(id, 5000);
+  ok(ev && ev->exit_code == 3, "found in the second directory");
+  free_ev(ev);
+  ml_proc_release(p);
+  IS_INT(run_env(argv, env, msg, sizeof msg), 3, "again");
+  IS_INT((int)(ml__proc_path_searches() - n0), 1, "from the cache");
+  unlink(fb); /* a new file (inode) in its place */
+  write_script(fb, "#!/bin/sh\nexit 4\n");
+  IS_INT(run_env(argv, env, msg, sizeof msg), 4, "a replaced file");
+  IS_INT((int)(ml__proc_path_searches() - n0), 2, "is searched again");
+  chmod(fb, 0644);
+  IS_INT(run_env(argv, env, msg, sizeof msg), UV_EACCES,
+         "made unexecutable: EACCES, as without a cache");
+  chmod(fb, 0755);
+  IS_INT(run_env(argv, env, msg, sizeof msg), 4, "executable again");
+  write_script(fa, "#!/bin/sh\nexit 5\n");
+  unsigned long n1 = ml__proc_path_searches();
+  struct timespec ts = {1, 50000000};
+  nanosleep(&ts, NULL);
+  IS_INT(run_env(argv, env, msg, sizeof msg), 5,
+         "after a second: a command installed into an earlier directory");
+  IS_INT((int)(ml__proc_path_searches() - n1), 1, "found by a new search");
+  unlink(fa);
+  unlink(fb);
+  IS_INT(run_env(argv, env, msg, sizeof msg), UV_ENOENT, "gone: ENOENT");
+  ok(strstr(msg, "executable file not found in $PATH") != NULL, "message: %s",
+     msg);
+  rmdir(da);
+  rmdir(db);
 }
 
 /* The scheduling hand-off around a spawn (the server thread made
@@ -1428,6 +1599,9 @@ int main(void) {
   test_release_running();
   test_armed_restart();
   test_armed_spare_log();
+  test_arm_makes_spare();
+  test_path_cache();
+  test_lazy_log();
   test_spawn_sched();
   test_logs();
   test_log_from();

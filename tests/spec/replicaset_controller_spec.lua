@@ -224,11 +224,14 @@ describe("replicaset controller failures", function()
       assert.are.same({ "ReplicaFailure", "True", "FailedCreate" }, { cond.type, cond.status, cond.reason })
       assert.truthy(cond.message:find("must not have leading or trailing whitespace", 1, true), cond.message)
       assert.are.equal(0, #env.pods())
+      -- (events are written by the sink, within a second)
       local failed
-      for _, e in ipairs(assert(c:list("v1/Event", { namespace = "default" })).items) do
-        if e.reason == "FailedCreate" then failed = e end
-      end
-      assert.is_not_nil(failed)
+      assert.is_true(util.wait_for(function()
+        for _, e in ipairs(assert(c:list("v1/Event", { namespace = "default" })).items) do
+          if e.reason == "FailedCreate" then failed = e end
+        end
+        return failed ~= nil
+      end, 3))
       assert.are.equal("Warning", failed.type)
       assert.truthy(failed.message:match("^Error creating: "))
 

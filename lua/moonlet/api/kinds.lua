@@ -7,6 +7,9 @@ local M = {}
 local by_gvk = {}      -- "apps/v1/Deployment" -> def
 local by_resource = {} -- "apps/v1/deployments" -> def
 local order = {}       -- defs in registration order (discovery lists them so)
+-- Bumped by every change of the registry, so what callers derived from it
+-- (moonlet.api.request's route cache) knows when to start over.
+local generation = 0
 
 local REQUIRED = { "version", "kind", "plural" }
 
@@ -72,6 +75,7 @@ function M.register(def, source)
   by_gvk[def.gvk] = def
   by_resource[def.resource_key] = def
   order[#order + 1] = def
+  generation = generation + 1
   return def
 end
 
@@ -83,7 +87,11 @@ function M.unregister_source(source)
       by_gvk[d.gvk], by_resource[d.resource_key] = nil, nil
     end
   end
+  generation = generation + 1
 end
+
+--- A number that changes whenever a kind is registered or removed.
+function M.generation() return generation end
 
 --- def | nil for ("apps", "v1", "deployments").
 function M.by_resource(group, version, plural)
@@ -128,6 +136,7 @@ end
 
 function M.reset()
   by_gvk, by_resource, order = {}, {}, {}
+  generation = generation + 1
 end
 
 return M

@@ -46,7 +46,7 @@ end
 --- Resolves a resource path. Returns a route table or nil:
 --- { group, version, def, namespace, name, subresource, watch_prefix }
 --- `def` is nil when the group/version exists but the resource does not.
-function M.route(path)
+local function route(path)
   local segs = split(path)
   local i, group, version
   if segs[1] == "api" and segs[2] then
@@ -78,6 +78,43 @@ function M.route(path)
   r.def = kinds.by_resource(group, version, rest[1])
   r.plural, r.name, r.subresource, r.extra = rest[1], rest[2], rest[3], rest[4]
   return r
+end
+
+-- Routes by path, for as long as the kind registry stays the same: every
+-- create of a kind in a namespace has the same path, and splitting it
+-- again (three tables, a string per segment) was a sixth of the router's
+-- Lua instructions per create. Bounded: started over past ROUTES_MAX
+-- paths (names make most GET/PUT paths unique).
+local ROUTES_MAX = 256
+local routes, routes_n, routes_gen = {}, 0, nil
+
+--- route() through the cache. The table is shared: callers only read it.
+function M.route(path)
+  local gen = kinds.generation()
+  if gen ~= routes_gen or routes_n >= ROUTES_MAX then
+    routes, routes_n, routes_gen = {}, 0, gen
+  end
+  local r = routes[path]
+  if r == nil then
+    r = route(path) or false
+    routes[path] = r
+    routes_n = routes_n + 1
+  end
+  return r or nil
+end
+
+-- Content-Type header -> its media type, lowercased, no parameters: the
+-- same few headers come with every write. Bounded.
+local media_types, media_types_n = {}, 0
+
+--- The media type of a Content-Type value ("" for an empty one).
+function M.media_type(ct)
+  local mt = media_types[ct]
+  if mt then return mt end
+  mt = ct:match("^%s*([^;%s]*)"):lower()
+  if media_types_n >= 64 then media_types, media_types_n = {}, 0 end
+  media_types[ct], media_types_n = mt, media_types_n + 1
+  return mt
 end
 
 --- Which meta.k8s.io view of the objects the Accept header asks for:

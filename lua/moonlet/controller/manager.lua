@@ -25,7 +25,8 @@ end
 --- (ctx.now and event timestamps; default loop.time), log(level, msg),
 --- rate_limiter() -> a fresh limiter per controller (default
 --- ratelimit.default), informer_backoff ({initial=, max=} seconds),
---- host (source.host of events).
+--- host (source.host of events), sync_events (ctx:event writes before it
+--- returns instead of queueing in the event sink).
 function M.new(opts)
   assert(opts and opts.client, "manager: client required")
   return setmetatable({
@@ -35,6 +36,7 @@ function M.new(opts)
     new_limiter = opts.rate_limiter or ratelimit.default,
     informer_backoff = opts.informer_backoff,
     host = opts.host,
+    sync_events = opts.sync_events == true,
     informers = {},   -- kind -> shared informer
     controllers = {}, -- in add() order
     by_name = {},
@@ -153,8 +155,11 @@ function Ctx:each_cached(kind, fn)
   for _, obj in ipairs(self:list(kind)) do fn(obj) end
 end
 
---- Records a v1 Event about obj (source.component = controller name).
---- @return the Event | nil, status (failures are not raised)
+--- Records a v1 Event about obj (source.component = controller name):
+--- queued and written by the event sink when the loop is idle (within a
+--- second), as client-go's recorder hands events to its broadcaster; a
+--- manager made with sync_events writes it before returning.
+--- @return true | nil, status (failures are not raised)
 function Ctx:event(obj, type_, reason, message)
   return self._recorder:event(obj, type_, reason, message)
 end
@@ -165,7 +170,8 @@ local function new_ctx(mgr, ctl)
     _ctl = ctl,
     queue = ctl.queue,
     _recorder = events.new({ client = mgr.client, component = ctl.name,
-                             host = mgr.host, clock = mgr.clock }),
+                             host = mgr.host, clock = mgr.clock, async = not mgr.sync_events,
+                             log = mgr.log }),
     client = mgr.client,
     name = ctl.name,
     now = mgr.clock,
@@ -431,7 +437,8 @@ function Manager:start()
 end
 
 --- Stops intake everywhere and lets every worker finish the key in hand.
---- Called from a coroutine it waits for that (up to `timeout` s, default 30).
+--- Called from a coroutine it waits for that (up to `timeout` s, default 30)
+--- and then writes the events still queued in the sink.
 --- @return true | nil, "timeout"
 function Manager:stop(timeout)
   if self.stopped then return true end
@@ -439,12 +446,14 @@ function Manager:stop(timeout)
   for _, ctl in ipairs(self.controllers) do ctl.queue:shutdown() end
   for _, inf in pairs(self.informers) do inf:stop() end
   if not sched.in_coroutine() then return true end
-  return util.wait_for(function()
+  local ok, err = util.wait_for(function()
     for _, ctl in ipairs(self.controllers) do
       if ctl.running > 0 then return false end
     end
     return true
   end, timeout or 30, 1)
+  events.flush(timeout or 30)
+  return ok, err
 end
 
 local function idle_now(self)
@@ -454,12 +463,13 @@ local function idle_now(self)
   for _, ctl in ipairs(self.controllers) do
     if not ctl.workers_started or not ctl.queue:idle() then return false end
   end
-  return true
+  return events.pending() == 0
 end
 
---- Yields until every cache has synced and every queue has been empty
---- (nothing queued, in hand or delayed) for `settle_ms` (default 20: watch
---- events of the last writes are still in flight when the queue drains).
+--- Yields until every cache has synced and every queue, the event sink's
+--- too, has been empty (nothing queued, in hand or delayed) for `settle_ms`
+--- (default 20: watch events of the last writes are still in flight when
+--- the queue drains).
 --- @return true | nil, "timeout"
 function Manager:wait_idle(timeout, settle_ms)
   settle_ms = settle_ms or 20
