@@ -26,6 +26,27 @@ function M.new()
   return { store = store, router = router, transport = transport, client = client, loaded = loaded }
 end
 
+--- A controller manager on stack `s` running only the built-in scheduler
+--- (pods get bound to the node as on a server). @return the manager
+function M.with_scheduler(s)
+  local m = require("moonlet.controller").new({ client = s.client, log = function() end })
+  m:add(s.loaded.controllers["scheduler"].value)
+  m:start()
+  return m
+end
+
+--- Polls fn every 5 ms until it returns true or `ms` (default 3000) pass.
+--- @return whether fn came true in time
+function M.wait_until(fn, ms)
+  local loop = require("moonlet.loop")
+  local deadline = loop.now() + (ms or 3000)
+  while not fn() do
+    if loop.now() > deadline then return false end
+    loop.sleep(5)
+  end
+  return true
+end
+
 --- Ends a spec's run on stack `s` (anything with a `store`; inside the
 --- fake loop): closes every open watch, lets their coroutines finish,
 --- closes the store, then raises `err` again when the spec's body failed

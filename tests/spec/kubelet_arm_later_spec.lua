@@ -14,10 +14,7 @@ local agent_mod = require("moonlet.kubelet.agent")
 
 local function stack()
   local s = require("api_stack").new()
-  local m = require("moonlet.controller").new({ client = s.client, log = function() end })
-  m:add(s.loaded.controllers["scheduler"].value)
-  m:start()
-  return s, m
+  return s, require("api_stack").with_scheduler(s)
 end
 
 local function pod(name, command, policy)
@@ -27,12 +24,7 @@ local function pod(name, command, policy)
 end
 
 local function wait_until(fn, ms)
-  local deadline = loop.now() + (ms or 5000)
-  while not fn() do
-    if loop.now() > deadline then return false end
-    loop.sleep(5)
-  end
-  return true
+  return require("api_stack").wait_until(fn, ms or 5000)
 end
 
 local function entries(dir)

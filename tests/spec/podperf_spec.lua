@@ -7,11 +7,7 @@ local fake = require("fake_client") -- for fake.run only
 
 local function stack()
   local s = require("api_stack").new()
-  local client, loaded = s.client, s.loaded
-  local m = require("moonlet.controller").new({ client = client, log = function() end })
-  m:add(loaded.controllers["scheduler"].value)
-  m:start()
-  return { client = client, m = m }
+  return { client = s.client, m = require("api_stack").with_scheduler(s) }
 end
 
 local function pod(name, ports)
@@ -20,14 +16,7 @@ local function pod(name, ports)
       command = { "sleep", "9" }, ports = ports } } } }
 end
 
-local function wait_until(fn, ms)
-  local deadline = loop.now() + (ms or 3000)
-  while not fn() do
-    if loop.now() > deadline then return false end
-    loop.sleep(5)
-  end
-  return true
-end
+local wait_until = require("api_stack").wait_until
 
 -- A process runtime that records spawns and never exits on its own.
 local function recording_runtime()
