@@ -146,9 +146,9 @@ end
 
 -- {====== the sink
 
--- One queue per process, in record order: { rec, at (loop ms), ev } for a
--- built Event, or the fields to build it from (the involved object's
--- identity, read now: the caller may change obj later; the clock time).
+-- One queue per process, in record order: { rec, at (loop ms), ... } with
+-- the fields to build the Event from (the involved object's identity, read
+-- now: the caller may change obj later; the clock time).
 local sink = { items = {}, head = 1, tail = 0, running = false, inflight = 0, written = 0, failed = 0 }
 
 local function pop()
@@ -162,7 +162,7 @@ end
 
 local function write_item(item)
   local rec = item.rec
-  local ev = item.ev or make(rec, item.api, item.kind, item, item.type, item.reason, item.message, item.now)
+  local ev = make(rec, item.api, item.kind, item, item.type, item.reason, item.message, item.now)
   sink.inflight = sink.inflight + 1
   local ok, st = write(rec.client, ev)
   sink.inflight = sink.inflight - 1
@@ -234,12 +234,6 @@ function Recorder:event(obj, type_, reason, message)
     now = self.clock(), name = md.name, namespace = md.namespace, uid = md.uid,
     resourceVersion = md.resourceVersion })
   return true
-end
-
---- Queues an Event this recorder built (build, then adjusted: the kubelet
---- sets fieldPath) in the sink.
-function Recorder:post(ev)
-  enqueue({ rec = self, ev = ev })
 end
 
 --- Events queued or being written.
