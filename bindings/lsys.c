@@ -1,6 +1,7 @@
 /* moonlet.core.sys: the few operating-system calls the Lua runtime needs
  * (directories, modes, atomic file writes, randomness, identity), done with
- * libuv's synchronous fs calls. Failures return nil, "ENAME: msg", "ENAME". */
+ * libuv's synchronous fs calls, and a mkdir on libuv's thread pool for the
+ * server's hot path. Failures return nil, "ENAME: msg", "ENAME". */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -21,6 +22,64 @@ static int lsys_mkdir(lua_State *L) {
   if (rc < 0 && rc != UV_EEXIST) return ml_lua_fail_msg(L, rc, path);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* A mkdir on libuv's pool: its result is delivered to Lua as event `id`
+ * (true, or nil, "ENAME: path", "ENAME"). On a disk whose inode allocator
+ * searches, one mkdir cost the loop thread up to a millisecond. */
+typedef struct {
+  uv_fs_t req;
+  ml_loop_t *loop;
+  uint64_t id;
+} mkdir_req_t;
+
+typedef struct {
+  ml_event_t ev;
+  int rc;
+  char path[]; /* for the error message */
+} fs_done_event_t;
+
+static void on_mkdir(uv_fs_t *req) {
+  mkdir_req_t *m = req->data;
+  int rc = (int)req->result;
+  size_t len = strlen(req->path) + 1;
+  fs_done_event_t *ev = calloc(1, sizeof *ev + len);
+  if (ev) {
+    ev->ev.type = ML_EV_FS_DONE;
+    ev->ev.id = m->id;
+    ev->rc = rc == UV_EEXIST ? 0 : rc;
+    memcpy(ev->path, req->path, len);
+    ml_loop_post(m->loop, &ev->ev);
+  }
+  uv_fs_req_cleanup(req);
+  free(m);
+}
+
+static int push_fs_done(lua_State *L, ml_event_t *e) {
+  fs_done_event_t *ev = (fs_done_event_t *)e;
+  if (ev->rc < 0) return ml_lua_fail_msg(L, ev->rc, ev->path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Lua: sys.mkdir_async(id, path, mode) — starts the mkdir; its result comes
+ * as event id (an existing directory is ok). Raises when it cannot start. */
+static int lsys_mkdir_async(lua_State *L) {
+  uint64_t id = (uint64_t)luaL_checkinteger(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  int mode = (int)luaL_optinteger(L, 3, 0700);
+  ml_runtime_t *rt = ml_runtime_get(L);
+  mkdir_req_t *m = calloc(1, sizeof *m);
+  if (!m) return luaL_error(L, "out of memory");
+  m->loop = &rt->loop;
+  m->id = id;
+  m->req.data = m;
+  int rc = uv_fs_mkdir(&rt->uv, &m->req, path, mode, on_mkdir);
+  if (rc < 0) {
+    free(m);
+    return luaL_error(L, "mkdir %s: %s", path, ml_strerror(rc));
+  }
+  return 0;
 }
 
 static int lsys_chmod(lua_State *L) {
@@ -233,7 +292,8 @@ static int lsys_rss(lua_State *L) {
 }
 
 static const luaL_Reg sys_funcs[] = {
-    {"mkdir", lsys_mkdir},       {"chmod", lsys_chmod},
+    {"mkdir", lsys_mkdir},       {"mkdir_async", lsys_mkdir_async},
+    {"chmod", lsys_chmod},
     {"stat", lsys_stat},         {"listdir", lsys_listdir},
     {"write_file", lsys_write_file}, {"unlink", lsys_unlink},
     {"random_hex", lsys_random_hex}, {"getuid", lsys_getuid},
@@ -243,6 +303,7 @@ static const luaL_Reg sys_funcs[] = {
     {NULL, NULL}};
 
 int luaopen_moonlet_core_sys(lua_State *L) {
+  ml_runtime_on_event(ML_EV_FS_DONE, push_fs_done);
   luaL_newlib(L, sys_funcs);
   return 1;
 }

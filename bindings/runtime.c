@@ -142,8 +142,9 @@ void ml_runtime_close(lua_State *L) {
   /* Handles still open belong to bindings whose records are freed by
    * their own close callbacks (or leak-checked by tests); close the rest. */
   uv_walk(&rt->uv, walk_close, NULL);
+  /* Then wait (not spin) for requests still on libuv's pool (a mkdir). */
   for (int i = 0; i < 1000 && uv_loop_close(&rt->uv) == UV_EBUSY; i++)
-    uv_run(&rt->uv, UV_RUN_NOWAIT);
+    uv_run(&rt->uv, i < 100 ? UV_RUN_NOWAIT : UV_RUN_ONCE);
   ml_loop_close(&rt->loop);
   rt->L = NULL;
 }

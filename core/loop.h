@@ -31,6 +31,7 @@ enum {
   ML_EV_PROC_EXIT,
   ML_EV_PROBE_DONE,
   ML_EV_IDLE,          /* loop: nothing else was queued (ml_loop_post_idle) */
+  ML_EV_FS_DONE,       /* sys: a file-system call on libuv's pool finished */
   ML_EV_MAX
 };
 

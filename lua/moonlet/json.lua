@@ -1,6 +1,7 @@
 -- moonlet.json: JSON for scripts, over the C codec (jansson).
 --   json.encode(v [, {indent=N, sort_keys=true}]) -> text | nil, err
 --   json.decode(text) -> value | nil, "line L, column C: message"
+--   json.digest(v [, opts]) -> 64-bit integer digest of encode(v, opts)
 -- JSON null is json.null; decoded arrays carry a mark (json.array) so an
 -- empty list stays `[]`; json.object forces `{}` for list-like tables.
 local core = require("moonlet.core.json")
@@ -14,6 +15,7 @@ local M = {
   is_array = core.is_array, -- would v encode as a JSON array?
   is_null = core.is_null,
   copy = core.copy,         -- deep copy keeping array/object marks
+  digest = core.digest,     -- digest(v [, opts]): FNV-1a of encode(v, opts)
   array_mt = core.array_mt,
   object_mt = core.object_mt,
 }

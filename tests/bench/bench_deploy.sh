@@ -2,8 +2,10 @@
 # Deployment benchmarks of the Controllers issue (not part of ctest), each
 # on a fresh `moonlet server` (sqlite store, defaults):
 #  1. scale a Deployment of `sleep` pods 0 -> N (1000): time until all
-#     Running; in the same run a bare fork/exec loop of N `sleep`s (ratio)
-#     and `pm2 scale` to N when pm2 is installed
+#     Running; in the same run a bare fork/exec loop of N `sleep`s (ratio),
+#     the same from C (spawn_loop.c `live`: posix_spawn one after the
+#     other, the machine's floor for starting N processes), and
+#     `pm2 scale` to N when pm2 is installed
 #  2. rolling update of a 100-replica Deployment of kubia pods with a TCP
 #     readiness probe, maxSurge 25%: time to complete, and the fewest ready
 #     pods seen during it (asserted >= replicas - maxUnavailable)
@@ -87,6 +89,11 @@ if has scale && [ "$BARE" = 1 ]; then
   bare=()
   ours_s=$(sed 's/.*"all_running_s":\([0-9.e+-]*\).*/\1/' <<<"$ours")
   echo "bare fork/exec loop: ${base_s}s; moonlet / bare = $(awk -v a="$ours_s" -v b="$base_s" 'BEGIN { printf "%.1f", a / b }')x (target <= 3x)"
+  if ${CC:-cc} -O2 -o "$tmp/spawn_loop" "$here/spawn_loop.c" 2>/dev/null; then
+    floor=$("$tmp/spawn_loop" "$SCALE_N" 1 live)
+    floor_s=$(sed 's/.*"seconds":\([0-9.]*\).*/\1/' <<<"$floor")
+    echo "C floor: $floor; moonlet / floor = $(awk -v a="$ours_s" -v b="$floor_s" 'BEGIN { printf "%.2f", a / b }')x"
+  fi
 
   if [ "$PM2" = 1 ] && command -v pm2 >/dev/null 2>&1; then
     export PM2_HOME="$tmp/pm2"

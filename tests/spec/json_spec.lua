@@ -190,4 +190,23 @@ describe("moonlet.json", function()
     assert.is_nil(v)
     assert.is_string(err)
   end)
+
+  it("digests a value as FNV-1a (64 bits) of its encoding, on both encoders", function()
+    local function fnv(text) -- the reference, byte by byte
+      local h = -3750763034362895579 -- 0xcbf29ce484222325
+      for i = 1, #text do h = (h ~ text:byte(i)) * 0x100000001b3 end
+      return h
+    end
+    local values = { { a = 1, b = { "x", json.null, true } }, json.array({}), "", 0.5,
+      { status = { conditions = json.array({ { type = "Ready", status = "True" } }) } } }
+    for _, v in ipairs(values) do
+      for _, opts in ipairs({ {}, { sort_keys = false }, { indent = 2 } }) do
+        assert.are.equal(fnv(json.encode(v, opts)), json.digest(v, opts))
+      end
+    end
+    assert.are_not.equal(json.digest({ a = 1 }), json.digest({ a = 2 }))
+    local bad = {}
+    bad.self = bad
+    assert.is_nil((json.digest(bad)))
+  end)
 end)

@@ -68,6 +68,7 @@ local function fake_agent(armable)
   a.new_id = function() id = id + 1; return string.format("%064x", id) end
   a.log = function() end
   function a.pod_dir() return "/tmp" end
+  function a.make_pod_dir() return false end
   function a.log_path(_, _, _, i) return "/dev/null/" .. tostring(i) end
   function a.prune_logs(_, _, _, keep) a.kept = keep end
   function a.forget() end

@@ -105,4 +105,48 @@ describe("kubelet log layout", function()
     assert.are.equal(pdir .. "/main/e1.log", path)
     assert.are.equal(pdir .. "/main_e2.log", now_path)
   end)
+
+  it("makes a pod's dir once, on libuv's pool when called from a coroutine", function()
+    a:scan_pod_dirs()
+    local sched = require("moonlet.sched")
+    local mkdir = sys.mkdir
+    local sync_calls = 0
+    sys.mkdir = function(...) sync_calls = sync_calls + 1; return mkdir(...) end
+    local p = pod("web", "u9")
+    local ok, first, second = pcall(sched.run, function()
+      return a:make_pod_dir(p), a:make_pod_dir(p)
+    end)
+    sys.mkdir = mkdir
+    assert(ok, first)
+    assert.is_true(first)   -- waited for the pool
+    assert.is_false(second) -- made already
+    assert.are.equal(0, sync_calls)
+    assert.are.equal("dir", sys.stat(a:pod_dir(p)).type)
+    -- outside a coroutine there is nothing to wait in: made at once
+    local q = pod("db", "u10")
+    assert.is_false(a:make_pod_dir(q))
+    assert.are.equal("dir", sys.stat(a:pod_dir(q)).type)
+  end)
+
+  it("answers sys.mkdir_async with true, or nil and the reason", function()
+    local sched = require("moonlet.sched")
+    local loop = require("moonlet.loop")
+    local function mk(path)
+      local id = loop.next_id()
+      sys.mkdir_async(id, path, 448)
+      return sched.wait(id)
+    end
+    local r = table.pack(sched.run(function()
+      local out = {}
+      out[1] = table.pack(mk(dir .. "/new"))
+      out[2] = table.pack(mk(dir .. "/new")) -- there already: fine
+      out[3] = table.pack(mk(dir .. "/no/such/parent"))
+      return out
+    end))[1]
+    assert.are.same({ n = 1, true }, r[1])
+    assert.are.same({ n = 1, true }, r[2])
+    assert.is_nil(r[3][1])
+    assert.are.equal("ENOENT: " .. dir .. "/no/such/parent", r[3][2])
+    assert.are.equal("ENOENT", r[3][3])
+  end)
 end)

@@ -59,6 +59,7 @@ describe("example restart policy LimitedRestarts", function()
     a.new_id = function() return "ab" end
     a.log = function() end
     a.pod_dir = function() return "/tmp" end
+    a.make_pod_dir = function() return false end
     a.log_path = function() return "/dev/null" end
     a.prune_logs = function() end
     local pod = { metadata = { name = "flaky", namespace = "default", uid = "u",

@@ -47,6 +47,7 @@ local function fake_agent()
   a.new_id = function() id = id + 1; return string.format("%064x", id) end
   a.log = function() end
   function a.pod_dir() return "/tmp" end
+  function a.make_pod_dir() return false end
   function a.log_path(_, _, _, i) return "/dev/null/" .. tostring(i) end
   function a.prune_logs() end
   function a.forget() a.forgotten = true end
@@ -310,5 +311,32 @@ describe("kubelet pod worker", function()
     assert.are.equal("2026-01-01T00:00:10Z", s.lastState.terminated.startedAt)
     assert.is_truthy(s.state.running)
     assert.are.equal("2026-01-01T00:00:00Z", a.last.startTime)
+  end)
+
+  it("syncs again after waiting for the pod's dir, with the pod as it is then", function()
+    local a = fake_agent()
+    local p = pod({ containers = { { name = "c", image = "x", command = { "sleep", "9" } } } })
+    local w = worker.new(a, p)
+    local waits = 0
+    -- The dir is made off the loop thread; the pod is deleted meanwhile.
+    function a.make_pod_dir(_, _)
+      if waits > 0 then return false end
+      waits = waits + 1
+      local d = json.decode(json.encode(p))
+      d.metadata.deletionTimestamp = "2026-01-01T00:00:30Z"
+      d.metadata.deletionGracePeriodSeconds = 30
+      w:update(d)
+      return true
+    end
+    w:start()
+    assert.are.equal(1, waits)
+    assert.are.equal(0, #a.spawned) -- nothing starts for a pod being deleted
+    -- and a pod that stays gets its container once the dir is there
+    local a2 = fake_agent()
+    local made = 0
+    function a2.make_pod_dir() made = made + 1; return made == 1 end
+    worker.new(a2, pod({ containers = { { name = "c", image = "x", command = { "sleep", "9" } } } })):start()
+    assert.are.equal(2, made)
+    assert.are.equal(1, #a2.spawned)
   end)
 end)

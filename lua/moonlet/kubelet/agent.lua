@@ -286,19 +286,45 @@ M.rm_rf = rm_rf
 -- CPU, and a pod start made two. Whether a pod dir is older than this
 -- agent comes from the listing of the pods dir taken at start, not from a
 -- stat per pod.
+--
+-- The dir is made once per pod, before its first start, on libuv's thread
+-- pool when the caller is a coroutine (make_pod_dir): this disk's mkdir
+-- took 0.3-0.9 ms of CPU, off the loop thread now.
+local function note_dir(self, pdir)
+  local old
+  if self.old_dirs then
+    old = self.old_dirs[pdir:match("[^/]*$")] == true
+  else
+    old = sys.stat(pdir) ~= nil
+  end
+  local dirs = { old = old }
+  self.made_dirs[pdir] = dirs
+  return dirs
+end
+
+--- Makes pod's dir unless this agent made or found it already. In a
+--- coroutine the caller waits while libuv's pool makes it; anything may
+--- have changed meanwhile. @return true when the caller waited
+function Agent:make_pod_dir(pod)
+  local pdir = self:pod_dir(pod)
+  if self.made_dirs[pdir] then return false end
+  -- An old dir is there already: that mkdir is a cheap EEXIST.
+  if note_dir(self, pdir).old or not sched.in_coroutine() then
+    sys.mkdir(pdir, 448)
+    return false
+  end
+  local id = loop.next_id()
+  sys.mkdir_async(id, pdir, 448)
+  sched.wait(id) -- a failure shows as the start's own (no working directory)
+  return true
+end
+
 function Agent:log_path(pod, cname, id)
   local pdir = self:pod_dir(pod)
   local dirs = self.made_dirs[pdir]
   if not dirs then
-    local old
-    if self.old_dirs then
-      old = self.old_dirs[pdir:match("[^/]*$")] == true
-    else
-      old = sys.stat(pdir) ~= nil
-    end
-    dirs = { old = old }
+    dirs = note_dir(self, pdir)
     sys.mkdir(pdir, 448)
-    self.made_dirs[pdir] = dirs
   end
   local known = dirs[cname]
   if known == nil then

@@ -65,7 +65,8 @@ end
 
 --- Creates the worker for `pod` (not started). agent provides: node_name,
 --- host_ip, clock(), runtime (spawn), crash_backoff, image_backoff, ports
---- (allocator), image_dirs, pod_dir(pod) -> dir, log_path(pod, c, id),
+--- (allocator), image_dirs, pod_dir(pod) -> dir, make_pod_dir(pod) -> true
+--- when it waited (made off the loop thread), log_path(pod, c, id),
 --- prune_logs(pod, c, keep_ids), api (status/delete/event writers),
 --- probes (optional factory), new_id() -> hex container id, log(level,
 --- msg), timer(ms, fn) -> handle, base_env (list of {k, v}),
@@ -796,6 +797,12 @@ function Worker:sync()
     return
   end
   if agent.stopping then return end
+  -- The pod's dir first (made off the loop thread): the pod may have
+  -- changed while it was made, so the sync starts again.
+  if not pod.metadata.deletionTimestamp and agent:make_pod_dir(pod) then
+    self.dirty = true
+    return
+  end
   if not self.start_time then self.start_time = status.time(now) end
   if not self.port_map then
     local map, err = agent.ports:assign(self.uid, pod.spec)
@@ -940,10 +947,12 @@ function Worker:compute_status(now)
   return st
 end
 
-local function strip_times(st)
-  -- Condition transition times alone do not make a new status. One
-  -- encoding of st (our own table) with the conditions swapped for copies
-  -- without times; a decoded copy of the whole status cost two more.
+-- The digest of st without its condition transition times: they alone do
+-- not make a new status. One encoding of st (our own table) with the
+-- conditions swapped for copies without times, hashed in C as it is made:
+-- only a 64-bit digest is kept per pod (the ~1 KB text itself was 0.8 MB of
+-- heap with 1,000 pods; a hash in Lua cost 8 us a sync).
+local function status_digest(st)
   local conds, bare = st.conditions, {}
   for i, c in ipairs(conds or {}) do
     local b = {}
@@ -951,33 +960,15 @@ local function strip_times(st)
     bare[i] = b
   end
   st.conditions = json.array(bare)
-  local ok, sig = pcall(json.encode, st, { sort_keys = true })
+  local ok, sig = pcall(json.digest, st, { sort_keys = true })
   st.conditions = conds
   if not ok then error(sig, 0) end
   return sig
 end
 
--- A 64-bit digest (FNV-1a over 8-byte words) of a status signature: the
--- ~1 KB text itself, kept per pod, was 0.8 MB of heap with 1,000 pods.
-local PRIME = 0x100000001b3
-local function digest(s)
-  local n = #s
-  local h = n
-  local full = n - n % 64
-  local unpack = string.unpack
-  for i = 1, full, 64 do
-    local a, b, c, d, e, f, g, k = unpack("<i8i8i8i8i8i8i8i8", s, i)
-    h = (h ~ a) * PRIME; h = (h ~ b) * PRIME; h = (h ~ c) * PRIME; h = (h ~ d) * PRIME
-    h = (h ~ e) * PRIME; h = (h ~ f) * PRIME; h = (h ~ g) * PRIME; h = (h ~ k) * PRIME
-  end
-  for i = full + 1, n do h = (h ~ s:byte(i)) * PRIME end
-  return h
-end
-M.digest = digest
-
 function Worker:write_status(now)
   local st = self:compute_status(now)
-  local sig = digest(strip_times(st))
+  local sig = status_digest(st)
   if sig == self.last_status then return end
   self.last_status = sig
   local ok = self.agent.api.status(self.pod, st)
