@@ -172,6 +172,8 @@ static int push_text(lua_State *L) {
   return 1;
 }
 
+static int push_text_value(lua_State *L);
+
 /* Pushes a write's result (obj [, removed]) and releases it. With `opts`
  * {json=true} the object comes as its JSON text (no table to build when
  * the caller only forwards it). */
@@ -191,6 +193,22 @@ static int push_result(lua_State *L, ml_store_result_t *r, int opts,
     int status = lua_pcall(L, 1, 1, 0);
     ml_store_text_unref(text);
     if (status != LUA_OK) return lua_error(L);
+  } else if (!obj) {
+    /* A text path's result: the table straight from the text. */
+    lua_pushcfunction(L, push_text_value);
+    lua_pushlightuserdata(L, text);
+    int top = lua_gettop(L) - 2;
+    int status = lua_pcall(L, 1, LUA_MULTRET, 0);
+    if (status == LUA_OK && lua_gettop(L) == top) {
+      /* Declined by the direct reader: jansson's. */
+      obj = json_loadb(text->data, text->len, JSON_ALLOW_NUL, NULL);
+    }
+    ml_store_text_unref(text);
+    if (status != LUA_OK) return lua_error(L);
+    if (obj)
+      ml_lua_push_json_steal(L, obj);
+    else if (lua_gettop(L) == top)
+      lua_pushnil(L);
   } else {
     ml_store_text_unref(text);
     ml_lua_push_json_steal(L, obj);
@@ -433,6 +451,243 @@ static int create_from_table(lua_State *L, ml_store_t *s, const char *res,
 
 /* }====== */
 
+/* {====== status write from a table's text */
+
+/* A status write from a table (every API status write: PUT and PATCH of
+ * /status) writes the table's status straight to text and splices it
+ * into the stored object's text (ml_store_update_status_text): no
+ * conversion of the body, no parse of the stored object, no serialize.
+ * It takes the shape the API hands over, { metadata = { strings },
+ * status = value [, other string members] }; anything else declines and
+ * ml_store_update decides as before. The result is pushed from the text
+ * (push_result). */
+
+typedef struct {
+  lua_State *L;
+  int idx; /* stack slot of the status value */
+} value_src_t;
+
+static int write_status(void *ud, ml_json_buf_t *b) {
+  value_src_t *v = ud;
+  return ml_lua_encode_json_append(v->L, v->idx, 1, b);
+}
+
+static bool utf8_ok(const char *s, size_t len) {
+  for (size_t i = 0; i < len;) {
+    size_t n = ml_json_utf8_len((const unsigned char *)s + i, len - i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+/* Whether every member of the table at idx but `skip`/`skip2` has a
+ * string key (no NUL, valid UTF-8) and a string value: members ml_lua_to_json
+ * converts without a failure, as they are. */
+static bool string_members(lua_State *L, int idx, const char *skip, const char *skip2) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* stack: key value */
+    size_t klen;
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
+    bool ok = k && !memchr(k, '\0', klen) && utf8_ok(k, klen);
+    bool skipped = ok && ((skip && strcmp(k, skip) == 0) || (skip2 && strcmp(k, skip2) == 0));
+    if (ok && !skipped) ok = lua_type(L, -1) == LUA_TSTRING;
+    lua_pop(L, 1);
+    if (!ok) {
+      lua_pop(L, 1);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Tries the text path for the status write of the table at `idx`.
+ * @return 0 (result in out), ML_STORE_DECLINED, or a store error. */
+static int status_from_table(lua_State *L, ml_store_t *s, const char *res, int idx,
+                             ml_store_result_t *out) {
+  if (lua_type(L, idx) != LUA_TTABLE || ml_lua_is_array(L, idx) || !lua_checkstack(L, 8))
+    return ML_STORE_DECLINED;
+  idx = lua_absindex(L, idx);
+  int top = lua_gettop(L);
+  int rc = ML_STORE_DECLINED;
+  int meta = top + 1, status = top + 2;
+  lua_pushliteral(L, "metadata");
+  if (lua_rawget(L, idx) != LUA_TTABLE || ml_lua_is_array(L, meta)) goto done;
+  lua_pushliteral(L, "status");
+  if (lua_rawget(L, idx) == LUA_TNIL) goto done;
+  if (!string_members(L, idx, "metadata", "status") || !string_members(L, meta, NULL, NULL))
+    goto done;
+  bool odd = false;
+  ml_store_update_in_t in = {.name = meta_field(L, meta, "name", &odd),
+                             .ns = meta_field(L, meta, "namespace", &odd),
+                             .resource_version = meta_field(L, meta, "resourceVersion", &odd),
+                             .uid = meta_field(L, meta, "uid", &odd)};
+  if (odd) goto done;
+  value_src_t src = {L, status};
+  rc = ml_store_update_status_text(s, res, &in, write_status, &src, out);
+done:
+  lua_settop(L, top);
+  return rc;
+}
+
+/* }====== */
+
+/* {====== update from a table's text */
+
+/* A plain update (PUT, a merge or strategic patch, a binding) writes the
+ * table straight to the stored text with the stored object's own fields
+ * laid over it (ml_store_update_text): no conversion of the body, no parse
+ * of the stored object, no serialize. Anything unusual declines, and so
+ * does every failure: ml_store_update answers those as before. */
+
+/* One member "key":value with the raw value text; *first as put_member. */
+static int put_raw(ml_json_buf_t *b, bool *first, const char *key, size_t klen, const char *v,
+                   size_t vlen, size_t *at) {
+  if (!*first && !ml_json_buf_put(b, ",", 1)) return 0;
+  *first = false;
+  if (!ml_json_write_string(b, key, klen) || !ml_json_buf_put(b, ":", 1)) return 0;
+  if (at) *at = b->len;
+  return ml_json_buf_put(b, v, vlen);
+}
+
+/* Whether the value at the top of the stack encodes (what the tree path
+ * would convert); the text is dropped again. */
+static int encodes(lua_State *L, int depth, ml_json_buf_t *b) {
+  size_t at = b->len;
+  int ok = ml_lua_encode_json_append(L, -1, depth, b);
+  b->len = at;
+  return ok;
+}
+
+static int write_update_meta(lua_State *L, int idx, const ml_store_update_meta_t *m,
+                             ml_json_buf_t *b, ml_store_update_written_t *w) {
+  bool seen[ML_STORE_KEPT_COUNT] = {false}, rv_seen = false, first = true;
+  if (!ml_json_buf_put(b, "{", 1)) return 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* stack: key value */
+    size_t klen;
+    if (lua_type(L, -2) != LUA_TSTRING) return 0;
+    const char *k = lua_tolstring(L, -2, &klen);
+    if (memchr(k, '\0', klen)) return 0;
+    int which = -1;
+    for (int i = 0; i < ML_STORE_KEPT_COUNT && which < 0; i++)
+      if (strlen(m->kept_names[i]) == klen && memcmp(k, m->kept_names[i], klen) == 0) which = i;
+    if (which >= 0) {
+      /* The stored value in its place, or the member dropped. */
+      seen[which] = true;
+      if (!encodes(L, 2, b)) return 0;
+      size_t at;
+      if (m->kept[which] &&
+          !put_raw(b, &first, k, klen, m->kept[which], m->kept_len[which], &at))
+        return 0;
+      if (m->kept[which] && which == ML_STORE_KEPT_GENERATION) {
+        w->gen_at = at;
+        w->gen_len = m->kept_len[which];
+      }
+    } else if (klen == 15 && memcmp(k, "resourceVersion", 15) == 0) {
+      rv_seen = true;
+      if (!encodes(L, 2, b) ||
+          !put_raw(b, &first, k, klen, m->resource_version, m->resource_version_len, &w->rv_at))
+        return 0;
+      w->rv_len = m->resource_version_len;
+    } else {
+      if (klen == 6 && memcmp(k, "labels", 6) == 0) {
+        char err[8];
+        w->labels = ml_lua_to_json(L, -1, err, sizeof err);
+        if (!w->labels) return 0;
+      }
+      if ((!first && !ml_json_buf_put(b, ",", 1)) || !ml_json_write_string(b, k, klen) ||
+          !ml_json_buf_put(b, ":", 1) || !ml_lua_encode_json_append(L, -1, 2, b))
+        return 0;
+      first = false;
+    }
+    lua_pop(L, 1);
+  }
+  for (int i = 0; i < ML_STORE_KEPT_COUNT; i++) {
+    if (seen[i] || !m->kept[i]) continue;
+    size_t at;
+    if (!put_raw(b, &first, m->kept_names[i], strlen(m->kept_names[i]), m->kept[i],
+                 m->kept_len[i], &at))
+      return 0;
+    if (i == ML_STORE_KEPT_GENERATION) {
+      w->gen_at = at;
+      w->gen_len = m->kept_len[i];
+    }
+  }
+  /* A generation the stored object lacks goes here (after the name, which
+   * every stored object has). */
+  if (w->gen_len == 0) w->gen_at = b->len;
+  if (!rv_seen) {
+    if (!put_raw(b, &first, "resourceVersion", 15, m->resource_version,
+                 m->resource_version_len, &w->rv_at))
+      return 0;
+    w->rv_len = m->resource_version_len;
+  }
+  return !first && ml_json_buf_put(b, "}", 1);
+}
+
+static int write_update_object(void *ud, const ml_store_update_meta_t *m, ml_json_buf_t *b,
+                               ml_store_update_written_t *w) {
+  text_src_t *src = ud;
+  lua_State *L = src->L;
+  int top = lua_gettop(L);
+  bool first = true, status_seen = false;
+  int ok = lua_checkstack(L, 8) && ml_json_buf_put(b, "{", 1);
+  lua_pushnil(L);
+  while (ok && lua_next(L, src->obj)) { /* stack: key value */
+    size_t klen;
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
+    ok = k && !memchr(k, '\0', klen);
+    if (ok && klen == 6 && memcmp(k, "status", 6) == 0 && m->keep_status) {
+      /* The stored status in its place, or none. */
+      status_seen = true;
+      ok = encodes(L, 1, b) &&
+           (!m->status || put_raw(b, &first, k, klen, m->status, m->status_len, NULL));
+    } else if (ok) {
+      ok = (first || ml_json_buf_put(b, ",", 1)) && ml_json_write_string(b, k, klen) &&
+           ml_json_buf_put(b, ":", 1);
+      first = false;
+      if (ok && klen == 8 && memcmp(k, "metadata", 8) == 0)
+        ok = write_update_meta(L, src->meta, m, b, w);
+      else if (ok)
+        ok = ml_lua_encode_json_append(L, -1, 1, b);
+    }
+    lua_settop(L, top + 1); /* the key, for lua_next */
+  }
+  lua_settop(L, top);
+  if (ok && m->keep_status && !status_seen && m->status)
+    ok = put_raw(b, &first, "status", 6, m->status, m->status_len, NULL);
+  return ok && ml_json_buf_put(b, "}", 1);
+}
+
+/* Tries the text path for the update of the table at `idx`.
+ * @return 0 (result in out) or ML_STORE_DECLINED. */
+static int update_from_table(lua_State *L, ml_store_t *s, const char *res, int idx,
+                             unsigned flags, ml_store_result_t *out) {
+  if (lua_type(L, idx) != LUA_TTABLE || ml_lua_is_array(L, idx)) return ML_STORE_DECLINED;
+  idx = lua_absindex(L, idx);
+  lua_pushliteral(L, "metadata");
+  if (lua_rawget(L, idx) != LUA_TTABLE || ml_lua_is_array(L, -1)) {
+    lua_pop(L, 1);
+    return ML_STORE_DECLINED;
+  }
+  int meta = lua_gettop(L);
+  bool odd = false;
+  ml_store_update_in_t in = {.name = meta_field(L, meta, "name", &odd),
+                             .ns = meta_field(L, meta, "namespace", &odd),
+                             .resource_version = meta_field(L, meta, "resourceVersion", &odd),
+                             .uid = meta_field(L, meta, "uid", &odd)};
+  int rc = ML_STORE_DECLINED;
+  if (!odd) {
+    text_src_t src = {L, idx, meta};
+    rc = ml_store_update_text(s, res, &in, flags, write_update_object, &src, out);
+  }
+  lua_settop(L, meta - 1);
+  return rc;
+}
+
+/* }====== */
+
 /* Lua: obj | nil, msg, code = s:create(resource, namespace, obj,
  *      {generation=, json=, keep_uid=}) */
 static int lstore_create(lua_State *L) {
@@ -476,6 +731,15 @@ static int lstore_update(lua_State *L) {
     flags |= ML_STORE_WRITE_STATUS;
   else if (sub && *sub)
     return luaL_error(L, "unknown subresource '%s'", sub);
+  if (flags & ML_STORE_WRITE_STATUS) {
+    ml_store_result_t r;
+    int rc = status_from_table(L, rec->s, res, 3, &r);
+    if (rc < 0) return fail_store(L, rec, rc);
+    if (rc == 0) return push_result(L, &r, 4, true);
+  } else {
+    ml_store_result_t r;
+    if (update_from_table(L, rec->s, res, 3, flags, &r) == 0) return push_result(L, &r, 4, true);
+  }
   char err[256];
   json_t *obj = arg_object(L, 3, err, sizeof err);
   if (!obj) return ml_lua_fail_msg(L, ML_EINVALID, err);

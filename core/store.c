@@ -16,6 +16,7 @@
 
 #include "err.h"
 #include "field_selector.h"
+#include "json_scan.h"
 #include "json_write.h"
 #include "log.h"
 #include "selector.h"
@@ -747,6 +748,341 @@ static int update_entry(ml_store_t *s, ml__store_res_t *r,
   return replace(s, r, e, doc, old, rv, out);
 }
 
+/* A string member found by ml_json_members in m (off (size_t)-1: absent):
+ * *v..*vlen its content without quotes, NULL when absent. @return false
+ * when it is one the text paths leave to the tree path (not a plain
+ * string without escapes). */
+static bool plain_string(const char *m, size_t off, size_t len, const char **v,
+                         size_t *vlen) {
+  *v = NULL;
+  *vlen = 0;
+  if (off == (size_t)-1) return true;
+  if (len < 2 || m[off] != '"' || memchr(m + off, '\\', len)) return false;
+  *v = m + off + 1;
+  *vlen = len - 2;
+  return true;
+}
+
+static bool span_is(const char *v, size_t vlen, const char *s) {
+  return strlen(s) == vlen && (vlen == 0 || memcmp(v, s, vlen) == 0);
+}
+
+int ml_store_update_status_text(ml_store_t *s, const char *resource,
+                                const ml_store_update_in_t *in,
+                                ml_store_value_fn status, void *ud,
+                                ml_store_result_t *out) {
+  memset(out, 0, sizeof *out);
+  /* The new status first: what the writer declines (a real, bad UTF-8,
+   * a value jansson refuses) goes to the tree path before any check, as
+   * ml_store_update's caller converts the whole object first. */
+  ml_json_buf_t *sb = &s->scratch;
+  sb->len = 0;
+  if (!status(ud, sb)) return ML_STORE_DECLINED;
+  const char *name = in->name, *ns = in->ns ? in->ns : "";
+  if (!name || !*name)
+    return ml__store_fail(s, ML_EINVALID,
+                          "metadata.name: Required value: name is required");
+  ml__store_res_t *r = ml__store_res(s, resource, true);
+  if (!r) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  ml__store_entry_t *e = ml__store_find(r, ns, name);
+  if (!e) return not_found(s, r->qualified, name);
+
+  /* The old text's metadata, its resourceVersion and uid, and its status,
+   * found by scanning (no parse). */
+  const ml_store_text_t *ot = e->text;
+  const char *t = ot->data;
+  static const char *const top_keys[] = {"metadata", "status"};
+  static const char *const meta_keys[] = {"resourceVersion", "uid"};
+  size_t toff[2], tlen[2], moff[2], mlen[2];
+  if (ot->len < 2 || t[ot->len - 1] != '}' ||
+      ml_json_members(t, ot->len, top_keys, 2, toff, tlen) != 0 || toff[0] == (size_t)-1 ||
+      t[toff[0]] != '{' || ml_json_members(t + toff[0], tlen[0], meta_keys, 2, moff, mlen) != 0)
+    return ML_STORE_DECLINED;
+  const char *m = t + toff[0], *old_rv, *old_uid;
+  size_t rvlen, uidlen;
+  if (!plain_string(m, moff[0], mlen[0], &old_rv, &rvlen) || !old_rv ||
+      !plain_string(m, moff[1], mlen[1], &old_uid, &uidlen))
+    return ML_STORE_DECLINED;
+  int found = toff[1] != (size_t)-1 ? 0 : ML_ENOTFOUND;
+  size_t soff = found == 0 ? toff[1] : 0, slen = tlen[1];
+
+  /* update_entry's checks, in its order, with its messages. */
+  if (in->resource_version && *in->resource_version &&
+      !span_is(old_rv, rvlen, in->resource_version))
+    return conflict(s, r, e->name,
+                    "the object has been modified; please apply your "
+                    "changes to the latest version and try again");
+  if (in->uid && *in->uid && !span_is(old_uid, uidlen, in->uid)) {
+    char why[256];
+    snprintf(why, sizeof why,
+             "Precondition failed: UID in precondition: %s, UID in object "
+             "meta: %.*s",
+             in->uid, (int)uidlen, old_uid ? old_uid : "");
+    return conflict(s, r, e->name, why);
+  }
+  /* A status equal to the stored one (json_equal) writes nothing. */
+  if (found == 0) {
+    ml_json_hash_t ho, hn;
+    int eq = slen == sb->len && memcmp(t + soff, sb->buf, slen) == 0 ? 1
+             : ml_json_hash(t + soff, slen, NULL, &ho) && ml_json_hash(sb->buf, sb->len, NULL, &hn) &&
+                     ho.all != hn.all
+                 ? 0
+                 : ml_json_equal_text(t + soff, slen, sb->buf, sb->len);
+    if (eq < 0) return ML_STORE_DECLINED;
+    if (eq == 1) {
+      fill_result(out, NULL, e->text, false);
+      return 0;
+    }
+  }
+
+  /* The new text: the old one with the resourceVersion's value and the
+   * status's replaced (a status the object lacked is appended, as
+   * json_object_set appends a new member). */
+  uint64_t rv = s->rv + 1;
+  char rvq[26];
+  int rvn = snprintf(rvq, sizeof rvq, "\"%" PRIu64 "\"", rv);
+  size_t rv_at = (size_t)(old_rv - 1 - t), rv_end = rv_at + rvlen + 2;
+  size_t st_at, st_end;
+  if (found == 0) {
+    st_at = soff;
+    st_end = soff + slen;
+  } else {
+    st_at = st_end = ot->len - 1;
+  }
+  if ((rv_at < st_end && st_at < rv_end)) return ML_STORE_DECLINED;
+  /* One allocation of the exact size, which becomes the ml_store_text_t. */
+  const size_t head = offsetof(ml_store_text_t, data);
+  size_t cap = head + ot->len - (rv_end - rv_at) + (size_t)rvn - (st_end - st_at) +
+               sb->len + (found == 0 ? 0 : 10) + 1;
+  ml_json_buf_t b = {malloc(cap), cap, head};
+  if (!b.buf) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  typedef struct {
+    size_t at, end;
+    const char *with;
+    size_t n;
+    bool status;
+  } cut_t;
+  cut_t cut[2] = {{rv_at, rv_end, rvq, (size_t)rvn, false},
+                  {st_at, st_end, sb->buf, sb->len, true}};
+  if (cut[1].at < cut[0].at) {
+    cut_t x = cut[0];
+    cut[0] = cut[1];
+    cut[1] = x;
+  }
+  size_t from = 0;
+  for (int i = 0; i < 2; i++) {
+    ml_json_buf_put(&b, t + from, cut[i].at - from);
+    if (cut[i].status && found != 0) ml_json_buf_put(&b, ",\"status\":", 10);
+    ml_json_buf_put(&b, cut[i].with, cut[i].n);
+    from = cut[i].end;
+  }
+  ml_json_buf_put(&b, t + from, ot->len - from);
+  ml_store_text_t *text = (ml_store_text_t *)b.buf;
+  text->refs = 1;
+  text->len = b.len - head;
+  text->data[text->len] = '\0';
+
+  int rc = backend_put(s, r, e->ns, e->name, rv, text);
+  if (rc < 0) {
+    ml_store_text_unref(text);
+    return rc;
+  }
+  s->rv = rv;
+  ml_store_text_t *old_text = ml_store_text_ref(e->text);
+  /* Metadata is unchanged: so are the labels. */
+  ml__store_entry_set_labels(e, text, json_incref(e->labels));
+  e->rv = rv;
+  ml__store_emit_ns(s, r, ML_STORE_MODIFIED, rv, e->ns, NULL, text, NULL,
+                    old_text, -1);
+  ml_store_text_unref(old_text);
+  fill_result(out, NULL, text, false);
+  return 0;
+}
+
+static const char *const kept_names[ML_STORE_KEPT_COUNT] = {
+    "uid", "creationTimestamp", "name", "namespace", "deletionTimestamp",
+    "deletionGracePeriodSeconds", "generation"};
+
+int ml_store_update_text(ml_store_t *s, const char *resource,
+                         const ml_store_update_in_t *in, unsigned flags,
+                         ml_store_update_write_fn write, void *ud,
+                         ml_store_result_t *out) {
+  memset(out, 0, sizeof *out);
+  /* Every answer but success comes from ml_store_update: it converts the
+   * caller's object before anything else, so its errors are its own. */
+  const char *name = in->name, *ns = in->ns ? in->ns : "";
+  if (!name || !*name) return ML_STORE_DECLINED;
+  ml__store_res_t *r = ml__store_res(s, resource, false);
+  ml__store_entry_t *e = r ? ml__store_find(r, ns, name) : NULL;
+  if (!e) return ML_STORE_DECLINED;
+  const ml_store_text_t *ot = e->text;
+  const char *t = ot->data;
+  static const char *const top_keys[] = {"metadata", "status"};
+  size_t toff[2] = {(size_t)-1, (size_t)-1}, tlen[2] = {0, 0};
+  if (ot->len < 2 || t[ot->len - 1] != '}' ||
+      ml_json_members(t, ot->len, top_keys, (flags & ML_STORE_STATUS_SUBRESOURCE) ? 2 : 1, toff,
+                      tlen) != 0 ||
+      toff[0] == (size_t)-1 || t[toff[0]] != '{')
+    return ML_STORE_DECLINED;
+  const char *m = t + toff[0];
+  size_t mlen = tlen[0];
+  ml_store_update_meta_t um = {.kept_names = kept_names};
+  /* The kept members, then resourceVersion and finalizers: one scan. */
+  const char *keys[ML_STORE_KEPT_COUNT + 2];
+  size_t off[ML_STORE_KEPT_COUNT + 2], len[ML_STORE_KEPT_COUNT + 2];
+  memcpy(keys, kept_names, sizeof kept_names);
+  keys[ML_STORE_KEPT_COUNT] = "resourceVersion";
+  keys[ML_STORE_KEPT_COUNT + 1] = "finalizers";
+  if (ml_json_members(m, mlen, keys, ML_STORE_KEPT_COUNT + 2, off, len) != 0)
+    return ML_STORE_DECLINED;
+  for (int i = 0; i < ML_STORE_KEPT_COUNT; i++)
+    if (off[i] != (size_t)-1) {
+      um.kept[i] = m + off[i];
+      um.kept_len[i] = len[i];
+    }
+  /* resourceVersion and uid: plain strings (the preconditions compare
+   * their contents). */
+  const char *old_rv, *old_uid;
+  size_t rvlen, uidlen;
+  if (!plain_string(m, off[ML_STORE_KEPT_COUNT], len[ML_STORE_KEPT_COUNT], &old_rv, &rvlen) ||
+      !old_rv ||
+      !plain_string(m, off[ML_STORE_KEPT_UID], len[ML_STORE_KEPT_UID], &old_uid, &uidlen) ||
+      !um.kept[ML_STORE_KEPT_NAME])
+    return ML_STORE_DECLINED;
+  /* An update may remove an object being deleted (its last finalizer
+   * gone): ml_store_update decides those. */
+  if (um.kept[ML_STORE_KEPT_DELETION_TIMESTAMP] && off[ML_STORE_KEPT_COUNT + 1] != (size_t)-1)
+    return ML_STORE_DECLINED;
+  if (in->resource_version && *in->resource_version &&
+      !span_is(old_rv, rvlen, in->resource_version))
+    return ML_STORE_DECLINED;
+  if (in->uid && *in->uid && !span_is(old_uid, uidlen, in->uid)) return ML_STORE_DECLINED;
+  um.resource_version = old_rv - 1;
+  um.resource_version_len = rvlen + 2;
+  if (flags & ML_STORE_STATUS_SUBRESOURCE) {
+    um.keep_status = true;
+    if (toff[1] != (size_t)-1) {
+      um.status = t + toff[1];
+      um.status_len = tlen[1];
+    }
+  }
+  long long gen = 0;
+  if (flags & ML_STORE_GENERATION) {
+    const char *g = um.kept[ML_STORE_KEPT_GENERATION];
+    size_t gl = um.kept_len[ML_STORE_KEPT_GENERATION];
+    if (g) {
+      /* json_integer_value: an integer's value (others would be 0). */
+      if (gl == 0 || gl > 18) return ML_STORE_DECLINED;
+      for (size_t i = 0; i < gl; i++) {
+        if (g[i] < '0' || g[i] > '9') return ML_STORE_DECLINED;
+        gen = gen * 10 + (g[i] - '0');
+      }
+    }
+  }
+
+  const size_t head = offsetof(ml_store_text_t, data);
+  ml_json_buf_t b = {malloc(head + ot->len + 256), head + ot->len + 256, head};
+  if (!b.buf) return ML_STORE_DECLINED;
+  ml_store_update_written_t w = {NULL, 0, 0, 0, 0};
+  if (!write(ud, &um, &b, &w) || w.rv_len == 0) goto declined;
+  const char *nt = b.buf + head;
+  size_t nlen = b.len - head;
+  /* ml_store_update's rules on the text: generation moves when anything
+   * but metadata and status changed; an object equal to the stored one
+   * (with the stored resourceVersion, as written) is a no-op. */
+  static const char *const spec_skip[] = {"metadata", "status", NULL};
+  bool same_bytes = nlen == ot->len && memcmp(nt, t, nlen) == 0;
+  ml_json_hash_t hn = {0, 0, true}, ho = {0, 0, true};
+  if (!same_bytes) {
+    /* Different hashes prove a difference without the exact comparison. */
+    ml_json_hash(nt, nlen, spec_skip, &hn);
+    ml_json_hash(t, ot->len, spec_skip, &ho);
+  }
+  bool hashed = !hn.odd && !ho.odd;
+  bool bump = false;
+  if ((flags & ML_STORE_GENERATION) && !same_bytes) {
+    int eq = hashed && hn.rest != ho.rest
+                 ? 0
+                 : ml_json_equal_text_except(nt, nlen, t, ot->len, spec_skip);
+    if (eq < 0) goto declined;
+    bump = eq == 0;
+  }
+  if (!bump) {
+    int eq = same_bytes ? 1
+             : hashed && hn.all != ho.all ? 0
+                                          : ml_json_equal_text(nt, nlen, t, ot->len);
+    if (eq < 0) goto declined;
+    if (eq == 1) {
+      free(b.buf);
+      json_decref(w.labels);
+      fill_result(out, NULL, e->text, false);
+      return 0;
+    }
+  }
+
+  /* The final text: the written one with the new resourceVersion (and
+   * generation) spliced in. */
+  uint64_t rv = s->rv + 1;
+  char rvq[26], genq[40];
+  int rvn = snprintf(rvq, sizeof rvq, "\"%" PRIu64 "\"", rv);
+  int genn = 0;
+  if (bump)
+    genn = w.gen_len ? snprintf(genq, sizeof genq, "%lld", gen + 1)
+                     : snprintf(genq, sizeof genq, ",\"generation\":%lld", gen + 1);
+  typedef struct {
+    size_t at, end;
+    const char *with;
+    size_t n;
+  } cut_t;
+  cut_t cut[2] = {{w.rv_at, w.rv_at + w.rv_len, rvq, (size_t)rvn},
+                  {w.gen_at, w.gen_at + w.gen_len, genq, (size_t)genn}};
+  int ncut = bump ? 2 : 1;
+  if (ncut == 2 && cut[1].at < cut[0].at) {
+    cut_t x = cut[0];
+    cut[0] = cut[1];
+    cut[1] = x;
+  }
+  if (ncut == 2 && cut[0].end > cut[1].at) goto declined;
+  size_t cap = b.len + (size_t)rvn + (size_t)genn + 1;
+  ml_json_buf_t f = {malloc(cap), cap, head};
+  if (!f.buf) goto declined;
+  size_t from = head;
+  for (int i = 0; i < ncut; i++) {
+    ml_json_buf_put(&f, b.buf + from, cut[i].at - from);
+    ml_json_buf_put(&f, cut[i].with, cut[i].n);
+    from = cut[i].end;
+  }
+  ml_json_buf_put(&f, b.buf + from, b.len - from);
+  free(b.buf);
+  ml_store_text_t *text = (ml_store_text_t *)f.buf;
+  text->refs = 1;
+  text->len = f.len - head;
+  text->data[text->len] = '\0';
+
+  int rc = backend_put(s, r, e->ns, e->name, rv, text);
+  if (rc < 0) {
+    /* The store's state is unchanged; ml_store_update meets the same
+     * failure and reports it. */
+    ml_store_text_unref(text);
+    json_decref(w.labels);
+    return ML_STORE_DECLINED;
+  }
+  s->rv = rv;
+  ml_store_text_t *old_text = ml_store_text_ref(e->text);
+  ml__store_entry_set_labels(e, text, w.labels);
+  e->rv = rv;
+  ml__store_emit_ns(s, r, ML_STORE_MODIFIED, rv, e->ns, NULL, text, NULL,
+                    old_text, -1);
+  ml_store_text_unref(old_text);
+  fill_result(out, NULL, text, false);
+  return 0;
+
+declined:
+  free(b.buf);
+  json_decref(w.labels);
+  return ML_STORE_DECLINED;
+}
+
 /* ml_store_delete once the entry is found; `old` is its state parsed. */
 static int delete_entry(ml_store_t *s, ml__store_res_t *r,
                         ml__store_entry_t *e, const json_t *old,
@@ -1292,6 +1628,7 @@ void ml_store_close(ml_store_t *s) {
   ml__store_watchers_close_all(s);
   ml__store_window_free(s);
   ml__store_res_free_all(s);
+  free(s->scratch.buf);
   free(s->err);
   free(s);
 }

@@ -217,6 +217,103 @@ int ml_store_create_text(ml_store_t *s, const char *resource, const char *ns,
 int ml_store_update(ml_store_t *s, const char *resource, const json_t *obj,
                     unsigned flags, ml_store_result_t *out);
 
+/** The caller's metadata members a status write reads: each a string, or
+ * NULL when absent or not a string. */
+typedef struct {
+  const char *name, *ns, *resource_version, *uid;
+} ml_store_update_in_t;
+
+/**
+ * Writes one JSON value at b->len: the compact bytes the store's
+ * serializer would write for it.
+ * @return 1, or 0 to decline (nothing written counts).
+ */
+typedef int (*ml_store_value_fn)(void *ud, ml_json_buf_t *b);
+
+/**
+ * ml_store_update with ML_STORE_WRITE_STATUS for a caller that writes the
+ * new status's text itself (a Lua table, no jansson tree): the stored
+ * object's text keeps every byte but its status and resourceVersion, and
+ * is neither parsed nor serialized again. The same checks, errors, no-op
+ * rule (json_equal of the statuses), stored bytes and watch events as
+ * ml_store_update; out->obj stays NULL.
+ * @return 0, ML_STORE_DECLINED (nothing changed: the caller then uses
+ *         ml_store_update) when `status` declined or the stored text is
+ *         one this path does not take, or ml_store_update's errors.
+ */
+int ml_store_update_status_text(ml_store_t *s, const char *resource,
+                                const ml_store_update_in_t *in,
+                                ml_store_value_fn status, void *ud,
+                                ml_store_result_t *out);
+
+/** The metadata members an update keeps from the stored object, in the
+ * order ml_store_update appends those the caller's object lacks. */
+enum {
+  ML_STORE_KEPT_UID,
+  ML_STORE_KEPT_CREATION_TIMESTAMP,
+  ML_STORE_KEPT_NAME,
+  ML_STORE_KEPT_NAMESPACE,
+  ML_STORE_KEPT_DELETION_TIMESTAMP,
+  ML_STORE_KEPT_DELETION_GRACE,
+  ML_STORE_KEPT_GENERATION,
+  ML_STORE_KEPT_COUNT
+};
+
+/** What an update writer lays over the caller's object: raw JSON values
+ * from the stored object's text (NULL when it has none). */
+typedef struct {
+  /** Indexed by ML_STORE_KEPT_*; with the names in `kept_names`. */
+  const char *kept[ML_STORE_KEPT_COUNT];
+  size_t kept_len[ML_STORE_KEPT_COUNT];
+  const char *const *kept_names;
+  const char *resource_version; /* the stored value, quoted */
+  size_t resource_version_len;
+  /** Non-NULL: the kind has a status subresource; this is the stored
+   * status (NULL with keep_status: the stored object has none). */
+  bool keep_status;
+  const char *status;
+  size_t status_len;
+} ml_store_update_meta_t;
+
+/** What an update writer reports of the text it wrote. Offsets count in
+ * the buffer handed to the writer. */
+typedef struct {
+  /** A new reference to metadata.labels (left NULL when it has none). */
+  json_t *labels;
+  /** Where the stored resourceVersion value was written. */
+  size_t rv_at, rv_len;
+  /** Where the kept generation value was written (gen_len 0: it was not;
+   * a new one goes in at gen_at, after another metadata member). */
+  size_t gen_at, gen_len;
+} ml_store_update_written_t;
+
+/**
+ * Writes an updated object's compact JSON text for ml_store_update_text:
+ * the caller's object with `m` laid over it as ml_store_update lays the
+ * stored object's fields (members it replaces keep their place; kept
+ * members the object lacks follow in ML_STORE_KEEP_* order, then
+ * resourceVersion if the object lacks it; kept members the stored object
+ * lacks dropped; with keep_status the status likewise, appended last).
+ * @return 1, or 0 to decline.
+ */
+typedef int (*ml_store_update_write_fn)(void *ud, const ml_store_update_meta_t *m,
+                                        ml_json_buf_t *b,
+                                        ml_store_update_written_t *w);
+
+/**
+ * ml_store_update (not ML_STORE_WRITE_STATUS) for a caller that writes
+ * the object's text itself: the same stored bytes, no-op rule, generation
+ * rule and watch events, with no jansson tree. Any failure, and stored
+ * objects this path leaves alone (being deleted with finalizers), decline:
+ * ml_store_update then answers with its own errors. out->obj stays NULL.
+ * @param flags ML_STORE_GENERATION | ML_STORE_STATUS_SUBRESOURCE.
+ * @return 0 or ML_STORE_DECLINED (nothing changed).
+ */
+int ml_store_update_text(ml_store_t *s, const char *resource,
+                         const ml_store_update_in_t *in, unsigned flags,
+                         ml_store_update_write_fn write, void *ud,
+                         ml_store_result_t *out);
+
 typedef struct {
   const char *uid;              /* precondition or NULL */
   const char *resource_version; /* precondition or NULL */

@@ -90,6 +90,8 @@ struct ml_store_s {
   int dispatching;
   bool reap;
 
+  ml_json_buf_t scratch; /* a status write's new status text */
+
   int64_t fixed_time; /* unix seconds, 0: real clock */
   int64_t ts_second;  /* the second ts_text spells (create timestamps) */
   char ts_text[32];   /* "" until the first create */

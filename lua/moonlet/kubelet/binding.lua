@@ -68,7 +68,7 @@ function M.handler(ctx, method)
       lastTransitionTime = now }
   end
   pod.status.conditions = conds
-  local res, msg, code = ctx.store:update(ctx.def.store_resource, pod, { generation = false })
+  local res, msg, code = ctx.store:update(ctx.def.store_resource, pod, { generation = false, json = true })
   if not res then
     if code == "ECONFLICT" then return conflict(ctx, tostring(msg):gsub("^E%u+: ", "")) end
     return ctx:fail(status.internal(msg))
