@@ -198,6 +198,52 @@ static int lproc_spawn(lua_State *L) {
   return 1;
 }
 
+/* Lua: proc.spawn_async(id, done_id, opts): the spawn of lproc_spawn with
+ * its clone and exec on libuv's pool (ml_proc_spawn_async); the process
+ * (or nil, err, name) comes as event done_id, its exit later to id. A
+ * failure found before the pool (no command, a bad log path) returns
+ * nil, err, name at once; else nothing. */
+static int lproc_spawn_async(lua_State *L) {
+  uint64_t id = (uint64_t)luaL_checkinteger(L, 1);
+  uint64_t done = (uint64_t)luaL_checkinteger(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  ml_proc_opts_t o;
+  read_opts(L, 3, &o); /* stack: id done opts argv env */
+  proc_ud_t *ud = new_proc_ud(L);
+  o.udata = ud->self_ref;
+  char msg[4200];
+  int rc = ml_proc_spawn_async(&ml_runtime_get(L)->loop, id, done, &o, msg,
+                               sizeof msg);
+  if (rc < 0) {
+    ml_unref(L, ud->self_ref);
+    ud->self_ref = LUA_NOREF;
+    return fail(L, rc, msg);
+  }
+  return 0;
+}
+
+/* The answer of spawn_async: the waiting moonlet.Proc, open now, or the
+ * failure (the userdata's anchor goes: no exit will come). */
+static int push_spawned(lua_State *L, ml_proc_spawned_t *ev) {
+  int ref = (int)ev->udata;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  proc_ud_t *ud = luaL_testudata(L, -1, PROC_MT);
+  if (ev->rc == 0 && ud && ud->self_ref == ref && !ud->p) {
+    ud->p = ev->proc;
+    ud->pid = ml_proc_pid(ev->proc);
+    ev->proc = NULL;
+    return 1;
+  }
+  lua_pop(L, 1);
+  if (ud && ud->self_ref == ref) {
+    ud->self_ref = LUA_NOREF;
+    ml_unref(L, ref);
+  }
+  if (ev->rc == 0) return fail(L, UV_ECANCELED, "spawn: no handle");
+  return fail(L, ev->rc, ev->msg);
+}
+
 /* Lua: next | nil, err, name = p:arm_restart(id, opts, "any"|"failure"
  * [, not_before_seconds]): the replacement to start when p ends by itself
  * (ml_proc_arm_restart), as a
@@ -316,6 +362,8 @@ static void push_time(lua_State *L, int64_t ns) {
 
 static int push_event(lua_State *L, ml_event_t *e) {
   ml_proc_evhead_t *h = (ml_proc_evhead_t *)e;
+  if (h->kind == ML_PROC_EV_SPAWNED)
+    return push_spawned(L, (ml_proc_spawned_t *)e);
   if (h->kind == ML_PROC_EV_LOG || h->kind == ML_PROC_EV_LOG_END) {
     ml_proc_log_ev_t *ev = (ml_proc_log_ev_t *)e;
     if (h->kind == ML_PROC_EV_LOG_END) {
@@ -522,6 +570,7 @@ static const luaL_Reg follow_metameth[] = {{"__gc", lfollow_close},
 
 static const luaL_Reg proc_funcs[] = {
     {"spawn", lproc_spawn},
+    {"spawn_async", lproc_spawn_async},
     {"read_log", lproc_read_log},
     {"follow_log", lproc_follow_log},
     {"reap_leftovers", lproc_reap_leftovers},

@@ -15,6 +15,7 @@ void ml_event_free(ml_event_t *ev) {
 }
 
 void ml_loop_close(ml_loop_t *loop) {
+  loop->closing = true;
   ml_event_t *ev;
   while ((ev = ml_loop_pop(loop)) != NULL) ml_event_free(ev);
   while ((ev = loop->idle_head) != NULL) {

@@ -63,6 +63,7 @@ struct ml_loop_s {
   ml_event_t *idle_head, *idle_tail;
   bool in_uv_run; /* inside ml_loop_run's uv_run call */
   bool stopping;
+  bool closing; /* ml_loop_close was called: post nothing new */
   uint64_t next_id;
   struct {
     ml_loop_hook_fn fn;

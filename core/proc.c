@@ -41,6 +41,8 @@
 extern char **environ;
 
 #define DRAIN_MS 500 /* after the exit, how long pipes may stay open */
+#define POOL_STACK 65536 /* a pool spawn's child stack (ml_proc_spawn_async) */
+#define POOL_MSG 4200    /* and its failure message */
 
 enum { TIMER_NONE, TIMER_TIMEOUT, TIMER_STOP, TIMER_DRAIN };
 
@@ -715,17 +717,20 @@ static int lend_fds(child_args_t *a) {
 static int child_main(void *arg) { child_exec(arg); }
 #endif
 
-static pid_t start_child(const child_args_t *a) {
+/* @param pool_stack NULL (the loop's thread: one child at a time, on a
+ * stack kept for it) or POOL_STACK bytes of the spawn's own */
+static pid_t start_child(const child_args_t *a, char *pool_stack) {
 #if CHILD_BORROWS_MEMORY
   /* As vfork (we resume at the exec or exit), on a stack of the child's
-   * own; sharing the descriptor table too when its fds were lent. One
-   * child at a time: spawns run on the loop's thread and wait. */
+   * own; sharing the descriptor table too when its fds were lent. */
   static char stack[65536] __attribute__((aligned(64)));
+  char *top = pool_stack ? pool_stack + POOL_STACK : stack + sizeof stack;
   int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
   if (a->keep_below > 0) flags |= CLONE_FILES;
-  return clone(child_main, stack + sizeof stack, flags, (void *)a);
+  return clone(child_main, top, flags, (void *)a);
 #else
   /* ASan keeps per-thread state on the stack vfork would share. */
+  (void)pool_stack;
   pid_t pid = fork();
   if (pid == 0) child_exec(a);
   return pid;
@@ -1038,30 +1043,49 @@ static const char *stage_msg(int stage) {
  * given and stdout_log's writer already open on stdout_log_from when `log`
  * is (an armed replacement: both done when armed, not on the way; `log` is
  * taken over in every case). */
-static int spawn_resolved(ml_loop_t *loop, uint64_t id,
-                          const ml_proc_opts_t *o, const char *resolved,
-                          ml__clog_t *log, ml_proc_t **out, char *errmsg,
-                          size_t errlen) {
-  char msgbuf[PATH_MAX + 128];
-  char *msg = errmsg ? errmsg : msgbuf;
-  size_t mlen = errmsg ? errlen : sizeof msgbuf;
-  if (mlen) msg[0] = 0;
+/* One spawn's state across its three steps: prepare (options, PATH, logs,
+ * pipes, cgroup: the loop's thread), launch (the clone, waiting for the
+ * child's exec: the loop's thread, or one of libuv's pool for
+ * ml_proc_spawn_async) and finish (watchers and records: the loop's
+ * thread). */
+typedef struct {
+  ml_loop_t *loop;
+  uint64_t id;
+  const ml_proc_opts_t *o;
+  ml__clog_t *log;
+  ml_proc_t *p;
+  char *file;
+  const char *log_from;
+  int outp[2], errp[2], rep[2], cgfd;
+  child_err_t shared_err, ce;
+  ssize_t n; /* bytes of ce the child reported */
+  child_args_t a;
+  int64_t born, before;
+  bool yielded;
+  pid_t pid;
+  int fork_err;
+  char *stack; /* the child's stack; NULL: the loop thread's own */
+  char *msg;
+  size_t mlen;
+} spawn_t;
+
+/* Everything before the clone. @return 0 or an error (then spawn_fail) */
+static int spawn_prepare(spawn_t *s, const char *resolved) {
+  const ml_proc_opts_t *o = s->o;
+  if (s->mlen) s->msg[0] = 0;
+  s->outp[0] = s->outp[1] = s->errp[0] = s->errp[1] = -1;
+  s->rep[0] = s->rep[1] = s->cgfd = -1;
   if (!o->argv || !o->argv[0]) {
-    snprintf(msg, mlen, "no command");
-    ml__clog_unref(log);
+    snprintf(s->msg, s->mlen, "no command");
     return ML_EINVALID;
   }
   raise_nofile();
   int rc = 0;
-  char *file = NULL;
-  int outp[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1}, cgfd = -1;
   ml_proc_t *p = calloc(1, sizeof *p);
-  if (!p) {
-    ml__clog_unref(log);
-    return ML_ENOMEM;
-  }
-  p->loop = loop;
-  p->id = id;
+  if (!p) return ML_ENOMEM;
+  s->p = p;
+  p->loop = s->loop;
+  p->id = s->id;
   p->udata = o->udata;
   p->pidfd = -1;
   p->refs = 1; /* the caller's; the handles' reference comes with them */
@@ -1072,39 +1096,36 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
 
   /* A spare to rename to stdout_log: once the exec is done, or on
    * failure (the instance's log is there either way, as it is without). */
-  const char *log_from =
-      o->stdout_log && !o->capture ? o->stdout_log_from : NULL;
+  s->log_from = o->stdout_log && !o->capture ? o->stdout_log_from : NULL;
   if (resolved) {
-    if (!(file = strdup(resolved))) {
-      rc = ML_ENOMEM;
-      goto error;
-    }
-  } else if ((rc = ml__proc_resolve(o->argv[0], o->env, true, &file, msg,
-                                     mlen)) < 0) {
-    goto error;
+    if (!(s->file = strdup(resolved))) return ML_ENOMEM;
+  } else if ((rc = ml__proc_resolve(o->argv[0], o->env, true, &s->file,
+                                     s->msg, s->mlen)) < 0) {
+    return rc;
   }
   /* Log files first: a bad log path is the caller's error, before fork. A
    * writer opened when armed is used if its spare is still there (one
    * fstat instead of an open and a fstat); a spare removed or replaced
    * since is opened as if never armed. */
-  if (log && (o->capture || !o->stdout_log || !log_from ||
-              !ml__clog_still_named(log))) {
-    ml__clog_unref(log);
-    log = NULL;
+  if (s->log && (o->capture || !o->stdout_log || !s->log_from ||
+                 !ml__clog_still_named(s->log))) {
+    ml__clog_unref(s->log);
+    s->log = NULL;
   }
   if (!o->capture) {
-    if (log) {
-      p->sout.file = log; /* on the spare: renamed below, as it would be */
-      log = NULL;
+    if (s->log) {
+      p->sout.file = s->log; /* on the spare: renamed below, as it would be */
+      s->log = NULL;
     } else if (o->stdout_log) {
       bool used_from = false;
       p->sout.file =
           ml__clog_open(o->stdout_log, o->stdout_log_from, false, &used_from,
                         o->log_max_bytes, o->log_max_files, &rc);
-      if (!used_from) log_from = NULL; /* no spare: the log was made */
+      if (!used_from) s->log_from = NULL; /* no spare: the log was made */
       if (!p->sout.file) {
-        snprintf(msg, mlen, "open log %s: %s", o->stdout_log, ml_strerror(rc));
-        goto error;
+        snprintf(s->msg, s->mlen, "open log %s: %s", o->stdout_log,
+                 ml_strerror(rc));
+        return rc;
       }
     }
     if (o->stderr_log && o->stdout_log &&
@@ -1115,8 +1136,9 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
       p->serr.file = ml__clog_open(o->stderr_log, NULL, false, NULL,
                                    o->log_max_bytes, o->log_max_files, &rc);
       if (!p->serr.file) {
-        snprintf(msg, mlen, "open log %s: %s", o->stderr_log, ml_strerror(rc));
-        goto error;
+        snprintf(s->msg, s->mlen, "open log %s: %s", o->stderr_log,
+                 ml_strerror(rc));
+        return rc;
       }
     }
   }
@@ -1124,64 +1146,74 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
   bool want_err = !o->capture && p->serr.file;
   /* A child that borrows our memory reports a failure in it; after fork, a
    * report pipe, which never blocks: the child writes 8 bytes into it at
-   * most, and we read it once (see below). */
-  if ((want_out && (rc = make_pipe(outp, 0)) < 0) ||
-      (want_err && (rc = make_pipe(errp, 0)) < 0) ||
-      (!CHILD_BORROWS_MEMORY && (rc = make_pipe(rep, O_NONBLOCK)) < 0)) {
-    snprintf(msg, mlen, "pipe: %s", ml_strerror(rc));
-    goto error;
+   * most, and we read it once (see spawn_launch). */
+  if ((want_out && (rc = make_pipe(s->outp, 0)) < 0) ||
+      (want_err && (rc = make_pipe(s->errp, 0)) < 0) ||
+      (!CHILD_BORROWS_MEMORY && (rc = make_pipe(s->rep, O_NONBLOCK)) < 0)) {
+    snprintf(s->msg, s->mlen, "pipe: %s", ml_strerror(rc));
+    return rc;
   }
   if (devnull_fd() < 0) {
     rc = UV_EMFILE;
-    snprintf(msg, mlen, "open /dev/null: %s", ml_strerror(rc));
-    goto error;
+    snprintf(s->msg, s->mlen, "open /dev/null: %s", ml_strerror(rc));
+    return rc;
   }
   if (o->memory_limit_bytes > 0 && ml_proc_cgroups_available(NULL)) {
-    rc = ml__cgroup_create(o->memory_limit_bytes, &p->cgroup, &cgfd);
+    rc = ml__cgroup_create(o->memory_limit_bytes, &p->cgroup, &s->cgfd);
     if (rc < 0) {
-      snprintf(msg, mlen, "create cgroup: %s", ml_strerror(rc));
-      goto error;
+      snprintf(s->msg, s->mlen, "create cgroup: %s", ml_strerror(rc));
+      return rc;
     }
-    cgfd = fd_above_stdio(cgfd);
+    s->cgfd = fd_above_stdio(s->cgfd);
   }
-
-  child_err_t shared_err = {0, 0};
-  child_args_t a = {
-      .file = file,
+  s->shared_err = (child_err_t){0, 0};
+  s->a = (child_args_t){
+      .file = s->file,
       .argv = (char *const *)o->argv,
       .envp = o->env ? (char *const *)o->env : environ,
       .cwd = o->cwd,
       .fd_in = devnull_fd(),
-      .fd_out = want_out ? outp[1] : devnull_fd(),
-      .fd_err = o->capture ? outp[1]
-                : want_err ? errp[1]
+      .fd_out = want_out ? s->outp[1] : devnull_fd(),
+      .fd_err = o->capture ? s->outp[1]
+                : want_err ? s->errp[1]
                            : devnull_fd(),
-      .fd_report = rep[1],
-      .report = CHILD_BORROWS_MEMORY ? &shared_err : NULL,
-      .fd_cgroup = cgfd,
+      .fd_report = s->rep[1],
+      .report = CHILD_BORROWS_MEMORY ? &s->shared_err : NULL,
+      .fd_cgroup = s->cgfd,
       .parent = getpid(),
       .nofile = orig_nofile,
       .restore_nofile = nofile_raised,
   };
-  a.sigs_known = NSIG <= 65 && nondefault_signals(&a.sigs);
-  a.keep_below = lend_fds(&a);
+  s->a.sigs_known = NSIG <= 65 && nondefault_signals(&s->a.sigs);
+  s->a.born_ns = &s->born;
+  s->a.yielded = &s->yielded;
+  return 0;
+}
+
+/* The clone, and the child's report once it has exec'd or failed. On the
+ * loop's thread (pooled false) the child's descriptors are lent to it and
+ * it starts on our CPU, handing us SCHED_BATCH (a restart's latency); on a
+ * pool thread (pooled) it shares nothing of the kind: several may start at
+ * once there, each on a stack of its own. */
+static void spawn_launch(spawn_t *s, bool pooled) {
+  child_args_t *a = &s->a;
+  if (!pooled) a->keep_below = lend_fds(a);
   /* Signals stay blocked until the child has reset its handlers: a
    * handler of ours must never run in the child's borrowed memory. */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  p->started_ns = ml_proc_now_ns();
-  int64_t born = 0, before = boot_ns();
-  a.born_ns = &born;
-  bool yielded = false;
-  a.yield_tid = batch_handoff_tid();
-  a.yielded = &yielded;
+  s->p->started_ns = ml_proc_now_ns();
+  s->born = 0;
+  s->before = boot_ns();
+  s->yielded = false;
+  a->yield_tid = pooled ? 0 : batch_handoff_tid();
   cpu_set_t cpus;
-  a.cpus = pin_to_this_cpu(&cpus) ? &cpus : NULL;
-  pid_t pid = start_child(&a);
-  int fork_err = errno;
-  if (a.cpus) sched_setaffinity(0, sizeof cpus, &cpus);
-  if (yielded) {
+  a->cpus = !pooled && pin_to_this_cpu(&cpus) ? &cpus : NULL;
+  s->pid = start_child(a, s->stack);
+  s->fork_err = errno;
+  if (a->cpus) sched_setaffinity(0, sizeof cpus, &cpus);
+  if (s->yielded) {
     struct sched_param sp = {.sched_priority = 0};
     sched_setscheduler(0, SCHED_OTHER, &sp);
     /* SCHED_BATCH keeps the wake-up from preempting, not the child's slice
@@ -1190,73 +1222,86 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
      * no-op when it already has, or runs on the other CPU). */
     sched_yield();
   }
-  if (a.keep_below > 0) unlend();
-  if (!born) born = boot_ns(); /* fork: after it returned */
+  if (a->keep_below > 0) unlend();
+  if (!s->born) s->born = boot_ns(); /* fork: after it returned */
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (pid < 0) {
-    rc = -fork_err;
-    snprintf(msg, mlen, "fork: %s", ml_strerror(rc));
-    goto error;
-  }
-  p->pid = pid;
-  if (rep[1] >= 0) close(rep[1]);
-  rep[1] = -1;
-  if (outp[1] >= 0) close(outp[1]);
-  if (errp[1] >= 0) close(errp[1]);
-  outp[1] = errp[1] = -1;
-  if (cgfd >= 0) close(cgfd);
-  cgfd = -1;
+  if (s->pid < 0) return;
+  if (s->rep[1] >= 0) close(s->rep[1]);
+  s->rep[1] = -1;
+  if (s->outp[1] >= 0) close(s->outp[1]);
+  if (s->errp[1] >= 0) close(s->errp[1]);
+  s->outp[1] = s->errp[1] = -1;
+  if (s->cgfd >= 0) close(s->cgfd);
+  s->cgfd = -1;
   /* A record: the child failed and has exited. Nothing: the exec happened.
    * After vfork we resume once the child has either written its record
    * into our memory and exited or passed the exec's point of no return, so
    * the record is read at once, without waiting for the exec to close the
    * child's copies of our descriptors (0.5 ms and more with hundreds of
    * pods running). After fork we wait for the record or for EOF. */
-  child_err_t ce = shared_err;
-  ssize_t n = ce.stage ? (ssize_t)sizeof ce : 0;
+  s->ce = s->shared_err;
+  s->n = s->ce.stage ? (ssize_t)sizeof s->ce : 0;
   if (!CHILD_BORROWS_MEMORY) {
-    struct pollfd pfd = {.fd = rep[0], .events = POLLIN};
+    struct pollfd pfd = {.fd = s->rep[0], .events = POLLIN};
     while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
     }
-    while ((n = read(rep[0], &ce, sizeof ce)) < 0 && errno == EINTR) {
+    while ((s->n = read(s->rep[0], &s->ce, sizeof s->ce)) < 0 &&
+           errno == EINTR) {
     }
-    close(rep[0]);
-    rep[0] = -1;
+    close(s->rep[0]);
+    s->rep[0] = -1;
   }
+}
+
+/* After the launch: the exec's failure, or the watchers of a running
+ * process. @return 0 with *out set, or an error (then spawn_fail) */
+static int spawn_finish(spawn_t *s, ml_proc_t **out) {
+  const ml_proc_opts_t *o = s->o;
+  ml_proc_t *p = s->p;
+  ml_loop_t *loop = s->loop;
+  int rc;
+  if (s->pid < 0) {
+    rc = -s->fork_err;
+    snprintf(s->msg, s->mlen, "fork: %s", ml_strerror(rc));
+    return rc;
+  }
+  pid_t pid = s->pid;
+  p->pid = pid;
   /* Nothing has been read from the process yet: the file takes its name
    * before the writer uses it. */
-  if (log_from) rename_log(log_from, o->stdout_log);
-  log_from = NULL;
-  if (n == (ssize_t)sizeof ce) {
+  if (s->log_from) rename_log(s->log_from, o->stdout_log);
+  s->log_from = NULL;
+  if (s->n == (ssize_t)sizeof s->ce) {
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
-    rc = -ce.err;
-    if (ce.stage == STAGE_EXEC)
-      snprintf(msg, mlen, "exec: \"%s\": %s", file, errtext(rc));
-    else if (ce.stage == STAGE_CHDIR)
-      snprintf(msg, mlen, "chdir to cwd (\"%s\") failed: %s", o->cwd,
+    rc = -s->ce.err;
+    if (s->ce.stage == STAGE_EXEC)
+      snprintf(s->msg, s->mlen, "exec: \"%s\": %s", s->file, errtext(rc));
+    else if (s->ce.stage == STAGE_CHDIR)
+      snprintf(s->msg, s->mlen, "chdir to cwd (\"%s\") failed: %s", o->cwd,
                errtext(rc));
     else
-      snprintf(msg, mlen, "%s: %s", stage_msg(ce.stage), errtext(rc));
-    goto error;
+      snprintf(s->msg, s->mlen, "%s: %s", stage_msg(s->ce.stage),
+               errtext(rc));
+    return rc;
   }
-  free(file);
-  file = NULL;
+  free(s->file);
+  s->file = NULL;
 
   /* From here on the process runs: nothing can fail the spawn. */
   uv_timer_init(loop->uv, &p->timer);
   p->timer.data = p;
   p->handles++;
   p->refs++; /* held until the last handle is closed */
-  if (outp[0] >= 0 && open_pipe_handle(p, &p->out, outp[0]) == 0)
+  if (s->outp[0] >= 0 && open_pipe_handle(p, &p->out, s->outp[0]) == 0)
     p->out_open = 1;
-  else if (outp[0] >= 0)
+  else if (s->outp[0] >= 0)
     close_handle((uv_handle_t *)&p->out);
-  if (errp[0] >= 0 && open_pipe_handle(p, &p->err, errp[0]) == 0)
+  if (s->errp[0] >= 0 && open_pipe_handle(p, &p->err, s->errp[0]) == 0)
     p->err_open = 1;
-  else if (errp[0] >= 0)
+  else if (s->errp[0] >= 0)
     close_handle((uv_handle_t *)&p->err);
-  outp[0] = errp[0] = -1;
+  s->outp[0] = s->errp[0] = -1;
 
   p->pidfd = force_sigchld ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
   if (p->pidfd >= 0) {
@@ -1281,7 +1326,7 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
   }
   if (o->state_dir) {
     unsigned long long st = 0;
-    if (!starttime_between(before, born, &st)) st = 0;
+    if (!starttime_between(s->before, s->born, &st)) st = 0;
     write_record(p, o->state_dir, st);
   }
   if (o->timeout_ms > 0) {
@@ -1296,19 +1341,39 @@ static int spawn_resolved(ml_loop_t *loop, uint64_t id,
   if (p->mode == ML_PROC_WATCH_SIGCHLD && try_reap(p, false)) maybe_finish(p);
   *out = p;
   return 0;
+}
 
-error:
-  ml__clog_unref(log); /* not taken over yet */
-  if (log_from) rename_log(log_from, o->stdout_log);
-  if (cgfd >= 0) close(cgfd);
+/* Undoes what a failed spawn made. */
+static void spawn_fail(spawn_t *s) {
+  ml__clog_unref(s->log); /* not taken over yet */
+  if (s->log_from) rename_log(s->log_from, s->o->stdout_log);
+  if (s->cgfd >= 0) close(s->cgfd);
   for (int i = 0; i < 2; i++) {
-    if (outp[i] >= 0) close(outp[i]);
-    if (errp[i] >= 0) close(errp[i]);
-    if (rep[i] >= 0) close(rep[i]);
+    if (s->outp[i] >= 0) close(s->outp[i]);
+    if (s->errp[i] >= 0) close(s->errp[i]);
+    if (s->rep[i] >= 0) close(s->rep[i]);
   }
-  if (p->cgroup) ml__cgroup_remove(p->cgroup);
-  free(file);
-  proc_unref(p);
+  if (s->p) {
+    if (s->p->cgroup) ml__cgroup_remove(s->p->cgroup);
+    proc_unref(s->p);
+  }
+  free(s->file);
+}
+
+static int spawn_resolved(ml_loop_t *loop, uint64_t id,
+                          const ml_proc_opts_t *o, const char *resolved,
+                          ml__clog_t *log, ml_proc_t **out, char *errmsg,
+                          size_t errlen) {
+  char msgbuf[PATH_MAX + 128];
+  spawn_t s = {.loop = loop, .id = id, .o = o, .log = log,
+               .msg = errmsg ? errmsg : msgbuf,
+               .mlen = errmsg ? errlen : sizeof msgbuf};
+  int rc = spawn_prepare(&s, resolved);
+  if (rc == 0) {
+    spawn_launch(&s, false);
+    rc = spawn_finish(&s, out);
+  }
+  if (rc < 0) spawn_fail(&s);
   return rc;
 }
 
@@ -1316,6 +1381,116 @@ int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
                   ml_proc_t **out, char *errmsg, size_t errlen) {
   return spawn_resolved(loop, id, o, NULL, NULL, out, errmsg, errlen);
 }
+
+/* {====== spawns on libuv's pool */
+
+static int copy_options(const ml_proc_opts_t *o, const char *file,
+                        armed_t **out);
+
+
+/* An asynchronous spawn: its options copied (they outlive the call), the
+ * spawn's state, the child's stack and the answer posted to Lua. */
+typedef struct {
+  uv_work_t work;
+  ml_proc_spawned_t *ev; /* the answer, posted when done */
+  armed_t *opts;         /* the copied options (only `o` is used) */
+  spawn_t s;
+} pool_spawn_t;
+
+static void pool_spawn_free(pool_spawn_t *j) {
+  free(j->s.stack);
+  armed_free(j->opts);
+  free(j);
+}
+
+static void pool_work(uv_work_t *w) {
+  pool_spawn_t *j = w->data;
+  spawn_launch(&j->s, true);
+}
+
+static void pool_done(uv_work_t *w, int status) {
+  pool_spawn_t *j = w->data;
+  ml_proc_spawned_t *ev = j->ev;
+  spawn_t *s = &j->s;
+  ml_proc_t *p = NULL;
+  int rc;
+  if (status < 0 || s->loop->closing) {
+    /* The loop is going away: nobody is left to watch the process. */
+    if (status == 0 && s->pid > 0) {
+      kill(-s->pid, SIGKILL);
+      kill(s->pid, SIGKILL);
+      while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR) {
+      }
+      s->pid = -1;
+    }
+    s->fork_err = ECANCELED;
+    rc = UV_ECANCELED;
+    snprintf(s->msg, s->mlen, "spawn canceled");
+    spawn_fail(s);
+    ml_event_free(&ev->head.ev);
+    pool_spawn_free(j);
+    return;
+  }
+  rc = spawn_finish(s, &p);
+  if (rc < 0) spawn_fail(s);
+  ev->rc = rc;
+  ev->proc = rc == 0 ? p : NULL;
+  ml_loop_post(s->loop, &ev->head.ev);
+  pool_spawn_free(j);
+}
+
+static void spawned_destroy(ml_event_t *e) {
+  ml_proc_spawned_t *ev = (ml_proc_spawned_t *)e;
+  if (ev->proc) ml_proc_release(ev->proc);
+  free(ev->msg);
+  free(ev);
+}
+
+int ml_proc_spawn_async(ml_loop_t *loop, uint64_t id, uint64_t done_id,
+                        const ml_proc_opts_t *o, char *errmsg,
+                        size_t errlen) {
+  if (errlen) errmsg[0] = 0;
+  pool_spawn_t *j = calloc(1, sizeof *j);
+  ml_proc_spawned_t *ev = calloc(1, sizeof *ev);
+  char *msg = malloc(POOL_MSG);
+  char *stack = CHILD_BORROWS_MEMORY ? malloc(POOL_STACK) : NULL;
+  armed_t *opts = NULL;
+  int rc = j && ev && msg && (stack || !CHILD_BORROWS_MEMORY)
+               ? copy_options(o, NULL, &opts)
+               : ML_ENOMEM;
+  if (rc < 0) {
+    free(j);
+    free(ev);
+    free(msg);
+    free(stack);
+    return rc;
+  }
+  ev->head.ev.type = ML_EV_PROC_EXIT;
+  ev->head.ev.id = done_id;
+  ev->head.ev.destroy = spawned_destroy;
+  ev->head.kind = ML_PROC_EV_SPAWNED;
+  ev->udata = o->udata;
+  ev->msg = msg;
+  j->ev = ev;
+  j->opts = opts;
+  j->s = (spawn_t){.loop = loop, .id = id, .o = &opts->o, .stack = stack,
+                   .msg = msg, .mlen = POOL_MSG};
+  rc = spawn_prepare(&j->s, NULL);
+  if (rc == 0) {
+    j->work.data = j;
+    rc = uv_queue_work(loop->uv, &j->work, pool_work, pool_done);
+  }
+  if (rc < 0) {
+    snprintf(errmsg, errlen, "%s", msg);
+    spawn_fail(&j->s);
+    ml_event_free(&ev->head.ev);
+    pool_spawn_free(j);
+    return rc;
+  }
+  return 0;
+}
+
+/* }====== */
 
 int ml_proc_pid(const ml_proc_t *p) { return (int)p->pid; }
 
@@ -1350,6 +1525,39 @@ static const char *const *put_list(const char ***vec, char **pos,
   return out;
 }
 
+/* The options `o` with every list and string copied into one allocation,
+ * and `file` (argv[0] found in the PATH) when given. */
+static int copy_options(const ml_proc_opts_t *o, const char *file,
+                        armed_t **out) {
+  const char *one[] = {o->cwd,           o->stdout_log, o->stderr_log,
+                       o->stdout_log_from, o->state_dir,  file};
+  size_t na = list_len(o->argv), ne = list_len(o->env);
+  size_t nptr = (o->argv ? na + 1 : 0) + (o->env ? ne + 1 : 0), bytes = 0;
+  for (size_t i = 0; i < na; i++) bytes += strlen(o->argv[i]) + 1;
+  for (size_t i = 0; i < ne; i++) bytes += strlen(o->env[i]) + 1;
+  for (size_t i = 0; i < sizeof one / sizeof *one; i++)
+    if (one[i]) bytes += strlen(one[i]) + 1;
+  armed_t *a = malloc(sizeof *a + nptr * sizeof(char *) + bytes);
+  if (!a) return ML_ENOMEM;
+  const char **vec = (const char **)(a + 1);
+  char *pos = (char *)(vec + nptr);
+  a->id = 0;
+  a->when = 0;
+  a->not_before = 0;
+  a->log = NULL;
+  a->o = *o;
+  a->o.argv = put_list(&vec, &pos, o->argv);
+  a->o.env = put_list(&vec, &pos, o->env);
+  a->o.cwd = put_str(&pos, o->cwd);
+  a->o.stdout_log = put_str(&pos, o->stdout_log);
+  a->o.stderr_log = put_str(&pos, o->stderr_log);
+  a->o.stdout_log_from = put_str(&pos, o->stdout_log_from);
+  a->o.state_dir = put_str(&pos, o->state_dir);
+  a->file = put_str(&pos, file);
+  *out = a;
+  return 0;
+}
+
 int ml_proc_arm_restart(ml_proc_t *p, uint64_t next_id,
                         const ml_proc_opts_t *next, int when,
                         uint64_t not_before_ms) {
@@ -1365,35 +1573,13 @@ int ml_proc_arm_restart(ml_proc_t *p, uint64_t next_id,
   int rc = ml__proc_resolve(next->argv[0], next->env, false, &file, msg,
                             sizeof msg);
   if (rc < 0) return rc;
-  const char *one[] = {next->cwd,        next->stdout_log,
-                       next->stderr_log, next->stdout_log_from,
-                       next->state_dir,  file};
-  size_t na = list_len(next->argv), ne = list_len(next->env);
-  size_t nptr = na + 1 + (next->env ? ne + 1 : 0), bytes = 0;
-  for (size_t i = 0; i < na; i++) bytes += strlen(next->argv[i]) + 1;
-  for (size_t i = 0; i < ne; i++) bytes += strlen(next->env[i]) + 1;
-  for (size_t i = 0; i < sizeof one / sizeof *one; i++)
-    if (one[i]) bytes += strlen(one[i]) + 1;
-  armed_t *a = malloc(sizeof *a + nptr * sizeof(char *) + bytes);
-  if (!a) {
-    free(file);
-    return ML_ENOMEM;
-  }
-  const char **vec = (const char **)(a + 1);
-  char *pos = (char *)(vec + nptr);
+  armed_t *a;
+  rc = copy_options(next, file, &a);
+  free(file);
+  if (rc < 0) return rc;
   a->id = next_id;
   a->when = when;
   a->not_before = uv_hrtime() + not_before_ms * 1000000u;
-  a->o = *next;
-  a->o.argv = put_list(&vec, &pos, next->argv);
-  a->o.env = put_list(&vec, &pos, next->env);
-  a->o.cwd = put_str(&pos, next->cwd);
-  a->o.stdout_log = put_str(&pos, next->stdout_log);
-  a->o.stderr_log = put_str(&pos, next->stderr_log);
-  a->o.stdout_log_from = put_str(&pos, next->stdout_log_from);
-  a->o.state_dir = put_str(&pos, next->state_dir);
-  a->file = put_str(&pos, file);
-  free(file);
   /* The spare log made (or emptied) and opened now too: the inode is
    * created off the restart's path, and by us, with one open (the kubelet
    * created it itself before, then we opened it again). Only the spare:

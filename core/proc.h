@@ -25,7 +25,8 @@ typedef struct ml_proc_s ml_proc_t;
 enum {
   ML_PROC_EV_EXIT = 1, /* ml_proc_exit_t: a process ended */
   ML_PROC_EV_LOG,      /* ml_proc_log_ev_t: followed log text */
-  ML_PROC_EV_LOG_END   /* ml_proc_log_ev_t: a follower closed; always last */
+  ML_PROC_EV_LOG_END,  /* ml_proc_log_ev_t: a follower closed; always last */
+  ML_PROC_EV_SPAWNED   /* ml_proc_spawned_t: ml_proc_spawn_async's answer */
 };
 
 /* Common head of every ML_EV_PROC_EXIT event. */
@@ -96,6 +97,31 @@ enum { ML_PROC_WATCH_PIDFD = 1, ML_PROC_WATCH_SIGCHLD };
  */
 int ml_proc_spawn(ml_loop_t *loop, uint64_t id, const ml_proc_opts_t *o,
                   ml_proc_t **out, char *errmsg, size_t errlen);
+
+/* The payload of ML_PROC_EV_SPAWNED: the process, or why there is none. */
+typedef struct {
+  ml_proc_evhead_t head;
+  intptr_t udata; /* from the options */
+  int rc;         /* 0, or what ml_proc_spawn would have returned */
+  char *msg;      /* its message when rc < 0 */
+  /* The process when rc == 0: whoever takes it sets this to NULL, else
+   * destroying the event releases it (ml_proc_release). */
+  ml_proc_t *proc;
+} ml_proc_spawned_t;
+
+/**
+ * Starts a process as ml_proc_spawn does, but the clone and the wait for
+ * the child's exec run on libuv's thread pool, so the loop goes on and
+ * several processes start at once. The options, paths, logs and pipes are
+ * checked and made here (their errors come back at once); the rest, as an
+ * ML_EV_PROC_EXIT event of kind ML_PROC_EV_SPAWNED to `done_id`, once the
+ * child has exec'd or failed. Its exit then comes to `id`, as after
+ * ml_proc_spawn. No CPU pinning or scheduling hand-off (a restart's
+ * latency): the throughput of many starts.
+ * @return 0 (the answer will come) or a negative error (no event)
+ */
+int ml_proc_spawn_async(ml_loop_t *loop, uint64_t id, uint64_t done_id,
+                        const ml_proc_opts_t *o, char *errmsg, size_t errlen);
 
 /** @return the pid (also the process group id). */
 int ml_proc_pid(const ml_proc_t *p);

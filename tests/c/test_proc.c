@@ -1509,6 +1509,92 @@ static void test_loop_gone(void) {
      "release after the loop shut down: killed and reaped");
 }
 
+/* Spawns on libuv's pool (ml_proc_spawn_async): many at once, each
+ * answered once its child has exec'd, its exit and log as after
+ * ml_proc_spawn; the options are the spawn's own copy; a failure in the
+ * child comes in the answer, one found before the pool at once; a loop
+ * that closes with a spawn in flight leaves no process behind. */
+static void test_spawn_async(void) {
+  enum { N = 16 };
+  int before = count_children();
+  uint64_t ids[N], done[N];
+  ml_proc_t *procs[N] = {NULL};
+  char log[300], msg[512];
+  snprintf(log, sizeof log, "%s/async.log", tmpdir);
+  int queued = 0;
+  for (int i = 0; i < N; i++) {
+    ids[i] = next_id();
+    done[i] = next_id();
+    char script[64]; /* gone before the child runs: copied by the call */
+    snprintf(script, sizeof script, "echo hi%d; exit %d", i, i % 7);
+    const char *argv[] = {"sh", "-c", script, NULL};
+    ml_proc_opts_t o = {.argv = argv, .stdout_log = i == 0 ? log : NULL};
+    int rc = ml_proc_spawn_async(&loop, ids[i], done[i], &o, msg, sizeof msg);
+    if (rc == 0) queued++;
+    else printf("# spawn_async: %s %s\n", ml_err_name(rc), msg);
+    memset(script, 'x', sizeof script - 1);
+  }
+  IS_INT(queued, N, "16 spawns queued to the pool at once");
+  int good = 0;
+  for (int i = 0; i < N; i++) {
+    ml_proc_spawned_t *ev = (ml_proc_spawned_t *)wait_event(done[i], 10000);
+    if (ev && ev->head.kind == ML_PROC_EV_SPAWNED && ev->rc == 0 && ev->proc &&
+        ml_proc_pid(ev->proc) > 0) {
+      procs[i] = ev->proc;
+      ev->proc = NULL;
+      good++;
+    }
+    free_ev(ev);
+  }
+  IS_INT(good, N, "every spawn answered with a running process");
+  int exits = 0;
+  for (int i = 0; i < N; i++) {
+    ml_proc_exit_t *x = wait_exit(ids[i], 10000);
+    if (x && x->exit_code == i % 7 && procs[i] && x->pid == ml_proc_pid(procs[i]))
+      exits++;
+    free_ev(x);
+    if (procs[i]) ml_proc_release(procs[i]);
+  }
+  IS_INT(exits, N, "and every exit reported right, to its own id");
+  char *text = slurp(log); /* a static buffer */
+  ok(text && strstr(text, "stdout F hi0") != NULL, "its output in its CRI log");
+
+  /* A failure in the child: the answer carries it, with runc's message. */
+  const char *t[] = {"true", NULL};
+  ml_proc_opts_t o = {.argv = t, .cwd = "/nonexistent-dir"};
+  uint64_t id = next_id(), d = next_id();
+  IS_INT(ml_proc_spawn_async(&loop, id, d, &o, msg, sizeof msg), 0,
+         "bad cwd: queued");
+  ml_proc_spawned_t *ev = (ml_proc_spawned_t *)wait_event(d, 10000);
+  ok(ev && ev->rc == UV_ENOENT && !ev->proc && strstr(ev->msg, "chdir"),
+     "bad cwd: ENOENT in the answer (%s)", ev ? ev->msg : "no answer");
+  free_ev(ev);
+  /* One found before the pool: at once, and no answer follows. */
+  const char *nx[] = {"no-such-command-moonlet", NULL};
+  o = (ml_proc_opts_t){.argv = nx};
+  d = next_id();
+  IS_INT(ml_proc_spawn_async(&loop, next_id(), d, &o, msg, sizeof msg),
+         UV_ENOENT, "unknown command: ENOENT at once");
+  run_for(50);
+  ok(take(d) == NULL, "and no answer");
+  IS_INT(count_children(), before, "no child left behind");
+
+  /* The loop closes with a spawn in flight (as the runtime closes it). */
+  uv_loop_t uv2;
+  ml_loop_t loop2;
+  uv_loop_init(&uv2);
+  ml_loop_init(&loop2, &uv2);
+  const char *sl[] = {"sleep", "100", NULL};
+  o = (ml_proc_opts_t){.argv = sl};
+  IS_INT(ml_proc_spawn_async(&loop2, 1, 2, &o, msg, sizeof msg), 0,
+         "a spawn in flight on a second loop");
+  ml_loop_close(&loop2);
+  uv_walk(&uv2, walk_close, NULL);
+  while (uv_loop_close(&uv2) == UV_EBUSY) uv_run(&uv2, UV_RUN_ONCE);
+  ml_loop_close(&loop2);
+  IS_INT(count_children(), before, "closed: its child killed and reaped");
+}
+
 /* {====== benchmark (ML_BENCH=1) */
 
 static int cmp_u64(const void *a, const void *b) {
@@ -1613,6 +1699,7 @@ int main(void) {
   test_child_hygiene();
   test_watch_modes();
   test_many();
+  test_spawn_async();
   test_memory_limit();
   test_loop_gone();
   if (getenv("ML_BENCH")) bench();

@@ -309,6 +309,53 @@ describe("moonlet.proc spawn", function()
   end)
 end)
 
+describe("moonlet.proc start (spawns on libuv's pool)", function()
+  it("starts many at once, each with its handle, exit and log", function()
+    local results = sched.run(function()
+      local out, left = {}, 12
+      local done = loop.next_id()
+      for i = 1, 12 do
+        sched.spawn("start " .. i, function()
+          local log = dir .. "/start" .. i .. ".log"
+          local p = assert(proc.start({ command = { "sh", "-c", "echo s" .. i .. "; exit " .. (i % 5) },
+            stdout_log = log, stderr_log = log }))
+          assert.is_true(p.pid > 0)
+          out[i] = { code = p:wait().exit_code, pid = p.pid, log = log }
+          left = left - 1
+          if left == 0 then sched.wake(done) end
+        end)
+      end
+      sched.wait(done)
+      return out
+    end)
+    for i = 1, 12 do
+      assert.are.equal(i % 5, results[i].code)
+      assert.matches("stdout F s" .. i .. "\n", read(results[i].log))
+    end
+  end)
+
+  it("answers a failure of the child or of the options as spawn() does", function()
+    local p1, e1, n1, p2, e2, n2 = sched.run(function()
+      local a, b, c = proc.start({ command = { "true" }, cwd = dir .. "/no-such-dir" })
+      local d, e, f = proc.start({ command = { "no-such-command-moonlet" } })
+      return a, b, c, d, e, f
+    end)
+    assert.is_nil(p1)
+    assert.are.equal("ENOENT", n1)
+    assert.matches("^ENOENT: chdir to cwd", e1)
+    assert.is_nil(p2)
+    assert.are.equal("ENOENT", n2)
+    assert.matches("executable file not found", e2)
+  end)
+
+  it("spawns at once outside a coroutine", function()
+    local p = assert(proc.start({ command = { "true" } }))
+    assert.is_true(p.pid > 0)
+    local res = sched.run(function() return p:wait() end)
+    assert.are.equal(0, res.exit_code)
+  end)
+end)
+
 describe("moonlet.proc exec", function()
   it("runs to completion with stdout and stderr captured", function()
     local r = sched.run(function()
