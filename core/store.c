@@ -104,6 +104,17 @@ static ml_store_text_t *serialize_jansson(const json_t *doc) {
   return t ? t : b.t;
 }
 
+/* The ml_store_text_t a buffer became: its text was written after
+ * offsetof(ml_store_text_t, data) bytes kept for the header, and one more
+ * byte is reserved for the NUL. */
+static ml_store_text_t *text_of_buf(ml_json_buf_t *b) {
+  ml_store_text_t *t = (ml_store_text_t *)b->buf;
+  t->refs = 1;
+  t->len = b->len - offsetof(ml_store_text_t, data);
+  t->data[t->len] = '\0';
+  return t;
+}
+
 ml_store_text_t *ml__store_serialize(const json_t *doc) {
   /* The text is written after the header's room in one buffer, which then
    * becomes the ml_store_text_t. */
@@ -115,10 +126,7 @@ ml_store_text_t *ml__store_serialize(const json_t *doc) {
     free(b.buf);
     return serialize_jansson(doc);
   }
-  ml_store_text_t *t = (ml_store_text_t *)b.buf;
-  t->refs = 1;
-  t->len = b.len - head;
-  t->data[t->len] = '\0';
+  ml_store_text_t *t = text_of_buf(&b);
   /* One serialized copy per object is most of the store's memory: keep
    * exactly what it needs. */
   ml_store_text_t *fit = realloc(t, head + t->len + 1);
@@ -624,10 +632,7 @@ int ml_store_create_text(ml_store_t *s, const char *resource, const char *ns,
     s->pool_left = pool_left;
     return ML_STORE_DECLINED;
   }
-  ml_store_text_t *text = (ml_store_text_t *)b.buf;
-  text->refs = 1;
-  text->len = b.len - head;
-  text->data[text->len] = '\0';
+  ml_store_text_t *text = text_of_buf(&b);
   ml_store_text_t *fit = realloc(text, head + text->len + 1);
   if (fit) text = fit;
   return create_store(s, ns, &p, p.name, NULL, text, w.labels,
@@ -877,10 +882,7 @@ int ml_store_update_status_text(ml_store_t *s, const char *resource,
     from = cut[i].end;
   }
   ml_json_buf_put(&b, t + from, ot->len - from);
-  ml_store_text_t *text = (ml_store_text_t *)b.buf;
-  text->refs = 1;
-  text->len = b.len - head;
-  text->data[text->len] = '\0';
+  ml_store_text_t *text = text_of_buf(&b);
 
   int rc = backend_put(s, r, e->ns, e->name, rv, text);
   if (rc < 0) {
@@ -1054,10 +1056,7 @@ int ml_store_update_text(ml_store_t *s, const char *resource,
   }
   ml_json_buf_put(&f, b.buf + from, b.len - from);
   free(b.buf);
-  ml_store_text_t *text = (ml_store_text_t *)f.buf;
-  text->refs = 1;
-  text->len = f.len - head;
-  text->data[text->len] = '\0';
+  ml_store_text_t *text = text_of_buf(&f);
 
   int rc = backend_put(s, r, e->ns, e->name, rv, text);
   if (rc < 0) {
