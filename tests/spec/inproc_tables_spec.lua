@@ -77,6 +77,17 @@ describe("in-process writes with table bodies", function()
       assert.are.equal("Running", after.status.phase)
       assert.are.equal(pod.metadata.uid, after.metadata.uid)
       assert.is_true(deep_equal(st_copy, st))
+      -- The patch is read in place, never kept: the stored object and a
+      -- later write share nothing with it.
+      st.status.phase = "Failed"
+      st.status.conditions[1].status = "False"
+      local again = assert(c:get("v1/Pod", "default", "q"))
+      assert.are.equal("Running", again.status.phase)
+      assert.are.equal("True", again.status.conditions[1].status)
+      local patch2 = { metadata = { labels = { a = "1" } } }
+      assert(c:patch("v1/Pod", "default", "q", "merge", patch2))
+      patch2.metadata.labels.a = "2"
+      assert.are.equal("1", assert(c:get("v1/Pod", "default", "q")).metadata.labels.a)
     end)
   end)
 

@@ -512,7 +512,11 @@ function M.patch(ctx)
     return ctx:fail(status.unsupported_media_type(
       "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"))
   end
-  local p, perr = M.body_value(ctx)
+  -- A merge patch is only read (merged into fresh tables, never kept): an
+  -- in-process caller's table serves as it is (a copy per status write
+  -- was 2% of a Job burst's server CPU).
+  local p, perr
+  if kind == "merge" and type(ctx.body) == "table" then p = ctx.body else p, perr = M.body_value(ctx) end
   if p == nil then return ctx:fail(status.bad_request("error decoding patch: " .. tostring(perr))) end
   local old = ctx.store:get(def.store_resource, ctx.namespace or "", ctx.name)
   if not old then return ctx:fail(status.not_found(def, ctx.name)) end
