@@ -328,6 +328,21 @@ static int not_found(ml_store_t *s, const char *qualified, const char *name) {
                         name);
 }
 
+/* The entry an update names, or the update's error with its message. The
+ * resource is made if unknown: the messages need its qualified name. */
+static int entry_to_update(ml_store_t *s, const char *resource, const char *ns,
+                           const char *name, ml__store_res_t **r,
+                           ml__store_entry_t **e) {
+  if (!name || !*name)
+    return ml__store_fail(s, ML_EINVALID,
+                          "metadata.name: Required value: name is required");
+  *r = ml__store_res(s, resource, true);
+  if (!*r) return ml__store_fail(s, ML_ENOMEM, "out of memory");
+  *e = ml__store_find(*r, ns, name);
+  if (!*e) return not_found(s, (*r)->qualified, name);
+  return 0;
+}
+
 static int conflict(ml_store_t *s, const ml__store_res_t *r, const char *name,
                     const char *why) {
   return ml__store_fail(s, ML_ECONFLICT,
@@ -665,17 +680,13 @@ int ml_store_update(ml_store_t *s, const char *resource, const json_t *obj,
   const char *name = meta_str(meta_in, "name");
   const char *ns = meta_str(meta_in, "namespace");
   if (!ns) ns = "";
-  if (!name || !*name)
-    return ml__store_fail(s, ML_EINVALID,
-                          "metadata.name: Required value: name is required");
-  /* Created if unknown: messages need its qualified name. */
-  ml__store_res_t *r = ml__store_res(s, resource, true);
-  if (!r) return ml__store_fail(s, ML_ENOMEM, "out of memory");
-  ml__store_entry_t *e = ml__store_find(r, ns, name);
-  if (!e) return not_found(s, r->qualified, name);
+  ml__store_res_t *r;
+  ml__store_entry_t *e;
+  int rc = entry_to_update(s, resource, ns, name, &r, &e);
+  if (rc < 0) return rc;
   json_t *old = ml__store_entry_doc(e);
   if (!old) return ml__store_fail(s, ML_ENOMEM, "out of memory");
-  int rc = update_entry(s, r, e, old, obj, flags, out);
+  rc = update_entry(s, r, e, old, obj, flags, out);
   json_decref(old);
   return rc;
 }
@@ -784,13 +795,10 @@ int ml_store_update_status_text(ml_store_t *s, const char *resource,
   sb->len = 0;
   if (!status(ud, sb)) return ML_STORE_DECLINED;
   const char *name = in->name, *ns = in->ns ? in->ns : "";
-  if (!name || !*name)
-    return ml__store_fail(s, ML_EINVALID,
-                          "metadata.name: Required value: name is required");
-  ml__store_res_t *r = ml__store_res(s, resource, true);
-  if (!r) return ml__store_fail(s, ML_ENOMEM, "out of memory");
-  ml__store_entry_t *e = ml__store_find(r, ns, name);
-  if (!e) return not_found(s, r->qualified, name);
+  ml__store_res_t *r;
+  ml__store_entry_t *e;
+  int rc = entry_to_update(s, resource, ns, name, &r, &e);
+  if (rc < 0) return rc;
 
   /* The old text's metadata, its resourceVersion and uid, and its status,
    * found by scanning (no parse). */
@@ -884,7 +892,7 @@ int ml_store_update_status_text(ml_store_t *s, const char *resource,
   ml_json_buf_put(&b, t + from, ot->len - from);
   ml_store_text_t *text = text_of_buf(&b);
 
-  int rc = backend_put(s, r, e->ns, e->name, rv, text);
+  rc = backend_put(s, r, e->ns, e->name, rv, text);
   if (rc < 0) {
     ml_store_text_unref(text);
     return rc;
