@@ -680,8 +680,8 @@ int ml_store_update(ml_store_t *s, const char *resource, const json_t *obj,
   const char *name = meta_str(meta_in, "name");
   const char *ns = meta_str(meta_in, "namespace");
   if (!ns) ns = "";
-  ml__store_res_t *r;
-  ml__store_entry_t *e;
+  ml__store_res_t *r = NULL;
+  ml__store_entry_t *e = NULL;
   int rc = entry_to_update(s, resource, ns, name, &r, &e);
   if (rc < 0) return rc;
   json_t *old = ml__store_entry_doc(e);
@@ -795,8 +795,8 @@ int ml_store_update_status_text(ml_store_t *s, const char *resource,
   sb->len = 0;
   if (!status(ud, sb)) return ML_STORE_DECLINED;
   const char *name = in->name, *ns = in->ns ? in->ns : "";
-  ml__store_res_t *r;
-  ml__store_entry_t *e;
+  ml__store_res_t *r = NULL;
+  ml__store_entry_t *e = NULL;
   int rc = entry_to_update(s, resource, ns, name, &r, &e);
   if (rc < 0) return rc;
 
