@@ -783,6 +783,24 @@ static bool span_is(const char *v, size_t vlen, const char *s) {
   return strlen(s) == vlen && (vlen == 0 || memcmp(v, s, vlen) == 0);
 }
 
+/* After a text path's backend_put of `text` at rv: the entry takes it and
+ * `labels` (a reference handed over), watchers get MODIFIED, `out` the
+ * result. @return 0 */
+static int text_updated(ml_store_t *s, ml__store_res_t *r,
+                        ml__store_entry_t *e, uint64_t rv,
+                        ml_store_text_t *text, json_t *labels,
+                        ml_store_result_t *out) {
+  s->rv = rv;
+  ml_store_text_t *old_text = ml_store_text_ref(e->text);
+  ml__store_entry_set_labels(e, text, labels);
+  e->rv = rv;
+  ml__store_emit_ns(s, r, ML_STORE_MODIFIED, rv, e->ns, NULL, text, NULL,
+                    old_text, -1);
+  ml_store_text_unref(old_text);
+  fill_result(out, NULL, text, false);
+  return 0;
+}
+
 int ml_store_update_status_text(ml_store_t *s, const char *resource,
                                 const ml_store_update_in_t *in,
                                 ml_store_value_fn status, void *ud,
@@ -897,16 +915,8 @@ int ml_store_update_status_text(ml_store_t *s, const char *resource,
     ml_store_text_unref(text);
     return rc;
   }
-  s->rv = rv;
-  ml_store_text_t *old_text = ml_store_text_ref(e->text);
   /* Metadata is unchanged: so are the labels. */
-  ml__store_entry_set_labels(e, text, json_incref(e->labels));
-  e->rv = rv;
-  ml__store_emit_ns(s, r, ML_STORE_MODIFIED, rv, e->ns, NULL, text, NULL,
-                    old_text, -1);
-  ml_store_text_unref(old_text);
-  fill_result(out, NULL, text, false);
-  return 0;
+  return text_updated(s, r, e, rv, text, json_incref(e->labels), out);
 }
 
 static const char *const kept_names[ML_STORE_KEPT_COUNT] = {
@@ -1074,15 +1084,7 @@ int ml_store_update_text(ml_store_t *s, const char *resource,
     json_decref(w.labels);
     return ML_STORE_DECLINED;
   }
-  s->rv = rv;
-  ml_store_text_t *old_text = ml_store_text_ref(e->text);
-  ml__store_entry_set_labels(e, text, w.labels);
-  e->rv = rv;
-  ml__store_emit_ns(s, r, ML_STORE_MODIFIED, rv, e->ns, NULL, text, NULL,
-                    old_text, -1);
-  ml_store_text_unref(old_text);
-  fill_result(out, NULL, text, false);
-  return 0;
+  return text_updated(s, r, e, rv, text, w.labels, out);
 
 declined:
   free(b.buf);
