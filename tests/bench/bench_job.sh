@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Job benchmarks of the Jobs issue (not part of ctest), each on a fresh
-# `moonlet server` (memory store) with its kubelet running real processes:
+# `moonlet server` (the default durable sqlite store; STORE=memory for the
+# in-memory one) with its kubelet running real processes:
 #  - 1,000 Jobs of one `true` pod each, created at once: until all Complete
 #  - one Job with completions 1,000 and parallelism 50: until Complete
 #  - baseline in the same run: a bare fork/exec loop of the same number of
@@ -13,6 +14,7 @@
 #    API writes per pod (from the resourceVersion)
 # Usage: tests/bench/bench_job.sh [BUILD_DIR] [N] [PARALLELISM]
 # Environment: PARTS, the parts to run (default "floor inproc many one");
+# STORE, the server's --store (default sqlite);
 # a ratio is printed only when "floor" ran.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,6 +22,7 @@ build="${1:-$here/../../build}"
 n="${2:-1000}"
 par="${3:-50}"
 PARTS="${PARTS:-floor inproc many one}"
+store="${STORE:-sqlite}"
 has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 bin="$build/moonlet"
 tmp="$(mktemp -d)"
@@ -37,7 +40,7 @@ server_cpu() {
 
 run_server() { # mode args...
   rm -rf "$tmp/data"
-  "$bin" server --data-dir "$tmp/data" --store memory >"$tmp/server.log" 2>&1 &
+  "$bin" server --data-dir "$tmp/data" --store "$store" >"$tmp/server.log" 2>&1 &
   spid=$!
   for _ in $(seq 1 200); do [ -S "$tmp/data/moonlet.sock" ] && break; sleep 0.05; done
   sleep 0.5
@@ -50,7 +53,7 @@ run_server() { # mode args...
   kill -TERM "$spid"; wait "$spid" 2>/dev/null || true; spid=""
 }
 
-echo "== load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+echo "== load: $(cut -d" " -f1-3 /proc/loadavg) on $(nproc) cores; store: $store"
 base="" cbase=""
 if has floor; then
   t0=$(now)
