@@ -6,6 +6,8 @@
 #    epoll client (create_load.c; CLIENT=lua drives them from api_load.lua,
 #    one Lua/libcurl process, whose own CPU then shares the 2 cores); at
 #    one in flight also the disk's floor (fsync_floor.c: pwrite + fdatasync)
+#    and, with the C client, a durable server's floor (durable_floor.c: a
+#    server that only writes each body in place, fdatasyncs and answers)
 #  - list N objects as JSON and as Table
 #  - server RSS with N objects; idle CPU over the 5 s after the last
 #    request (the first quiet tick after a burst runs one full GC and
@@ -85,6 +87,16 @@ for conc in 1 16; do
   if [ "$conc" = 1 ] && ${CC:-cc} -O2 -o "$tmp/fsync_floor" "$here/fsync_floor.c" 2>/dev/null; then
     f=$("$tmp/fsync_floor" "$tmp" "$n")
     printf '  disk floor (pwrite + fdatasync, one at a time): %8.0f/s\n' "$(echo "$f" | field per_second)"
+  fi
+  # The same client against a server that only stores each body durably
+  # and answers (durable_floor.c): the disk plus the socket round trip.
+  if [ "$conc" = 1 ] && [ "$client" = c ] && ${CC:-cc} -O2 -o "$tmp/durable_floor" "$here/durable_floor.c" 2>/dev/null; then
+    mkdir -p "$tmp/df"
+    "$tmp/durable_floor" "$tmp/df/floor.sock" "$tmp/df" & dpid=$!; pids+=("$dpid")
+    wait_sock "$tmp/df/floor.sock"
+    f=$(create moonlet "$tmp/df/floor.sock" "$n" 1)
+    kill "$dpid"; wait "$dpid" 2>/dev/null || true
+    printf '  durable floor (a server that only writes and fdatasyncs each body): %8.0f/s\n' "$(echo "$f" | field per_second)"
   fi
 done
 printf 'list %d objects: JSON %.1f ms (target 150), Table %.1f ms (target 250)\n' "$n" \
