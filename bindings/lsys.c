@@ -2,8 +2,12 @@
  * (directories, modes, atomic file writes, randomness, identity), done with
  * libuv's synchronous fs calls, and a mkdir on libuv's thread pool for the
  * server's hot path. Failures return nil, "ENAME: msg", "ENAME". */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -291,6 +295,70 @@ static int lsys_rss(lua_State *L) {
   return 1;
 }
 
+/* {====== lock_file: one process per data dir */
+
+#define ML_LOCK_MT "moonlet.sys.lock"
+
+typedef struct {
+  int fd; /* -1 once released */
+} file_lock_t;
+
+static int lock_release(lua_State *L) {
+  file_lock_t *k = luaL_checkudata(L, 1, ML_LOCK_MT);
+  if (k->fd >= 0) {
+    close(k->fd); /* drops the flock */
+    k->fd = -1;
+  }
+  return 0;
+}
+
+/* The pid a holder wrote into its lock file, or 0. */
+static long lock_holder(int fd) {
+  char buf[32];
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  return strtol(buf, NULL, 10);
+}
+
+/* Lua: lock | nil, "EAGAIN: path", "EAGAIN", holder_pid = sys.lock_file(path)
+ * An exclusive flock on path (created 0600), held until lock:release(), the
+ * handle's collection, or the process's end (kill -9 included: the kernel
+ * drops it, so no stale lock survives a crash). Our pid goes into the file so
+ * a refused caller can name the holder. O_CLOEXEC keeps it out of children:
+ * a container outliving the server must not hold its data dir. */
+static int lsys_lock_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  file_lock_t *k = lua_newuserdatauv(L, sizeof *k, 0);
+  k->fd = -1;
+  luaL_setmetatable(L, ML_LOCK_MT);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ml_lua_fail_msg(L, uv_translate_sys_error(errno), path);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = uv_translate_sys_error(errno);
+    long holder = lock_holder(fd);
+    close(fd);
+    ml_lua_fail_msg(L, err, path);
+    lua_pushinteger(L, (lua_Integer)holder);
+    return 4;
+  }
+  k->fd = fd;
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  /* Only a hint for a refused caller's message: a failed write is no error. */
+  if (ftruncate(fd, 0) == 0) {
+    ssize_t w = pwrite(fd, pid, (size_t)n, 0);
+    (void)w;
+  }
+  return 1;
+}
+
+static const luaL_Reg lock_meta[] = {
+    {"__gc", lock_release}, {"__close", lock_release}, {NULL, NULL}};
+static const luaL_Reg lock_methods[] = {{"release", lock_release}, {NULL, NULL}};
+
+/* }====== */
+
 static const luaL_Reg sys_funcs[] = {
     {"mkdir", lsys_mkdir},       {"mkdir_async", lsys_mkdir_async},
     {"chmod", lsys_chmod},
@@ -300,10 +368,16 @@ static const luaL_Reg sys_funcs[] = {
     {"getpid", lsys_getpid},     {"hostname", lsys_hostname},
     {"homedir", lsys_homedir},   {"realpath", lsys_realpath},
     {"uname", lsys_uname},       {"rss", lsys_rss},
+    {"lock_file", lsys_lock_file},
     {NULL, NULL}};
 
 int luaopen_moonlet_core_sys(lua_State *L) {
   ml_runtime_on_event(ML_EV_FS_DONE, push_fs_done);
+  luaL_newmetatable(L, ML_LOCK_MT);
+  luaL_setfuncs(L, lock_meta, 0);
+  luaL_newlib(L, lock_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   luaL_newlib(L, sys_funcs);
   return 1;
 }

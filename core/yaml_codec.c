@@ -964,7 +964,7 @@ static int parse_chunk(const char *s, size_t n, int line0, ml_yaml_docs_t *out) 
   memset(&b, 0, sizeof b);
   b.err_line0 = b.err_col0 = -1;
   int doc_line = skip_blank_lines(s, n, line0);
-  int in_doc = 0;
+  int in_doc = 0, too_deep = 0;
   for (;;) {
     yaml_event_t ev;
     if (!yaml_parser_parse(&p, &ev)) {
@@ -1015,6 +1015,11 @@ static int parse_chunk(const char *s, size_t n, int line0, ml_yaml_docs_t *out) 
       if (!b.failed) {
         if (b.n == 0) doc_line = line0 + (int)ev.start_mark.line;
         on_start(&b, &ev, ev.type == YAML_MAPPING_START_EVENT);
+        /* Too deep: stop the chunk here, as go-yaml's scanner does. Going
+         * on to the document's end costs libyaml's scanner a pass over
+         * every open flow collection per token: 100,000 `[` held the
+         * server's loop for half a minute. */
+        if (b.failed && b.n >= ML_YAML_MAX_DEPTH) too_deep = 1;
       }
       break;
     case YAML_SEQUENCE_END_EVENT:
@@ -1025,6 +1030,10 @@ static int parse_chunk(const char *s, size_t n, int line0, ml_yaml_docs_t *out) 
       break;
     }
     yaml_event_delete(&ev);
+    if (too_deep) {
+      rc = docs_push(out, NULL, b.err, doc_line, line0 + b.err_line0, b.err_col0 + 1);
+      break;
+    }
     if (done || rc < 0) break;
   }
   builder_free(&b);

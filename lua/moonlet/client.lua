@@ -371,9 +371,40 @@ end
 
 -- {====== paths
 
+-- client-go's IsValidPathSegmentName: what a name or namespace may not be
+-- so that the URL still names it. "." and ".." would be resolved away
+-- (libcurl removes dot segments: DELETE pods/.. in a namespace would delete
+-- the namespace, DELETE configmaps/. the whole collection), a "/" would name
+-- a subresource, a "%" an escape.
+local function segment_errors(s)
+  if s == "." or s == ".." then return "[may not be '" .. s .. "']" end
+  local errs = {}
+  if s:find("/", 1, true) then errs[#errs + 1] = "may not contain '/'" end
+  if s:find("%", 1, true) then errs[#errs + 1] = "may not contain '%'" end
+  if #errs > 0 then return "[" .. table.concat(errs, " ") .. "]" end
+end
+
+-- The Status of a request refused before it was sent: `local` makes the
+-- CLI print it as kubectl prints client-go's errors ("error: ...").
+local function local_status(message)
+  local st = M.status(400, "BadRequest", message)
+  st["local"] = true
+  return st
+end
+
 --- REST path of a resource: collection when name is nil; namespace nil for
---- a namespaced resource means all namespaces.
+--- a namespaced resource means all namespaces. A name or namespace that is
+--- no path segment gives nil, Status (client-go's messages).
 function M.path(r, ns, name, sub)
+  if name then
+    if name == "" then return nil, local_status("resource name may not be empty") end
+    local e = segment_errors(name)
+    if e then return nil, local_status(string.format("invalid resource name %q: %s", name, e)) end
+  end
+  if ns and ns ~= "" then
+    local e = segment_errors(ns)
+    if e then return nil, local_status(string.format("invalid namespace %q: %s", ns, e)) end
+  end
   local p = r.group == "" and ("/api/" .. r.version) or ("/apis/" .. r.group .. "/" .. r.version)
   if r.namespaced and ns and ns ~= "" then p = p .. "/namespaces/" .. url_escape(ns) end
   p = p .. "/" .. r.name
@@ -402,7 +433,9 @@ end
 function Client:get(kind, ns, name)
   local r, st = resolve_kind(self, kind)
   if not r then return nil, st end
-  return self:_call("GET", M.path(r, r.namespaced and (ns or "default") or nil, name))
+  local p, perr = M.path(r, r.namespaced and (ns or "default") or nil, name)
+  if not p then return nil, perr end
+  return self:_call("GET", p)
 end
 
 local function list_query(opts, extra)
@@ -424,7 +457,9 @@ function Client:list(kind, opts)
   opts = opts or {}
   local r, st = resolve_kind(self, kind)
   if not r then return nil, st end
-  return self:_call("GET", M.path(r, opts.namespace) .. list_query(opts), nil,
+  local p, perr = M.path(r, opts.namespace)
+  if not p then return nil, perr end
+  return self:_call("GET", p .. list_query(opts), nil,
     opts.metadata and { ["Accept"] = M.METADATA_LIST_ACCEPT } or nil)
 end
 
@@ -434,13 +469,15 @@ function Client:table(kind, opts)
   opts = opts or {}
   local r, st = resolve_kind(self, kind)
   if not r then return nil, st end
-  local path
+  local path, perr
   if opts.name then
-    path = M.path(r, r.namespaced and (opts.namespace or "default") or nil, opts.name)
-      .. query({ { "includeObject", opts.include_object } })
+    path, perr = M.path(r, r.namespaced and (opts.namespace or "default") or nil, opts.name)
+    if not path then return nil, perr end
+    path = path .. query({ { "includeObject", opts.include_object } })
   else
-    path = M.path(r, opts.namespace)
-      .. list_query(opts, { { "includeObject", opts.include_object } })
+    path, perr = M.path(r, opts.namespace)
+    if not path then return nil, perr end
+    path = path .. list_query(opts, { { "includeObject", opts.include_object } })
   end
   return self:_call("GET", path, nil, { ["Accept"] = opts.accept or M.TABLE_ACCEPT })
 end
@@ -502,7 +539,9 @@ function Client:watch(kind, opts)
   if opts.name then
     fs = "metadata.name=" .. opts.name .. (fs and ("," .. fs) or "")
   end
-  local path = M.path(r, opts.namespace) .. list_query({
+  local path, perr = M.path(r, opts.namespace)
+  if not path then return nil, perr end
+  path = path .. list_query({
     label_selector = opts.label_selector, field_selector = fs,
     resource_version = opts.resource_version,
   }, { { "watch", "true" }, { "timeoutSeconds", opts.timeout_seconds and tostring(opts.timeout_seconds) },
@@ -555,23 +594,27 @@ function Client:create(kind, obj, opts)
   opts = opts or {}
   local r, st = resolve_kind(self, kind)
   if not r then return nil, st end
-  return self:_call("POST", M.path(r, ns_of(r, obj, opts.namespace)) .. write_query(opts), obj)
+  local p, perr = M.path(r, ns_of(r, obj, opts.namespace))
+  if not p then return nil, perr end
+  return self:_call("POST", p .. write_query(opts), obj)
 end
 
 --- PUT the whole object.
 function Client:update(kind, obj, opts)
   local r, st = resolve_kind(self, kind)
   if not r then return nil, st end
-  return self:_call("PUT", M.path(r, ns_of(r, obj, opts and opts.namespace), obj.metadata.name)
-    .. write_query(opts), obj)
+  local p, perr = M.path(r, ns_of(r, obj, opts and opts.namespace), obj.metadata.name)
+  if not p then return nil, perr end
+  return self:_call("PUT", p .. write_query(opts), obj)
 end
 
 --- PUT the status subresource.
 function Client:update_status(kind, obj, opts)
   local r, st = resolve_kind(self, kind)
   if not r then return nil, st end
-  return self:_call("PUT", M.path(r, ns_of(r, obj, opts and opts.namespace), obj.metadata.name,
-    "status") .. write_query(opts), obj)
+  local p, perr = M.path(r, ns_of(r, obj, opts and opts.namespace), obj.metadata.name, "status")
+  if not p then return nil, perr end
+  return self:_call("PUT", p .. write_query(opts), obj)
 end
 
 --- PATCH. ptype: "merge" | "json" | "strategic" | "apply"; patch is a table
@@ -582,8 +625,9 @@ function Client:patch(kind, ns, name, ptype, patch, opts)
   if not r then return nil, st end
   local ctype = PATCH_TYPES[ptype] or ptype
   patch = self:_body(patch)
-  return self:_call("PATCH", M.path(r, r.namespaced and (ns or "default") or nil, name,
-    opts.subresource) .. write_query(opts), patch, { ["Content-Type"] = ctype })
+  local p, perr = M.path(r, r.namespaced and (ns or "default") or nil, name, opts.subresource)
+  if not p then return nil, perr end
+  return self:_call("PATCH", p .. write_query(opts), patch, { ["Content-Type"] = ctype })
 end
 
 --- DELETE. opts: propagation_policy ("Background"|"Foreground"|"Orphan"),
@@ -598,7 +642,9 @@ function Client:delete(kind, ns, name, opts)
     gracePeriodSeconds = opts.grace_period_seconds,
     dryRun = opts.dry_run and json.array({ "All" }) or nil,
     preconditions = opts.preconditions }
-  return self:_call("DELETE", M.path(r, r.namespaced and (ns or "default") or nil, name), body)
+  local p, perr = M.path(r, r.namespaced and (ns or "default") or nil, name)
+  if not p then return nil, perr end
+  return self:_call("DELETE", p, body)
 end
 
 --- GET /version.

@@ -219,6 +219,16 @@ function Server:start()
   local ok, err = mkdir_p(o.data_dir)
   if not ok then return nil, "cannot create data dir: " .. tostring(err) end
   sys.chmod(o.data_dir, 448)
+  -- One server per data dir: a second one would take over the socket and
+  -- run the same pods twice (the memory store has no lock of its own, and
+  -- SQLite's only says "database is locked").
+  local lock, lerr, lcode, holder = sys.lock_file(o.data_dir .. "/server.lock")
+  if not lock then
+    if lcode ~= "EAGAIN" and lcode ~= "EWOULDBLOCK" then return nil, "cannot lock the data dir: " .. tostring(lerr) end
+    return nil, string.format("another moonlet server%s is using the data dir %s",
+      (holder or 0) > 0 and string.format(" (pid %d)", holder) or "", o.data_dir)
+  end
+  self.lock = lock
   local storemod = require("moonlet.store")
   -- A watch may resume from the last 1,000 events (the store's default is
   -- 10,000): each kept event pins one or two whole object texts, and the

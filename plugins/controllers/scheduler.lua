@@ -177,7 +177,8 @@ end
 local function bind(ctx, pod, node_name)
   local r, st = ctx.client:kind("v1/Pod")
   if not r then return nil, st end
-  local path = client_mod.path(r, pod.metadata.namespace, pod.metadata.name, "binding")
+  local path, perr = client_mod.path(r, pod.metadata.namespace, pod.metadata.name, "binding")
+  if not path then return nil, perr end
   local res, err = ctx.client:raw("POST", path, {
     apiVersion = "v1", kind = "Binding",
     metadata = { name = pod.metadata.name, namespace = pod.metadata.namespace, uid = pod.metadata.uid },

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "yaml_codec.h"
 
@@ -153,6 +154,23 @@ static void test_anchors(void) {
   deep[2400] = '\0';
   fails_with(deep, "error converting YAML to JSON: yaml: exceeded max depth of 1000");
   free(deep);
+  /* ... and found without reading on: libyaml's scanner pays for every open
+   * flow collection on each token, so scanning 60,000 `[` to the end took
+   * seconds of CPU (100,000 in a request body held the server for half a
+   * minute). Stopping at the limit takes milliseconds; 2 s of CPU time is
+   * far from both, whatever else the machine runs. */
+  size_t nd = 60000;
+  char *deeper = malloc(2 * nd + 4);
+  memcpy(deeper, "a: ", 3);
+  memset(deeper + 3, '[', nd);
+  memset(deeper + 3 + nd, ']', nd);
+  deeper[3 + 2 * nd] = '\0';
+  clock_t t0 = clock();
+  fails_with(deeper, "error converting YAML to JSON: yaml: exceeded max depth of 1000");
+  double cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
+  ok(cpu < 2.0, "60,000 nested flow sequences refused at once");
+  if (cpu >= 2.0) printf("#   took %.1f s of CPU\n", cpu);
+  free(deeper);
 }
 
 static void test_errors(void) {

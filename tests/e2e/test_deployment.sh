@@ -68,6 +68,14 @@ match "$(kc describe deploy kubia 2>/dev/null || ml get events -o 'jsonpath={.it
   "Scaled up replica set $rs1 to 3" "ScalingReplicaSet event"
 ok "create: one replica set kubia-<hash>, 3 pods kubia-<hash>-<5> Running, kubectl's columns"
 
+# `logs deploy/NAME` reads one of its pods, as kubectl does (same choice).
+wait_for 20 "a kubia pod has logged" sh -c "$ML_BIN logs deploy/kubia 2>/dev/null | grep -q 'Kubia server starting'"
+ml logs deploy/kubia >/dev/null 2>"$ML_TMP/logs.err"
+kc logs deploy/kubia >/dev/null 2>"$ML_TMP/klogs.err"
+match "$(cat "$ML_TMP/logs.err")" "^Found 3 pods, using pod/$rs1-[a-z0-9]{5}\$" "moonlet logs deploy names its pod"
+expect_eq "$(cat "$ML_TMP/logs.err")" "$(cat "$ML_TMP/klogs.err")" "moonlet and kubectl read the same pod"
+ok "logs deploy/kubia"
+
 victim=$(owned_pods "$rs1" | sed -n 1p)
 kc delete pod "$victim" --wait=false >/dev/null || fail "delete pod"
 wait_for 30 "victim gone" sh -c "! $ML_BIN get pod $victim >/dev/null 2>&1"

@@ -105,6 +105,18 @@ out=$(kc create -f "$ML_TMP/bad.yaml" --validate=false)
 expect_eq "$out" "configmap/k-bad created" "--validate=false drops the field"
 ok "create -f with strict validation"
 
+# A typo in `kind:` is a kind the v3 documents lack: kubectl then looks in
+# /openapi/v2, and without one said "failed to download openapi".
+printf 'apiVersion: apps/v1\nkind: Deplyment\nmetadata:\n  name: typo\n' >"$ML_TMP/kind.yaml"
+rc=0
+kc apply -f "$ML_TMP/kind.yaml" >/dev/null 2>"$ML_TMP/err" || rc=$?
+expect_eq "$rc" 1 "unknown kind rejected"
+expect_contains "$(cat "$ML_TMP/err")" 'no matches for kind "Deplyment" in version "apps/v1"' "unknown kind named"
+expect_eq "$(kc get --raw /openapi/v2)" \
+  '{"definitions":{},"info":{"title":"Kubernetes","version":"'"$(kc version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*moonlet[^"]*\)".*/\1/p')"'"},"paths":{},"swagger":"2.0"}' \
+  "an empty OpenAPI v2 document"
+ok "apply of an unknown kind names it (OpenAPI v2)"
+
 # --- get in every format
 out=$(kc get cm k-one)
 expect_match "$out" '^NAME +DATA +AGE' "table header"

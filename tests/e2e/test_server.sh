@@ -33,6 +33,26 @@ code=$(curl -sk -o /dev/null -w '%{http_code}' "$url/api/v1/namespaces")
 expect_eq "$code" "401" "TCP without token"
 ok "TCP requires the bearer token"
 
+# --- one server per data dir: a second one (even on the memory store, which
+# has no lock of its own) must refuse at once and leave the first serving.
+rc=0
+timeout 20 "$ML_BIN" server --data-dir "$ML_DATA" --store memory --no-kubelet \
+  2>"$ML_TMP/second.err" || rc=$?
+expect_eq "$rc" "1" "second server's exit status"
+expect_contains "$(cat "$ML_TMP/second.err")" "another moonlet server (pid $ML_PID) is using the data dir" \
+  "second server names the first"
+expect_eq "$(ml get ns default -o name)" "namespace/default" "first server still answers"
+ok "a second server on the same data dir is refused"
+
+# --- names that are no path segment never reach the server: over HTTP the
+# dot segments would be resolved, and `delete pod .. -n NS` deleted NS.
+ml create namespace keepme >/dev/null
+if ml delete pod .. -n keepme 2>"$ML_TMP/dots.err"; then fail "delete pod .. succeeded"; fi
+expect_eq "$(cat "$ML_TMP/dots.err")" "error: invalid resource name \"..\": [may not be '..']" "delete pod .."
+expect_eq "$(ml get ns keepme -o name)" "namespace/keepme" "namespace survives"
+ml delete namespace keepme >/dev/null
+ok "names . and .. are refused by the CLI"
+
 # --- custom kind through the example controller
 cat >"$ML_TMP/greeting.yaml" <<'EOF2'
 apiVersion: example.moonlet.dev/v1

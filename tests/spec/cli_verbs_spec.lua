@@ -101,6 +101,32 @@ describe("cli get", function()
     assert.are.equal("", out .. err)
   end)
 
+  it("reports a jsonpath syntax error as kubectl does, before any request", function()
+    local sent = #api.log
+    local rc, out, err = fake.run(api, { "get", "cm", "web", "-o", "jsonpath={.data." })
+    assert.are.equal(1, rc)
+    assert.are.equal("", out)
+    assert.are.equal("error: error parsing jsonpath {.data., unclosed action\n", err)
+    for i = sent + 1, #api.log do
+      assert.is_nil(api.log[i].path:find("/configmaps/web", 1, true))
+    end
+  end)
+
+  it("expands a category (get all) as kubectl does", function()
+    local rc, out, err = fake.run(api, { "get", "all" })
+    assert.are.equal(0, rc)
+    assert.are.equal("", out)
+    assert.are.equal("No resources found in default namespace.\n", err)
+    api.put("deployments", { apiVersion = "apps/v1", kind = "Deployment",
+      metadata = { name = "web", namespace = "default" }, spec = { replicas = 1 } })
+    local _, want = fake.run(api, { "get", "deploy" })
+    rc, out, err = fake.run(api, { "get", "all" })
+    assert.are.equal(0, rc)
+    assert.are.equal("", err)
+    assert.are.equal(want, out)
+    assert.truthy(out:find("web", 1, true))
+  end)
+
   it("reports unknown resource types", function()
     local rc, out, err = fake.run(api, { "get", "foo" })
     assert.are.equal(1, rc)
@@ -372,6 +398,28 @@ describe("cli delete", function()
     assert.are.equal('configmap "c" deleted\n', out)
   end)
 
+  it("takes an object gone since the list as deleted, unless --ignore-not-found=false", function()
+    -- Deleting "a" takes "b" with it, as the collector takes a
+    -- Deployment's ReplicaSets during `delete all --all`.
+    local inner = api.transport
+    api.transport = function(req)
+      local res = inner(req)
+      if req.method == "DELETE" and req.path:find("/configmaps/a", 1, true) then
+        api.objects["configmaps/default/b"] = nil
+      end
+      return res
+    end
+    local rc, out, err = fake.run(api, { "delete", "cm", "-l", "app=x" })
+    assert.are.equal(0, rc)
+    assert.are.equal('configmap "a" deleted\n', out)
+    assert.are.equal("", err)
+    api.put("configmaps", cm("a", "default", {}, { app = "x" }))
+    api.put("configmaps", cm("b", "default", {}, { app = "x" }))
+    rc, _, err = fake.run(api, { "delete", "cm", "--all", "--ignore-not-found=false" })
+    assert.are.equal(1, rc)
+    assert.are.equal('Error from server (NotFound): configmaps "b" not found\n', err)
+  end)
+
   it("force-deletes with a warning", function()
     local rc, out, err = fake.run(api, { "delete", "cm/a", "--force" })
     assert.are.equal(0, rc)
@@ -393,6 +441,33 @@ describe("cli delete", function()
     assert.are.equal(0, rc)
     assert.are.equal('configmap "b" deleted\n', out)
     os.remove(f)
+  end)
+
+  -- Over HTTP, libcurl resolves dot segments: `delete pod .. -n NS` was a
+  -- DELETE of the namespace and `delete cm .` of every ConfigMap. client-go
+  -- refuses such names before sending anything; so must we.
+  it("refuses names and namespaces that are no path segment, sending nothing", function()
+    local cases = {
+      { { "delete", "cm", "..", "-n", "myns" }, 'error: invalid resource name "..": [may not be \'..\']\n' },
+      { { "delete", "cm", "." }, 'error: invalid resource name ".": [may not be \'.\']\n' },
+      { { "get", "cm", "a%b" }, 'error: invalid resource name "a%b": [may not contain \'%\']\n' },
+      { { "get", "cm", "-n", ".." }, 'error: invalid namespace "..": [may not be \'..\']\n' },
+      { { "delete", "cm", "" }, "error: resource name may not be empty\n" },
+      { { "label", "cm", ".", "x=y" }, 'error: invalid resource name ".": [may not be \'.\']\n' },
+    }
+    for _, case in ipairs(cases) do
+      local sent = #api.log
+      local rc, out, err = fake.run(api, case[1])
+      local what = table.concat(case[1], " ")
+      assert.are.equal(1, rc, what)
+      assert.are.equal("", out, what)
+      assert.are.equal(case[2], err, what)
+      for i = sent + 1, #api.log do
+        assert.are_not.equal("DELETE", api.log[i].method, what)
+        assert.are_not.equal("PATCH", api.log[i].method, what)
+      end
+    end
+    assert.is_not_nil(api.get("configmaps", "default", "a"))
   end)
 end)
 

@@ -132,6 +132,32 @@ describe("moonlet.client verbs", function()
     assert.are.equal("/api/v1/namespaces/d/pods/p/status", client.path(c:kind("v1/Pod"), "d", "p", "status"))
   end)
 
+  it("refuses a name or namespace that is no path segment without a request", function()
+    local c, log = fake()
+    local r = c:kind("v1/ConfigMap")
+    local n = #log
+    local cases = {
+      { function() return c:delete(r, "myns", "..") end, 'invalid resource name "..": [may not be \'..\']' },
+      { function() return c:delete(r, nil, ".") end, 'invalid resource name ".": [may not be \'.\']' },
+      { function() return c:get(r, nil, "a/%") end,
+        'invalid resource name "a/%": [may not contain \'/\' may not contain \'%\']' },
+      { function() return c:list(r, { namespace = ".." }) end, 'invalid namespace "..": [may not be \'..\']' },
+      { function() return c:patch(r, nil, "", "merge", {}) end, "resource name may not be empty" },
+      { function() return c:create(r, { metadata = { name = "x", namespace = "." } }) end,
+        'invalid namespace ".": [may not be \'.\']' },
+    }
+    for _, case in ipairs(cases) do
+      local obj, st = case[1]()
+      assert.is_nil(obj)
+      assert.are.equal(case[2], st.message)
+      assert.is_true(st["local"])
+    end
+    assert.are.equal(n, #log)
+    local p, st = client.path(r, "default", "..", "status")
+    assert.is_nil(p)
+    assert.are.equal(400, st.code)
+  end)
+
   it("gets objects and returns the server's Status on errors", function()
     local c, log, objects = fake()
     objects["/api/v1/namespaces/default/configmaps/x"] = { kind = "ConfigMap", metadata = { name = "x" } }

@@ -100,5 +100,20 @@ describe("describe rs", function()
     assert.truthy(text:find("Pod Template:\n", 1, true))
     assert.truthy(text:find("Image:%s+luksa/kubia"))
     assert.truthy(text:find("Events:%s+<none>"))
+    assert.is_nil(text:find("Controlled By:", 1, true))
+  end)
+
+  it("names its controlling Deployment as kubectl does", function()
+    local rs = { metadata = { name = "kubia-794d559d86", namespace = "default", uid = "u1",
+        annotations = { ["deployment.kubernetes.io/revision"] = "1" },
+        ownerReferences = { { apiVersion = "apps/v1", kind = "Deployment", name = "kubia", uid = "d1",
+          controller = true } } },
+      spec = { replicas = 1, selector = { matchLabels = { app = "kubia" } },
+        template = { metadata = { labels = { app = "kubia" } }, spec = { containers = { { name = "kubia", image = "x" } } } } },
+      status = { replicas = 1 } }
+    local text = require("moonlet.cli.describe_replicaset").render(rs, {}, nil, NOW)
+    assert.truthy(text:find(
+      "Annotations:    deployment.kubernetes.io/revision: 1\nControlled By:  Deployment/kubia\nReplicas:       1 current / 1 desired\n",
+      1, true), text)
   end)
 end)

@@ -112,6 +112,28 @@ function M.all()
 end
 
 --- { {name=group, versions={...}} } in first-registration order; "" first.
+-- kube-apiserver's group priorities (its aggregator's table): /apis lists
+-- groups by them, highest first, and kubectl follows that order for
+-- categories (`get all`: pods, daemonsets, deployments, replicasets,
+-- cronjobs, jobs). Other groups rank as CustomResourceDefinitions do (1000),
+-- then by name.
+local GROUP_PRIORITY = {
+  ["apps"] = 17800, ["events.k8s.io"] = 17750, ["authentication.k8s.io"] = 17700,
+  ["authorization.k8s.io"] = 17600, ["autoscaling"] = 17500, ["batch"] = 17400,
+  ["certificates.k8s.io"] = 17300, ["networking.k8s.io"] = 17200, ["policy"] = 17100,
+  ["rbac.authorization.k8s.io"] = 17000, ["storage.k8s.io"] = 16800,
+  ["apiextensions.k8s.io"] = 16700, ["admissionregistration.k8s.io"] = 16700,
+  ["scheduling.k8s.io"] = 16600, ["coordination.k8s.io"] = 16500, ["node.k8s.io"] = 16300,
+  ["discovery.k8s.io"] = 16200, ["flowcontrol.apiserver.k8s.io"] = 16100,
+}
+
+local function group_before(a, b)
+  if a.name == "" or b.name == "" then return a.name == "" and b.name ~= "" end
+  local pa, pb = GROUP_PRIORITY[a.name] or 1000, GROUP_PRIORITY[b.name] or 1000
+  if pa ~= pb then return pa > pb end
+  return a.name < b.name
+end
+
 function M.groups()
   local seen, out = {}, {}
   for _, d in ipairs(order) do
@@ -126,11 +148,7 @@ function M.groups()
       g.versions[#g.versions + 1] = d.version
     end
   end
-  table.sort(out, function(a, b)
-    if a.name == "" then return b.name ~= "" end
-    if b.name == "" then return false end
-    return false
-  end)
+  table.sort(out, group_before)
   return out
 end
 

@@ -55,6 +55,25 @@ end
 
 function Ctx:on_close(fn) self.sink:on_close(fn) end
 
+-- GET /openapi/v2: an empty document, in protobuf (what client-go asks for)
+-- or JSON. kubectl validates a kind its v3 documents lack against v2, and
+-- without one it fails with "failed to download openapi" where Kubernetes
+-- says "no matches for kind" (a typo in `kind:`). A v2 document without
+-- definitions makes it skip that validation, as for a kind Kubernetes does
+-- not know; the server validates every object it takes anyway.
+local function openapi_v2(self, ctx)
+  local accept = ctx.headers["accept"] or ""
+  ctx.replied = true
+  if accept:find("protobuf", 1, true) then
+    -- The empty protobuf message: every field of openapi_v2.Document unset.
+    return ctx.sink:respond(200,
+      { ["Content-Type"] = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" }, "")
+  end
+  return ctx.sink:respond(200, { ["Content-Type"] = "application/json" }, json.encode({
+    swagger = "2.0", info = { title = "Kubernetes", version = discovery.version(self.version).gitVersion },
+    paths = json.object({}), definitions = json.object({}) }))
+end
+
 local function nonresource(self, method, path)
   if method ~= "GET" then return nil end
   if path == "/version" or path == "/version/" then return discovery.version(self.version) end
@@ -94,6 +113,9 @@ function M:handle(req, sink)
     if auth ~= "Bearer " .. self.token then return ctx:fail(status.unauthorized()) end
   end
   local path = req.path
+  if req.method == "GET" and (path == "/openapi/v2" or path == "/openapi/v2/") then
+    return openapi_v2(self, ctx)
+  end
   local nr = nonresource(self, req.method, path)
   if nr then
     if type(nr) == "string" then

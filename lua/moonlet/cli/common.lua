@@ -72,6 +72,7 @@ end
 --- The Status -> message rules of kubectl's StandardErrorMessage.
 function M.status_message(st, server)
   if type(st) ~= "table" then return "error: " .. tostring(st) end
+  if st["local"] then return "error: " .. tostring(st.message) end
   if st.transport then
     local msg = tostring(st.message or "")
     if msg:find("refused", 1, true) or msg:find("ECONNREFUSED", 1, true)

@@ -20,7 +20,7 @@ M.flags = {
   { name = "grace-period", type = "int", default = -1, help = "Period of time in seconds given to the resource to terminate gracefully." },
   { name = "now", type = "bool", help = "If true, resources are signaled for immediate shutdown (same as --grace-period=1)." },
   { name = "force", type = "bool", help = "If true, immediately remove resources from API and bypass graceful deletion." },
-  { name = "ignore-not-found", type = "bool", help = "Treat \"resource not found\" as a successful delete." },
+  { name = "ignore-not-found", type = "bool", help = "Treat \"resource not found\" as a successful delete. Defaults to \"true\" when --all, -l or --field-selector is given." },
   { name = "wait", type = "bool", default = true, help = "If true, wait for resources to be gone before returning." },
   { name = "timeout", type = "string", default = "0s", help = "The length of time to wait before giving up on a delete." },
   { name = "dry-run", type = "string", default = "none", help = "Must be \"none\", \"server\", or \"client\"." },
@@ -128,6 +128,10 @@ function M.run(ctx, argv)
     local get = require("moonlet.cli.get")
     local targets = get.targets(ctx, argv)
     local selecting = f.all or f.selector or f["field-selector"]
+    -- As kubectl: what a list found may be gone by its turn (a Deployment's
+    -- ReplicaSets after the Deployment), so NotFound is no error then
+    -- unless --ignore-not-found=false was given.
+    if selecting and not (ctx.set and ctx.set["ignore-not-found"]) then f["ignore-not-found"] = true end
     for _, t in ipairs(targets) do
       if #t.names > 0 then
         if selecting then

@@ -384,12 +384,14 @@ end
 
 -- }=======================================================
 
+--- kubectl's printController: "Kind/name" of the controlling owner, or "".
 local function controller_of(meta)
   for _, ref in ipairs(list(meta.ownerReferences)) do
     if is_table(ref) and ref.controller == true then return str(ref.kind) .. "/" .. str(ref.name) end
   end
   return ""
 end
+M.controller_of = controller_of
 
 --- The whole describePod text for `pod`; `events` a list of Events or nil
 --- to leave the section out; `now` unix seconds.

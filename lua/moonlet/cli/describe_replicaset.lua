@@ -48,6 +48,8 @@ function M.render(rs, pods, events, now)
   w.write(0, "Selector:\t" .. selector.format_selector(spec.selector) .. "\n")
   describe.labels(w, "Labels", meta.labels)
   describe.annotations(w, "Annotations", meta.annotations)
+  local ctl = describe_pod.controller_of(meta)
+  if ctl ~= "" then w.write(0, "Controlled By:\t" .. ctl .. "\n") end
   w.write(0, string.format("Replicas:\t%d current / %d desired\n", status.replicas or 0, spec.replicas or 1))
   w.write(0, string.format("Pods Status:\t%d Running / %d Waiting / %d Succeeded / %d Failed\n",
     M.pod_status(rs, pods)))

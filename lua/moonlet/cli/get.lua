@@ -31,6 +31,23 @@ M.flags = {
 local FORMATS = "custom-columns,custom-columns-file,go-template,go-template-file,json,jsonpath," ..
   "jsonpath-as-json,jsonpath-file,name,template,templatefile,wide,yaml"
 
+-- kubectl's categories (`get all`, `delete all --all`): a word no resource
+-- answers to names every preferred resource that lists it among its
+-- categories, in discovery order. nil when none does.
+local function category(ctx, word)
+  local c = common.client(ctx)
+  if c:resolve(word) then return nil end
+  local out = {}
+  for _, r in ipairs(c:discovery() or {}) do
+    if r.preferred then
+      for _, cat in ipairs(r.categories or {}) do
+        if cat == word then out[#out + 1] = r; break end
+      end
+    end
+  end
+  if #out > 0 then return out end
+end
+
 --- Splits `get` arguments into targets { {r=, names={...}} ... }.
 function M.targets(ctx, argv)
   local targets = {}
@@ -56,7 +73,12 @@ function M.targets(ctx, argv)
   local names = {}
   for i = 2, #argv do names[#names + 1] = argv[i] end
   for word in argv[1]:gmatch("[^,]+") do
-    targets[#targets + 1] = { r = common.resolve(ctx, word), names = names }
+    local rs = category(ctx, word)
+    if rs then
+      for _, r in ipairs(rs) do targets[#targets + 1] = { r = r, names = names } end
+    else
+      targets[#targets + 1] = { r = common.resolve(ctx, word), names = names }
+    end
   end
   return targets
 end
@@ -172,8 +194,19 @@ function M.custom_columns(ctx, spec, items)
 end
 
 local function check_format(fmt)
+  local tmpl = fmt:match("^jsonpath=(.*)$") or fmt:match("^jsonpath%-as%-json=(.*)$")
+  if tmpl then
+    -- kubectl parses the template before any request: a syntax error is
+    -- reported as such, never as an execution error on some object.
+    local ok, err = pcall(jsonpath.parse, tmpl)
+    if not ok then
+      common.fail(string.format("error parsing jsonpath %s, %s",
+        tmpl, type(err) == "table" and tostring(err.jsonpath) or tostring(err)))
+    end
+    return
+  end
   if fmt == "" or fmt == "wide" or fmt == "json" or fmt == "yaml" or fmt == "name"
-      or fmt:match("^jsonpath=") or fmt:match("^jsonpath%-as%-json=") or fmt:match("^custom%-columns=") then
+      or fmt:match("^custom%-columns=") then
     return
   end
   common.fail(string.format('unable to match a printer suitable for the output format "%s", allowed formats are: %s',

@@ -24,6 +24,8 @@ M.flags = {
   { name = "limit-bytes", type = "int", default = 0, help = "Maximum bytes of logs to return." },
   { name = "all-containers", type = "bool", help = "Get all containers' logs in the pod(s)." },
   { name = "prefix", type = "bool", help = "Prefix each log line with the log source (pod name and container name)." },
+  { name = "pod-running-timeout", type = "string", default = "20s",
+    help = "The length of time (like 5s, 2m, or 3h, higher than zero) to wait until at least one pod is running" },
 }
 
 -- Go duration ("5s", "2m30s", "1h") -> seconds, rounded as kubectl does.
@@ -32,13 +34,11 @@ local function go_duration(s)
   return secs and math.floor(secs + 0.5)
 end
 
-local function pod_name(ctx, arg)
+local function pod_name(ctx, arg, ns)
   local typ, name = arg:match("^([^/]+)/(.+)$")
   if not typ then return arg end
   local r = common.resolve(ctx, typ)
-  if r.kind ~= "Pod" then
-    common.fail(string.format("cannot get the logs from %s", common.kind_word(r)))
-  end
+  if r.kind ~= "Pod" then return require("moonlet.cli.logs_pick").pod(ctx, r, ns, name) end
   return name
 end
 
@@ -94,7 +94,9 @@ local function show(ctx, c, r, ns, name, container, prefix)
     if not since then common.fail(string.format('invalid argument "%s" for "--since" flag: time: invalid duration "%s"', f.since, f.since)) end
   end
   if f.since and f["since-time"] then common.fail("at most one of `sinceTime` or `sinceSeconds` may be specified") end
-  local path = client.path(r, ns, name, "log") .. query({
+  local path, perr = client.path(r, ns, name, "log")
+  if not path then common.fail_status(ctx, perr) end
+  path = path .. query({
     { "container", container },
     { "follow", f.follow and "true" or nil },
     { "previous", f.previous and "true" or nil },
@@ -155,7 +157,7 @@ function M.run(ctx, argv)
   local c = common.client(ctx)
   local r = common.resolve(ctx, "pods")
   local ns = common.namespace(ctx)
-  local name = pod_name(ctx, argv[1])
+  local name = pod_name(ctx, argv[1], ns)
   local container = f.container or argv[2]
   local pod, st = c:get(r, ns, name)
   if not pod then common.fail_status(ctx, st) end

@@ -71,8 +71,9 @@ function M.write_unread(c, kind, ns, name, sub, method, body, ctype, fallback)
   end
   -- The table itself: the client encodes it unless its transport (the
   -- in-process one) takes tables.
-  local res, err = c:raw(method, require("moonlet.client").path(r, ns, name, sub), body,
-    ctype and { ["Content-Type"] = ctype } or nil)
+  local path, perr = require("moonlet.client").path(r, ns, name, sub)
+  if not path then return nil, perr end
+  local res, err = c:raw(method, path, body, ctype and { ["Content-Type"] = ctype } or nil)
   if not res then return nil, err end
   if res.status < 200 or res.status > 299 then
     local v = json.decode(res.body or "")

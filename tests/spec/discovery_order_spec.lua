@@ -1,0 +1,44 @@
+-- /apis lists groups in kube-apiserver's priority order (kubectl prints
+-- `get all` and api-resources in it), plugin groups after the built-in
+-- ones, by name; batch/v1 stays batch's preferred version.
+require("moonlet_core")
+local plugins = require("moonlet.plugins")
+local kinds = require("moonlet.api.kinds")
+local discovery = require("moonlet.api.discovery")
+
+local SRC = os.getenv("ML_SRC") or "."
+
+describe("discovery group order", function()
+  setup(function()
+    local loaded, errors = plugins.load({ SRC .. "/examples/greeting" })
+    assert(#errors == 0, table.concat(errors, "\n"))
+    kinds.reset()
+    for _, name in ipairs(plugins.names(loaded, "kinds")) do
+      kinds.register(loaded.kinds[name].value, loaded.kinds[name].display)
+    end
+  end)
+
+  it("follows kube-apiserver's group priorities", function()
+    local names, batch = {}, nil
+    for _, g in ipairs(discovery.groups().groups) do
+      names[#names + 1] = g.name
+      if g.name == "batch" then batch = g end
+    end
+    assert.are.same({ "apps", "authentication.k8s.io", "authorization.k8s.io", "batch",
+      "coordination.k8s.io", "example.moonlet.dev" }, names)
+    assert.are.equal("batch/v1", batch.preferredVersion.groupVersion)
+  end)
+
+  it("ranks groups of equal priority by name", function()
+    local function def(group)
+      return { group = group, version = "v1", kind = "Thing", plural = "things", namespaced = true,
+        schema = { type = "object" } }
+    end
+    kinds.register(def("zz.example.com"))
+    kinds.register(def("aa.example.com"))
+    local names = {}
+    for _, g in ipairs(discovery.groups().groups) do names[#names + 1] = g.name end
+    assert.are.same({ "aa.example.com", "example.moonlet.dev", "zz.example.com" },
+      { names[#names - 2], names[#names - 1], names[#names] })
+  end)
+end)
