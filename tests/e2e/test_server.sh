@@ -32,6 +32,12 @@ url=$(sed -n 's/^ *server: //p' "$ML_DATA/kubeconfig")
 code=$(curl -sk -o /dev/null -w '%{http_code}' "$url/api/v1/namespaces")
 expect_eq "$code" "401" "TCP without token"
 ok "TCP requires the bearer token"
+# As kube-apiserver's public-info-viewer: health and version for anyone,
+# nothing else (a POST to the same path still needs the token).
+expect_eq "$(curl -sk "$url/readyz")" "ok" "readyz without token"
+expect_contains "$(curl -sk "$url/version")" '"gitVersion"' "version without token"
+expect_eq "$(curl -sk -o /dev/null -w '%{http_code}' -X POST "$url/healthz")" "401" "POST healthz without token"
+ok "health checks and /version are public over TCP"
 
 # --- one server per data dir: a second one (even on the memory store, which
 # has no lock of its own) must refuse at once and leave the first serving.
@@ -52,6 +58,17 @@ expect_eq "$(cat "$ML_TMP/dots.err")" "error: invalid resource name \"..\": [may
 expect_eq "$(ml get ns keepme -o name)" "namespace/keepme" "namespace survives"
 ml delete namespace keepme >/dev/null
 ok "names . and .. are refused by the CLI"
+
+# --- a patch type the server does not apply (server-side apply) gets 415
+# with the types it does apply, and names no type it would refuse.
+ml create configmap patchme --from-literal=a=1 >/dev/null
+body=$(sock -X PATCH -H 'Content-Type: application/apply-patch+yaml' --data 'data: {a: "2"}' \
+  "http://x/api/v1/namespaces/default/configmaps/patchme")
+expect_contains "$body" '"code":415' "apply patch refused"
+expect_contains "$body" "application/merge-patch+json, application/strategic-merge-patch+json" "415 lists the patch types"
+if [[ "$body" == *apply-patch* ]]; then fail "415 offers apply-patch: $body"; fi
+ml delete configmap patchme >/dev/null
+ok "unsupported patch types get 415 naming the supported ones"
 
 # --- custom kind through the example controller
 cat >"$ML_TMP/greeting.yaml" <<'EOF2'

@@ -243,6 +243,11 @@ describe("moonlet rollout history", function()
       local rc2, _, err = run(s, { "rollout", "history", "deploy/kubia", "--revision=7" })
       assert.are.equal(1, rc2)
       assert.are.equal("error: unable to find the specified revision\n", err)
+      -- Only the formats this verb prints are offered.
+      local rc3, _, err3 = run(s, { "rollout", "history", "deploy/kubia", "-o", "go-template={{.kind}}" })
+      assert.are.equal(1, rc3)
+      assert.are.equal('error: unable to match a printer suitable for the output format "go-template={{.kind}}", '
+        .. "allowed formats are: json,name,yaml\n", err3)
     end)
   end)
 

@@ -196,6 +196,11 @@ describe("cli get", function()
     local rc, _, err = fake.run(api, { "get", "cm", "-o", "xml" })
     assert.are.equal(1, rc)
     assert.truthy(err:find('error: unable to match a printer suitable for the output format "xml"', 1, true))
+    -- The list names only what this CLI prints; kubectl's own formats say so.
+    assert.falsy(err:find("go-template", 1, true))
+    rc, _, err = fake.run(api, { "get", "cm", "-o", "go-template={{.kind}}" })
+    assert.are.equal(1, rc)
+    assert.truthy(err:find("(go-template is printed by kubectl, not by this CLI)", 1, true))
   end)
 
   it("prefixes kinds when several types are asked for", function()

@@ -509,8 +509,11 @@ function M.patch(ctx)
   local ct = (ctx.headers["content-type"] or ""):match("^[^;%s]+") or ""
   local kind = PATCH_TYPES[ct]
   if not kind or (kind == "strategic" and not merge_keys.supports_strategic(def.group, def.kind)) then
+    -- Only the patch types this server applies (server-side apply is not
+    -- one; kubectl then says so itself).
     return ctx:fail(status.unsupported_media_type(
-      "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"))
+      "application/json-patch+json, application/merge-patch+json"
+      .. (merge_keys.supports_strategic(def.group, def.kind) and ", application/strategic-merge-patch+json" or "")))
   end
   -- A merge patch is only read (merged into fresh tables, never kept): an
   -- in-process caller's table serves as it is (a copy per status write

@@ -90,6 +90,9 @@ local function nonresource(self, method, path)
   if gvpath then return discovery.openapi_doc(gvpath) end
 end
 
+local PUBLIC_INFO = { ["/healthz"] = true, ["/livez"] = true, ["/readyz"] = true, ["/version"] = true,
+  ["/version/"] = true }
+
 local VERB = {
   GET = function(r, q)
     if r.watch_prefix or request.param(q, "watch") == "true" or request.param(q, "watch") == "1" then
@@ -108,7 +111,10 @@ local VERB = {
 function M:handle(req, sink)
   local ctx = setmetatable({ sink = sink, warnings = {}, headers = req.headers or {},
     body = req.body, store = self.store, method = req.method, transport = req.transport }, Ctx)
-  if req.transport == "tcp" and self.token then
+  -- The health checks and /version answer anyone, as kube-apiserver's
+  -- system:public-info-viewer role lets anonymous clients read them: a
+  -- load balancer or a plain `curl -k .../readyz` carries no token.
+  if req.transport == "tcp" and self.token and not (req.method == "GET" and PUBLIC_INFO[req.path]) then
     local auth = ctx.headers["authorization"] or ""
     if auth ~= "Bearer " .. self.token then return ctx:fail(status.unauthorized()) end
   end

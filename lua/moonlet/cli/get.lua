@@ -28,8 +28,11 @@ M.flags = {
     help = "Ignore errors in templates when a field or map key is missing." },
 }
 
-local FORMATS = "custom-columns,custom-columns-file,go-template,go-template-file,json,jsonpath," ..
-  "jsonpath-as-json,jsonpath-file,name,template,templatefile,wide,yaml"
+-- What this CLI prints. kubectl's list also has the Go template and file
+-- forms, which it alone renders: those names get a pointer to kubectl.
+local FORMATS = "custom-columns,json,jsonpath,jsonpath-as-json,name,wide,yaml"
+local KUBECTL_ONLY = { ["go-template"] = true, ["go-template-file"] = true, template = true,
+  templatefile = true, ["jsonpath-file"] = true, ["custom-columns-file"] = true }
 
 -- kubectl's categories (`get all`, `delete all --all`): a word no resource
 -- answers to names every preferred resource that lists it among its
@@ -209,8 +212,9 @@ local function check_format(fmt)
       or fmt:match("^custom%-columns=") then
     return
   end
-  common.fail(string.format('unable to match a printer suitable for the output format "%s", allowed formats are: %s',
-    fmt, FORMATS))
+  local name = fmt:match("^[^=]*")
+  common.fail(string.format('unable to match a printer suitable for the output format "%s", allowed formats are: %s%s',
+    fmt, FORMATS, KUBECTL_ONLY[name] and string.format(" (%s is printed by kubectl, not by this CLI)", name) or ""))
 end
 
 local function table_printer(ctx, t, multi)

@@ -278,7 +278,7 @@ local function run_history(ctx, argv)
         else ctx.out(common.to_yaml(h.obj)) end
       end
     elseif fmt ~= nil and fmt ~= "" then
-      common.fail(string.format('unable to match a printer suitable for the output format "%s", allowed formats are: json,jsonpath,jsonpath-as-json,jsonpath-file,name,go-template,go-template-file,template,templatefile,yaml', fmt))
+      common.fail(string.format('unable to match a printer suitable for the output format "%s", allowed formats are: json,name,yaml', fmt))
     else
       local text
       if f.revision > 0 then
