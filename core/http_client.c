@@ -37,6 +37,9 @@
  * bound (64 in flight) reuses rather than reallocates. */
 #define EASY_POOL_MAX 64
 
+/* curl's smallest receive buffer (CURL_MIN_READ_SIZE in its sources). */
+#define ML_HTTP_LEAN_BUFFER 1024
+
 #define EPOLL_BATCH 64
 #define PENDING_DEL_MAX 64
 
@@ -776,8 +779,15 @@ static int setup(ml_http_client_t *c, ml_http_req_t *r, CURL *e,
     SET(CURLOPT_FRESH_CONNECT, 1L);
     SET(CURLOPT_FORBID_REUSE, 1L);
   }
-  /* One small write: Nagle never holds it back, so save the syscall. */
-  if (r->lean) SET(CURLOPT_TCP_NODELAY, 0L);
+  if (r->lean) {
+    /* One small write: Nagle never holds it back, so save the syscall. */
+    SET(CURLOPT_TCP_NODELAY, 0L);
+    /* A probe reads a status line and at most max_body of a 3xx: curl's
+     * smallest receive buffer instead of its 16 KiB default, which it
+     * allocates per transfer and holds while the answer is awaited (most
+     * of what an attempt in flight held). */
+    SET(CURLOPT_BUFFERSIZE, (long)ML_HTTP_LEAN_BUFFER);
+  }
 
   bool sends_body = o->body || strcmp(method, "POST") == 0 ||
                     strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;

@@ -181,23 +181,30 @@ bool ml_probe_ended(ml_probe_t *p) { return p->ended; }
 
 /* {====== the runner */
 
-static void on_check(uv_check_t *h) {
-  ml_probe_runner_t *r = h->data;
+static void drain(ml_probe_runner_t *r) {
   if (r->http) ml__probe_http_drain(r);
   if (r->exec_ready) ml__probe_exec_drain(r);
 }
+
+static void on_check(uv_check_t *h) { drain(h->data); }
+
+static void on_prepare(uv_prepare_t *h) { drain(h->data); }
 
 ml_probe_runner_t *ml_probe_runner_new(ml_loop_t *loop, size_t max_http) {
   ml_probe_runner_t *r = calloc(1, sizeof *r);
   if (!r) return NULL;
   r->loop = loop;
-  r->refs = 1; /* the check handle */
+  r->refs = 2; /* the check and prepare handles */
   r->max_http = max_http ? max_http : ML_PROBE_DEFAULT_MAX_HTTP;
   uv_check_init(loop->uv, &r->check);
   r->check.data = r;
   uv_check_start(&r->check, on_check);
+  uv_prepare_init(loop->uv, &r->prepare);
+  r->prepare.data = r;
+  uv_prepare_start(&r->prepare, on_prepare);
   /* Draining is no reason to keep the loop alive. */
   uv_unref((uv_handle_t *)&r->check);
+  uv_unref((uv_handle_t *)&r->prepare);
   ml_probe_register(r, &ml__probe_http);
   ml_probe_register(r, &ml__probe_tcp);
   ml_probe_register(r, &ml__probe_exec);
@@ -333,10 +340,13 @@ void ml_probe_runner_close(ml_probe_runner_t *r) {
       record_free(p);
       p = next;
     }
-    runner_unref(r); /* the check handle, closed with the loop */
+    /* The check and prepare handles, closed with the loop. */
+    r->refs--;
+    runner_unref(r);
     return;
   }
   uv_close((uv_handle_t *)&r->check, check_closed);
+  uv_close((uv_handle_t *)&r->prepare, check_closed);
 }
 
 /* }====== */

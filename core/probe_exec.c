@@ -4,7 +4,7 @@
  * is success, any other exit a failure with the output as message, a
  * timeout a failure `command "..." timed out`, a command that cannot start
  * a probe error. Exits are posted to a private queue of the runner, which
- * its check handle drains. */
+ * its check and prepare handles drain. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

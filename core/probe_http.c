@@ -1,7 +1,8 @@
 /* The "http" probe kind: the kubelet's httpGet check over the shared libcurl
  * client (core/http_client.h). The client posts to a private queue of the
- * runner, which its check handle drains after every poll phase, turning each
- * finished transfer into a result with the kubelet's (Go's) message texts.
+ * runner, which its check and prepare handles drain around every poll,
+ * turning each finished transfer into a result with the kubelet's (Go's)
+ * message texts.
  * One fresh connection per attempt, as the kubelet disables keep-alives. */
 #include <ctype.h>
 #include <stdio.h>
@@ -16,8 +17,10 @@
  * or once per ticker (prepare), which then lends it to every attempt. */
 typedef struct {
   char *url;
-  char hostport[300]; /* Go's net.JoinHostPort(host, port) */
-  char host[256];
+  /* Only the messages read them: allocated to size, since a ticker keeps
+   * one per probed container (fixed arrays were half a KiB each). */
+  char *hostport; /* Go's net.JoinHostPort(host, port) */
+  char *host;
   ml_http_prepared_t *req; /* URL and curl header list, built once */
   bool https;
 } http_prep_t;
@@ -76,12 +79,14 @@ static char *build_url(const ml_probe_params_t *o, http_prep_t *hp,
   *https = scheme[4] == 's';
   if (o->port < 1 || o->port > 65535) return NULL;
   const char *host = o->host && *o->host ? o->host : "127.0.0.1";
-  if (strlen(host) >= sizeof hp->host || strpbrk(host, "/?#@ \t\r\n"))
-    return NULL;
-  snprintf(hp->host, sizeof hp->host, "%s", host);
+  size_t hlen = strlen(host);
+  if (hlen > 255 || strpbrk(host, "/?#@ \t\r\n")) return NULL;
   bool v6 = strchr(host, ':') && host[0] != '[';
-  snprintf(hp->hostport, sizeof hp->hostport, v6 ? "[%s]:%d" : "%s:%d", host,
-           o->port);
+  size_t hplen = hlen + sizeof "[]:65535";
+  hp->host = strdup(host);
+  hp->hostport = malloc(hplen);
+  if (!hp->host || !hp->hostport) return NULL;
+  snprintf(hp->hostport, hplen, v6 ? "[%s]:%d" : "%s:%d", host, o->port);
   buf_t b = {0};
   buf_str(&b, scheme);
   buf_str(&b, "://");
@@ -113,9 +118,11 @@ static bool header_ok(const char *name, const char *value) {
 
 static void prep_clear(http_prep_t *pr) {
   free(pr->url);
+  free(pr->hostport);
+  free(pr->host);
   /* Requests still running keep their own reference. */
   ml_http_prepared_free(pr->req);
-  pr->url = NULL;
+  pr->url = pr->hostport = pr->host = NULL;
   pr->req = NULL;
 }
 

@@ -11,11 +11,15 @@ struct ml_probe_runner_s {
   /* Runs after every poll phase: delivers the private HTTP queue. Also the
    * sentinel telling whether the loop was shut down under us. */
   uv_check_t check;
+  /* The same before every poll: what a timer ended (a curl timeout, or
+   * after the check in a UV_RUN_ONCE turn) is delivered before the loop
+   * blocks, not at its next unrelated wakeup. */
+  uv_prepare_t prepare;
   ml_probe_t *head; /* every record not yet freed */
   size_t active, closing_records;
   const ml_probe_kind_t *kinds[ML_PROBE_MAX_KINDS];
   int nkinds;
-  int refs; /* records alive + the check handle */
+  int refs; /* records alive + the check and prepare handles */
   bool closing, orphaned;
   uint64_t started, finished;
   /* HTTP: a libcurl client posting to a private queue, which the check

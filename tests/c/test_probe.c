@@ -207,6 +207,23 @@ static int listen_on(uv_tcp_t *t, uv_connection_cb cb) {
   return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* A listener nobody accepts from: the kernel completes handshakes from its
+ * backlog, so a probe connects, sends and is never answered, and nothing
+ * on the loop notices. @return the descriptor (port in *port) or -1 */
+static int silent_listener(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  socklen_t len = sizeof a;
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+      listen(fd, 8) < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
 /* A port nobody listens on: bound once, then released. */
 static int closed_port(void) {
   uv_tcp_t t;
@@ -460,6 +477,49 @@ static void test_prepared_numeric(void) {
        cases[i].numeric ? "IP literal, not cached" : "a name, cached");
     ml_http_prepared_free(p);
   }
+}
+
+typedef struct {
+  uint64_t id;
+  bool expired;
+} awaited_t;
+
+static bool got_or_expired(void *ud) {
+  awaited_t *a = ud;
+  collect();
+  return a->expired || find_got(a->id) != NULL;
+}
+
+/* curl ends a timed-out transfer from its timer, outside the poll phase
+ * (before it, or after the check of a UV_RUN_ONCE turn): its result must
+ * come at the deadline, not at the loop's next unrelated wakeup, seconds
+ * later on a quiet server. The loop runs as the server's (ml_loop_run). */
+static void test_timeout_on_quiet_loop(ml_probe_runner_t *r) {
+  int port = 0;
+  int lfd = silent_listener(&port);
+  ok(lfd >= 0, "quiet timeout: silent listener");
+  if (lfd < 0) return;
+  ml_probe_params_t o = {.port = port, .path = "/"};
+  awaited_t a = {.id = next_id++};
+  uv_timer_t t;
+  uv_timer_init(&uv, &t);
+  t.data = &a.expired;
+  uv_timer_start(&t, on_deadline, 3000, 0);
+  uv_update_time(&uv);
+  uint64_t t0 = uv_now(&uv);
+  IS_INT(ml_probe_start(r, "http", &o, 200, a.id), 0, "quiet timeout: start");
+  ml_loop_run(&loop, got_or_expired, &a);
+  uv_update_time(&uv);
+  uint64_t took = uv_now(&uv) - t0;
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&uv, UV_RUN_NOWAIT);
+  got_t *g = find_got(a.id);
+  ok(g && g->result == ML_PROBE_FAILURE &&
+         strstr(g->message, "context deadline exceeded"),
+     "quiet timeout: a timeout failure (%s)", g ? g->message : "none");
+  ok(took < 1500, "quiet timeout: reported after %llu ms (deadline 200 ms)",
+     (unsigned long long)took);
+  close(lfd);
 }
 
 static void test_bad_params(ml_probe_runner_t *r) {
@@ -1003,6 +1063,7 @@ int main(void) {
   test_handle_pool(r);
   test_prepared_numeric();
   test_bad_params(r);
+  test_timeout_on_quiet_loop(r);
   test_tcp(r);
   test_cancel_and_bound(r);
   test_exec(r);

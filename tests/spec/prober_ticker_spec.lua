@@ -132,6 +132,26 @@ describe("probe tickers", function()
     assert.are.equal(1, events)
   end)
 
+  it("a worker ticking in C stays one hash size (16 fields) per probed container", function()
+    local w
+    sched.run(function()
+      w = prober.new{ type = "liveness", container = { name = "app" }, host = "127.0.0.1",
+        probe = { httpGet = { port = port, path = "/" }, periodSeconds = 1 },
+        status = function() return { id = 1, running = true, started = true, started_at = loop.time() } end }
+      w:start()
+      assert.is_truthy(w._ticker, "ticks in C")
+      loop.sleep(10)
+    end)
+    local n = 0
+    for _ in pairs(w) do n = n + 1 end
+    -- The real clock, sleep and wake are the class's, not copied per worker.
+    assert.is_nil(rawget(w, "clock"))
+    assert.is_nil(rawget(w, "sleep"))
+    assert.is_true(n <= 16, "fields " .. n)
+    assert.is_number(w.clock())
+    w:stop()
+  end)
+
   it("injected runners and lua checks keep the Lua loop", function()
     local w = prober.new{ type = "readiness", probe = { httpGet = { port = 1 } },
       status = function() return nil end, run = function() return "success", "" end }
