@@ -49,6 +49,7 @@ static ml_httpd_t *get_server(lua_State *L, int *err) {
   ml_httpd_t *srv;
   *err = ml_httpd_new(&rt->loop, &pending_opts, &srv);
   if (*err < 0) return NULL;
+  ml_httpd_set_durable(srv, &rt->durable);
   rt->httpd = srv;
   lua_newuserdatauv(L, 1, 0); /* stack: sentinel */
   lua_newtable(L);
@@ -426,9 +427,10 @@ static int lhttpd_unescape(lua_State *L) {
  * each event is written as {"type":T,"object":TEXT}\n around the store's
  * own text, shared by every watcher of the event, with no Lua per event or
  * per watcher. The chunk waits in the connection's buffer for the flush
- * hook, which runs after the store committed the turn, as every response
- * does. Lua hears only the end: ("closed", req_id) on the pipe's id when
- * the store closed or the stream went away. */
+ * hook, which runs after the store committed the turn, and for the commit's
+ * sync (core/durable.h), as every response does. Lua hears only the end:
+ * ("closed", req_id) on the pipe's id when the store closed or the stream
+ * went away. */
 typedef struct {
   ml_runtime_t *rt;
   ml_store_watch_t *w; /* NULL once closed (by us, the store or the peer) */

@@ -23,6 +23,7 @@ typedef struct store_rec_s store_rec_t;
 struct store_rec_s {
   ml_store_t *s;
   ml_runtime_t *rt;
+  ml_durable_source_t src; /* the runtime's gate syncs its commits */
   store_rec_t *next; /* in the runtime's commit list */
 };
 
@@ -66,11 +67,21 @@ static void watch_rec_unref(watch_rec_t *rec) {
 
 /* {====== commit hook */
 
+/* A commit that needs a sync goes to the gate, which runs it off the loop
+ * thread; the HTTP flush hook, next, holds the turn's answers until then. */
+static void commit_one(store_rec_t *r) {
+  if (ml_store_commit(r->s) == 0 && ml_store_take_unsynced(r->s))
+    ml_durable_committed(&r->rt->durable, &r->src);
+}
+
 static void commit_all(ml_loop_t *loop, void *ud) {
   (void)loop;
-  for (store_rec_t *r = ((hooks_t *)ud)->head; r; r = r->next)
-    ml_store_commit(r->s);
+  for (store_rec_t *r = ((hooks_t *)ud)->head; r; r = r->next) commit_one(r);
 }
+
+static int sync_src(void *ud) { return ml_store_sync(ud); }
+
+static void sync_failed(void *ud, int err) { ml_store_sync_failed(ud, err); }
 
 static hooks_t *get_hooks(lua_State *L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, HOOKS_KEY) == LUA_TUSERDATA) {
@@ -256,6 +267,10 @@ static int lstore_open(lua_State *L) {
     return 3;
   }
   rec->rt = rt;
+  rec->src.sync = sync_src;
+  rec->src.failed = sync_failed;
+  rec->src.ud = rec->s;
+  ml_durable_add(&rt->durable, &rec->src);
   rec->next = hooks->head;
   hooks->head = rec;
   if (!rt->store) rt->store = rec->s;
@@ -277,6 +292,9 @@ static int lstore_close(lua_State *L) {
       break;
     }
   if (rec->rt->store == rec->s) rec->rt->store = NULL;
+  /* The sync in flight (and the rest) ends first: answers waiting for it
+   * go out, and the pool never touches the store after its close. */
+  ml_durable_remove(&rec->rt->durable, &rec->src);
   ml_store_close(rec->s);
   free(rec);
   return 0;
@@ -939,6 +957,8 @@ static int lstore_commit(lua_State *L) {
   store_rec_t *rec = check_store(L);
   int rc = ml_store_commit(rec->s);
   if (rc < 0) return fail_store(L, rec, rc);
+  if (ml_store_take_unsynced(rec->s))
+    ml_durable_committed(&rec->rt->durable, &rec->src);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -138,6 +138,9 @@ void ml_runtime_close(lua_State *L) {
   ml_runtime_t *rt = lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (!rt || !rt->L) return;
+  /* Commits still syncing become durable, and the answers waiting for
+   * them go out, before any handle closes. */
+  ml_durable_close(&rt->durable);
   ml_loop_close(&rt->loop);
   /* Handles still open belong to bindings whose records are freed by
    * their own close callbacks (or leak-checked by tests); close the rest. */
@@ -166,6 +169,10 @@ ml_runtime_t *ml_runtime_get(lua_State *L) {
   memset(rt, 0, sizeof *rt);
   uv_loop_init(&rt->uv);
   ml_loop_init(&rt->loop, &rt->uv);
+  if (ml_durable_init(&rt->durable, &rt->loop) < 0)
+    luaL_error(L, "cannot create the durability gate");
+  /* One client waiting alone gets its answer as fast as before the gate. */
+  ml_durable_set_inline(&rt->durable, true);
   /* The main thread, whoever asks first: a coroutine may end and be
    * collected while the runtime lives on. */
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
@@ -294,7 +301,32 @@ static int lruntime_trim(lua_State *L) {
   return 1;
 }
 
+/* Lua: runtime.durable() -> { committed, synced, syncs, failed }: the
+ * durability gate's sequence numbers (core/durable.h). */
+static int lruntime_durable(lua_State *L) {
+  ml_durable_t *d = &ml_runtime_get(L)->durable;
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)d->committed);
+  lua_setfield(L, -2, "committed");
+  lua_pushinteger(L, (lua_Integer)d->synced);
+  lua_setfield(L, -2, "synced");
+  lua_pushinteger(L, (lua_Integer)d->syncs);
+  lua_setfield(L, -2, "syncs");
+  lua_pushboolean(L, d->err != 0);
+  lua_setfield(L, -2, "failed");
+  return 1;
+}
+
+/* Lua: runtime.durable_pause(bool) holds the syncs not yet started (a
+ * spec's slow disk); false lets them go. */
+static int lruntime_durable_pause(lua_State *L) {
+  ml_durable_pause(&ml_runtime_get(L)->durable, lua_toboolean(L, 1));
+  return 0;
+}
+
 static const luaL_Reg runtime_funcs[] = {
+    {"durable", lruntime_durable},
+    {"durable_pause", lruntime_durable_pause},
     {"activity", lruntime_activity},
     {"trim", lruntime_trim},
     {"set_dispatcher", lruntime_set_dispatcher},

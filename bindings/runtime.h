@@ -8,11 +8,13 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "durable.h"
 #include "loop.h"
 
 typedef struct ml_runtime_s {
   uv_loop_t uv;
   ml_loop_t loop;
+  ml_durable_t durable; /* holds answers until the store's commits sync */
   lua_State *L;
   int dispatch_ref; /* sched.dispatch(id, ...) */
   int live_refs;    /* registry refs held by bindings; must end at zero */

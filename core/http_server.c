@@ -17,6 +17,16 @@
  * `out` is encrypted into `cout`, which is then written in place of `out`.
  * Handshake records join `cout` as they appear and go out at the same flush.
  * Plain connections never touch either path.
+ *
+ * With a durability gate (core/durable.h, ml_httpd_set_durable) a byte
+ * leaves only once every commit made up to the end of the turn that produced
+ * it is on disk: the flush hook gives the turn's new bytes of `out` the
+ * gate's sequence; those already covered go at once (no sync pending: the
+ * same turn, as without a gate), the rest wait in `out` behind `ok` until
+ * the gate's watcher releases them. Held bytes count as output, so the next
+ * pipelined request, a close_after and TLS sealing all wait behind them.
+ *
+ *   out: [ ok: may go | held: seq a | held: seq b | produced this turn ]
  */
 #include "http_server.h"
 
@@ -29,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "durable.h"
 #include "err.h"
 #include "log.h"
 
@@ -83,6 +94,14 @@ struct conn_s {
   char *in;
   size_t in_off, in_len, in_cap;
   buf_t out;  /* produced, not yet written */
+  /* Durability: the first `ok` bytes of `out` may go; up to `marked` the
+   * rest waits in `hold` (ends ascending) for the gate to cover its seq. */
+  size_t ok, marked;
+  struct {
+    size_t end;
+    uint64_t seq;
+  } hold[2];
+  int nhold;
   buf_t wbuf; /* handed to uv_write */
   ml_tls_t *tls; /* TLS session, NULL for plain connections */
   buf_t cout;    /* TLS: ciphertext not yet handed to libuv */
@@ -122,6 +141,7 @@ struct ml_httpd_s {
   bool freeing;
   int handles; /* open uv handles whose callbacks reach this struct */
   ml_httpd_stats_t stats;
+  ml_durable_t *durable; /* NULL: bytes go at the end of their turn */
   time_t date_at;
   char date[40];
   char *tls_rbuf; /* ciphertext scratch: read callbacks never interleave */
@@ -582,6 +602,80 @@ int ml_httpd_stream_end(ml_httpd_t *srv, uint64_t id) {
 
 /* }====== */
 
+/* {====== durability */
+
+/* Drops `n` bytes (written or sealed, n <= ok) from the front of `out`. */
+static void out_consume(conn_t *c, size_t n) {
+  if (n == 0) return;
+  memmove(c->out.data, c->out.data + n, c->out.len - n);
+  c->out.len -= n;
+  c->ok -= n;
+  c->marked -= n;
+  for (int i = 0; i < c->nhold; i++) c->hold[i].end -= n;
+}
+
+/* Lets out the held bytes whose commits are durable now. */
+static void conn_release(conn_t *c) {
+  ml_durable_t *d = c->srv->durable;
+  int k = 0;
+  while (k < c->nhold && ml_durable_covers(d, c->hold[k].seq)) k++;
+  if (k == 0) return;
+  c->ok = c->hold[k - 1].end;
+  c->nhold -= k;
+  memmove(c->hold, c->hold + k, (size_t)c->nhold * sizeof c->hold[0]);
+}
+
+/* Flush hook: the bytes produced since the last one depend on every commit
+ * made so far. @return false when they can never go (the gate failed). */
+static bool conn_mark(conn_t *c) {
+  size_t end = c->out.len;
+  if (end == c->marked) return true;
+  c->marked = end;
+  ml_durable_t *d = c->srv->durable;
+  if (!d) {
+    c->ok = end;
+    return true;
+  }
+  conn_release(c);
+  uint64_t seq = ml_durable_needed(d);
+  if (c->nhold == 0 && ml_durable_covers(d, seq)) {
+    c->ok = end;
+    return true;
+  }
+  if (ml_durable_error(d)) return false;
+  /* Two levels suffice: the sync in flight and the next one, which covers
+   * every commit made before it starts. A third merges into the second. */
+  int i = c->nhold;
+  if (i > 0 && c->hold[i - 1].seq == seq) i--;
+  else if (i == 2) i = 1;
+  else c->nhold++;
+  c->hold[i].end = end;
+  c->hold[i].seq = seq;
+  return true;
+}
+
+/* The gate advanced (or failed): send what it released; a connection that
+ * still holds bytes after a failure is closed, never answered falsely. */
+static void on_durable(ml_durable_t *d, void *ud) {
+  ml_httpd_t *srv = ud;
+  bool failed = ml_durable_error(d) != 0;
+  for (conn_t *c = srv->conns; c; c = c->next) {
+    if (c->closing || c->nhold == 0) continue;
+    conn_release(c);
+    if (failed && c->nhold) conn_close(c);
+    else conn_flush(c);
+  }
+}
+
+void ml_httpd_set_durable(ml_httpd_t *srv, ml_durable_t *d) {
+  if (srv->durable) ml_durable_unwatch(srv->durable, on_durable, srv);
+  srv->durable = NULL;
+  if (d && ml_durable_watch(d, on_durable, srv) == 0) srv->durable = d;
+  else if (d) ML_ERROR("httpd: no room to watch the durability gate");
+}
+
+/* }====== */
+
 /* {====== TLS */
 
 /* Moves the engine's pending ciphertext to `cout`. */
@@ -594,16 +688,16 @@ static int tls_drain(conn_t *c) {
   return 0;
 }
 
-/* Encrypts everything produced so far (at flush time only: responses still
- * wait for the end of the turn). */
+/* Encrypts what may go (at flush time only: responses still wait for the
+ * end of their turn and for the gate). */
 static int tls_seal(conn_t *c) {
-  if (c->out.len) {
-    int rc = ml_tls_write(c->tls, c->out.data, c->out.len);
+  if (c->ok) {
+    int rc = ml_tls_write(c->tls, c->out.data, c->ok);
     if (rc < 0) {
       ML_DEBUG("httpd: TLS write: %s", ml_tls_error(c->tls));
       return rc;
     }
-    c->out.len = 0;
+    out_consume(c, c->ok);
   }
   return tls_drain(c);
 }
@@ -756,28 +850,46 @@ static void conn_flush(conn_t *c) {
     return;
   }
   buf_t *p = c->tls ? &c->cout : &c->out;
-  if (p->len == 0) {
-    written_all(c);
+  size_t len = c->tls ? p->len : c->ok; /* what may go */
+  if (len == 0) {
+    if (!has_output(c)) written_all(c); /* else: held, the gate flushes */
     return;
   }
-  uv_buf_t b = uv_buf_init(p->data, (unsigned)p->len);
+  uv_buf_t b = uv_buf_init(p->data, (unsigned)len);
   int n = uv_try_write(&c->u.s, &b, 1);
   if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
   if (n < 0) {
     conn_close(c);
     return;
   }
-  if ((size_t)n == p->len) {
+  if (len < p->len) {
+    /* Held bytes follow (plain only: TLS seals just what may go). The
+     * unwritten part of what may go is copied to wbuf; `out` keeps the
+     * held rest. */
+    size_t left = len - (size_t)n;
+    if (left && buf_reserve(&c->wbuf, left) < 0) {
+      conn_close(c);
+      return;
+    }
+    if (left) memcpy(c->wbuf.data, p->data + n, left);
+    c->wbuf.len = left;
+    out_consume(c, len);
+    if (!left) return;
+    b = uv_buf_init(c->wbuf.data, (unsigned)left);
+  } else if ((size_t)n == p->len) {
     p->len = 0;
-    written_all(c);
+    if (!c->tls) c->ok = c->marked = 0;
+    if (!has_output(c)) written_all(c); /* TLS: plaintext may be held */
     return;
+  } else {
+    /* The rest goes to uv_write from wbuf; new output collects in *p. */
+    buf_t t = c->wbuf;
+    c->wbuf = *p;
+    *p = t;
+    p->len = 0;
+    if (!c->tls) c->ok = c->marked = 0;
+    b = uv_buf_init(c->wbuf.data + n, (unsigned)(c->wbuf.len - (size_t)n));
   }
-  /* The rest goes to uv_write from wbuf; new output collects in *p. */
-  buf_t t = c->wbuf;
-  c->wbuf = *p;
-  *p = t;
-  p->len = 0;
-  b = uv_buf_init(c->wbuf.data + n, (unsigned)(c->wbuf.len - (size_t)n));
   c->wreq.data = c;
   int rc = uv_write(&c->wreq, &c->u.s, &b, 1, on_write);
   if (rc < 0) {
@@ -960,7 +1072,8 @@ void ml_httpd_flush(ml_httpd_t *srv) {
   while (srv->dirty) {
     conn_t *c = srv->dirty;
     unmark_dirty(c);
-    conn_flush(c);
+    if (conn_mark(c)) conn_flush(c);
+    else conn_close(c); /* its answer depends on a sync that failed */
   }
 }
 
@@ -1204,6 +1317,7 @@ void ml_httpd_free(ml_httpd_t *srv) {
   if (!srv || srv->freeing) return;
   srv->freeing = true;
   unhook(srv);
+  ml_httpd_set_durable(srv, NULL);
   while (srv->listeners) ml_httpd_listener_close(srv->listeners);
   for (conn_t *c = srv->conns; c; c = c->next) conn_close(c);
   srv->dirty = NULL;

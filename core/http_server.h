@@ -8,7 +8,7 @@
  * never calls Lua.
  *
  *   read ─► parser ─► event(REQUEST) ··· Lua ··· respond(id) ─► out buffer
- *                                                   end of turn ─► write
+ *                          end of turn (and the commit's sync) ─► write
  */
 #ifndef ML_HTTP_SERVER_H
 #define ML_HTTP_SERVER_H
@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "durable.h"
 #include "http_parse.h"
 #include "loop.h"
 #include "tls.h"
@@ -162,6 +163,15 @@ long ml_httpd_stream_writev(ml_httpd_t *srv, uint64_t id, const uv_buf_t *bufs,
 
 /** Ends a chunked response. @return 0, ML_ENOTFOUND or ML_EINVALID. */
 int ml_httpd_stream_end(ml_httpd_t *srv, uint64_t id);
+
+/**
+ * Makes the server's output wait for `d`: a byte goes out only once every
+ * commit made up to the end of the turn that produced it is durable; while
+ * nothing is unsynced, bytes go at the end of their turn as without a gate.
+ * After a sync failure, connections holding bytes that depend on it are
+ * closed. NULL detaches. The gate must outlive the server or be detached.
+ */
+void ml_httpd_set_durable(ml_httpd_t *srv, ml_durable_t *d);
 
 /** Writes every queued response now (the end-of-turn hook calls this). */
 void ml_httpd_flush(ml_httpd_t *srv);

@@ -1618,19 +1618,40 @@ int ml_store_commit(ml_store_t *s) {
    * it alone: one B-tree page less in each such commit's WAL frames. */
   bool record = s->rv_unrecorded;
   s->rv_unrecorded = false;
-  if ((record && s->be->set_meta(s->db, "resourceVersion", buf) != 0) ||
-      s->be->commit(s->db) != 0) {
+  int rc = record ? s->be->set_meta(s->db, "resourceVersion", buf) : 0;
+  if (rc == 0) rc = s->be->commit(s->db);
+  if (rc < 0) {
     s->failed = true;
     ML_ERROR("store: commit failed: %s", s->be->errmsg(s->db));
     return ml__store_fail(s, ML_EIO, "commit: %s", s->be->errmsg(s->db));
   }
+  if (rc == ML_STORE_UNSYNCED) s->unsynced = true;
   return 0;
+}
+
+bool ml_store_take_unsynced(ml_store_t *s) {
+  bool u = s->unsynced;
+  s->unsynced = false;
+  return u;
+}
+
+int ml_store_sync(ml_store_t *s) {
+  return s->db && s->be->sync ? s->be->sync(s->db) : 0;
+}
+
+void ml_store_sync_failed(ml_store_t *s, int err) {
+  s->failed = true;
+  ml__store_fail(s, ML_EIO, "sync: %s", ml_strerror(err));
 }
 
 void ml_store_close(ml_store_t *s) {
   if (!s) return;
   if (s->db) {
     ml_store_commit(s);
+    /* What no gate took is made durable here (sqlite's close would
+     * checkpoint it too, but only after a sync of its own choosing). */
+    if (ml_store_take_unsynced(s) && ml_store_sync(s) < 0)
+      ML_ERROR("store: sync at close failed");
     s->be->close(s->db);
     s->db = NULL;
   }

@@ -107,10 +107,33 @@ void ml_store_close(ml_store_t *s);
 /**
  * Commits the writes made since the last commit in one transaction. Meant
  * as an end-of-turn hook (ml_loop_add_hook), registered before the HTTP
- * server's flush hook so nothing is acknowledged before it is durable.
+ * server's flush hook so nothing is acknowledged before it is durable. With
+ * sync "full" the commit is durable only after ml_store_sync: the hook hands
+ * it to the loop's durability gate (core/durable.h), which holds answers
+ * until then.
  * @return 0 or ML_EIO (the store then refuses further writes).
  */
 int ml_store_commit(ml_store_t *s);
+
+/**
+ * @return true once after a commit that needs ml_store_sync to be durable
+ *   (the flag is cleared: the caller now owns that sync). A commit not
+ *   taken is synced by ml_store_close.
+ */
+bool ml_store_take_unsynced(ml_store_t *s);
+
+/**
+ * Makes every commit so far durable (fdatasync of the sqlite WAL). Safe on
+ * another thread while the loop thread keeps using the store; never run two
+ * at once. @return 0 or a negative errno (UV_E*).
+ */
+int ml_store_sync(ml_store_t *s);
+
+/**
+ * A sync failed with `err`: the store refuses further writes, as after a
+ * failed commit (memory may hold what the disk lost).
+ */
+void ml_store_sync_failed(ml_store_t *s, int err);
 
 /** @return the message of the last failed call on `s` ("" if none). */
 const char *ml_store_last_error(const ml_store_t *s);

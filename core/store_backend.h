@@ -24,6 +24,9 @@ typedef struct {
   const char *sync;
 } ml_store_backend_config_t;
 
+/** commit's result: written, durable only after sync. */
+#define ML_STORE_UNSYNCED 1
+
 typedef struct ml_store_backend_s {
   const char *name;
   /** Opens (creating if needed) the database cfg->path.
@@ -42,8 +45,13 @@ typedef struct ml_store_backend_s {
                 const char *name);
   /** Records a store-wide value such as the resourceVersion counter. */
   int (*set_meta)(void *db, const char *key, const char *value);
-  /** Makes the transaction durable. @return 0 or ML_EIO. */
+  /** Ends the transaction. @return 0 (durable), ML_STORE_UNSYNCED (durable
+   * once sync returns) or ML_EIO. */
   int (*commit)(void *db);
+  /** Makes every commit so far durable. May run on another thread while
+   * the loop thread uses the backend; never twice at once. NULL: nothing
+   * to sync. @return 0 or a negative errno (UV_E*). */
+  int (*sync)(void *db);
   /** The message of the last failure (static or owned by the backend). */
   const char *(*errmsg)(void *db);
   void (*close)(void *db);

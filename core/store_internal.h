@@ -78,6 +78,7 @@ struct ml_store_s {
    * in no row, so the commit records the counter. */
   bool rv_unrecorded;
   bool failed; /* a commit failed: memory and disk may differ */
+  bool unsynced; /* a commit since ml_store_take_unsynced needs a sync */
   char *err;
 
   /* watch window */
