@@ -6,20 +6,13 @@
 -- once the sync runs, the answer arrives with every commit synced.
 require("moonlet_core")
 local httpd = require("moonlet.httpd")
-local loop = require("moonlet.loop")
 local runtime = require("moonlet.core.runtime")
 local bg = require("curl_bg")
 
 local function slurp(path) return require("moonlet.files").read(path) end
 
-local function wait_until(fn, ms)
-  local deadline = loop.now() + (ms or 5000)
-  while not fn() do
-    if loop.now() > deadline then return false end
-    loop.sleep(5)
-  end
-  return true
-end
+-- Waits are 5 s unless a call says otherwise (curl starts per request).
+local function wait_until(fn, ms) return require("api_stack").wait_until(fn, ms or 5000) end
 
 describe("durability gate", function()
   local dir
