@@ -7,15 +7,22 @@ local kinds = require("moonlet.api.kinds")
 
 local M = {}
 
---- @return { store, router, transport, client, loaded }
-function M.new()
-  local store = assert(require("moonlet.store").open({ backend = "memory" }))
-  local loaded, errors = plugins.load({})
+--- Registers the built-in kinds and those of the plugin dirs given (a
+--- fresh registry, as a server's start). @return the loaded plugins
+function M.register_kinds(dirs)
+  local loaded, errors = plugins.load(dirs or {})
   assert(#errors == 0, table.concat(errors, "\n"))
   kinds.reset()
   for _, name in ipairs(plugins.names(loaded, "kinds")) do
     kinds.register(loaded.kinds[name].value, loaded.kinds[name].display)
   end
+  return loaded
+end
+
+--- @return { store, router, transport, client, loaded }
+function M.new()
+  local store = assert(require("moonlet.store").open({ backend = "memory" }))
+  local loaded = M.register_kinds()
   local router = require("moonlet.api.router").new({ store = store, token = "t", version = "0.0.0",
     log = function() end })
   local transport = require("moonlet.api.inproc").transport(router)

@@ -2,7 +2,6 @@
 -- `get all` and api-resources in it), plugin groups after the built-in
 -- ones, by name; batch/v1 stays batch's preferred version.
 require("moonlet_core")
-local plugins = require("moonlet.plugins")
 local kinds = require("moonlet.api.kinds")
 local discovery = require("moonlet.api.discovery")
 
@@ -10,12 +9,7 @@ local SRC = os.getenv("ML_SRC") or "."
 
 describe("discovery group order", function()
   setup(function()
-    local loaded, errors = plugins.load({ SRC .. "/examples/greeting" })
-    assert(#errors == 0, table.concat(errors, "\n"))
-    kinds.reset()
-    for _, name in ipairs(plugins.names(loaded, "kinds")) do
-      kinds.register(loaded.kinds[name].value, loaded.kinds[name].display)
-    end
+    require("api_stack").register_kinds({ SRC .. "/examples/greeting" })
   end)
 
   it("follows kube-apiserver's group priorities", function()

@@ -6,7 +6,6 @@
 -- moonlet explain renders from it.
 require("moonlet_core")
 local json = require("moonlet.json")
-local plugins = require("moonlet.plugins")
 local kinds = require("moonlet.api.kinds")
 local discovery = require("moonlet.api.discovery")
 local openapi_schema = require("moonlet.api.openapi_schema")
@@ -16,12 +15,7 @@ local SRC = os.getenv("ML_SRC") or "."
 local REF = "#/components/schemas/"
 
 local function load_kinds()
-  local loaded, errors = plugins.load({ SRC .. "/examples/greeting" })
-  assert(#errors == 0, table.concat(errors, "\n"))
-  kinds.reset()
-  for _, name in ipairs(plugins.names(loaded, "kinds")) do
-    kinds.register(loaded.kinds[name].value, loaded.kinds[name].display)
-  end
+  require("api_stack").register_kinds({ SRC .. "/examples/greeting" })
 end
 
 -- The document as a client sees it: through JSON.
