@@ -440,18 +440,26 @@ static const char *meta_field(lua_State *L, int meta, const char *k, bool *odd) 
   return v;
 }
 
+/* Pushes the metadata table of the object table at `idx` (absolute).
+ * @return its stack index, or 0 with nothing pushed when either is not an
+ *   object (the text path then declines). */
+static int push_metadata(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE || ml_lua_is_array(L, idx)) return 0;
+  lua_pushliteral(L, "metadata");
+  if (lua_rawget(L, idx) != LUA_TTABLE || ml_lua_is_array(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return lua_gettop(L);
+}
+
 /* Tries the text path for the table at `idx`.
  * @return 0 (result in out), ML_STORE_DECLINED, or a store error. */
 static int create_from_table(lua_State *L, ml_store_t *s, const char *res,
                              const char *ns, int idx, unsigned flags,
                              ml_store_result_t *out) {
-  if (lua_type(L, idx) != LUA_TTABLE || ml_lua_is_array(L, idx)) return ML_STORE_DECLINED;
-  lua_pushliteral(L, "metadata");
-  if (lua_rawget(L, idx) != LUA_TTABLE || ml_lua_is_array(L, -1)) {
-    lua_pop(L, 1);
-    return ML_STORE_DECLINED;
-  }
-  int meta = lua_gettop(L);
+  int meta = push_metadata(L, idx);
+  if (!meta) return ML_STORE_DECLINED;
   bool odd = false;
   ml_store_meta_in_t in = {.name = meta_field(L, meta, "name", &odd),
                            .generate_name = meta_field(L, meta, "generateName", &odd),
@@ -682,14 +690,9 @@ static int write_update_object(void *ud, const ml_store_update_meta_t *m, ml_jso
  * @return 0 (result in out) or ML_STORE_DECLINED. */
 static int update_from_table(lua_State *L, ml_store_t *s, const char *res, int idx,
                              unsigned flags, ml_store_result_t *out) {
-  if (lua_type(L, idx) != LUA_TTABLE || ml_lua_is_array(L, idx)) return ML_STORE_DECLINED;
   idx = lua_absindex(L, idx);
-  lua_pushliteral(L, "metadata");
-  if (lua_rawget(L, idx) != LUA_TTABLE || ml_lua_is_array(L, -1)) {
-    lua_pop(L, 1);
-    return ML_STORE_DECLINED;
-  }
-  int meta = lua_gettop(L);
+  int meta = push_metadata(L, idx);
+  if (!meta) return ML_STORE_DECLINED;
   bool odd = false;
   ml_store_update_in_t in = {.name = meta_field(L, meta, "name", &odd),
                              .ns = meta_field(L, meta, "namespace", &odd),

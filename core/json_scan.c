@@ -129,40 +129,13 @@ static bool name_is(const char *s, const char *e, const char *key) {
   return *key == '\0';
 }
 
-int ml_json_member(const char *text, size_t len, const char *key, size_t *off,
-                   size_t *vlen) {
-  const char *end = text + len;
-  const char *p = skip_ws(text, end);
-  if (p >= end || *p++ != '{') return ML_EPARSE;
-  p = skip_ws(p, end);
-  if (p < end && *p == '}') return ML_ENOTFOUND;
-  for (;;) {
-    p = skip_ws(p, end);
-    if (p >= end || *p != '"') return ML_EPARSE;
-    const char *name = p + 1, *after = skip_string(p, end);
-    if (!after) return ML_EPARSE;
-    p = skip_ws(after, end);
-    if (p >= end || *p++ != ':') return ML_EPARSE;
-    const char *v = skip_ws(p, end), *vend = skip_value(v, end, 1);
-    if (!vend) return ML_EPARSE;
-    if (name_is(name, after - 1, key)) {
-      *off = (size_t)(v - text);
-      *vlen = (size_t)(vend - v);
-      return 0;
-    }
-    p = skip_ws(vend, end);
-    if (p >= end) return ML_EPARSE;
-    if (*p == '}') return ML_ENOTFOUND;
-    if (*p++ != ',') return ML_EPARSE;
-  }
-}
+/* Walks the members of the object `text` in order, handing each name
+ * (between its quotes, escapes kept) and value to `visit`, which returns
+ * true to stop there. @return 1 stopped, 0 at the object's end, ML_EPARSE. */
+typedef bool (*member_fn)(void *ud, const char *name, const char *name_end,
+                          const char *v, const char *vend);
 
-int ml_json_members(const char *text, size_t len, const char *const *keys, size_t n,
-                    size_t *off, size_t *vlen) {
-  for (size_t i = 0; i < n; i++) {
-    off[i] = (size_t)-1;
-    vlen[i] = 0;
-  }
+static int each_member(const char *text, size_t len, member_fn visit, void *ud) {
   const char *end = text + len;
   const char *p = skip_ws(text, end);
   if (p >= end || *p++ != '{') return ML_EPARSE;
@@ -177,17 +150,55 @@ int ml_json_members(const char *text, size_t len, const char *const *keys, size_
     if (p >= end || *p++ != ':') return ML_EPARSE;
     const char *v = skip_ws(p, end), *vend = skip_value(v, end, 1);
     if (!vend) return ML_EPARSE;
-    for (size_t i = 0; i < n; i++)
-      if (off[i] == (size_t)-1 && name_is(name, after - 1, keys[i])) {
-        off[i] = (size_t)(v - text);
-        vlen[i] = (size_t)(vend - v);
-        break;
-      }
+    if (visit(ud, name, after - 1, v, vend)) return 1;
     p = skip_ws(vend, end);
     if (p >= end) return ML_EPARSE;
     if (*p == '}') return 0;
     if (*p++ != ',') return ML_EPARSE;
   }
+}
+
+typedef struct {
+  const char *text;
+  const char *const *keys;
+  size_t n, *off, *vlen;
+  bool stop; /* at the first key found (ml_json_member) */
+} member_find_t;
+
+/* Records the value of the first key in f->keys that names this member and
+ * is not found yet (the first member of a name counts). */
+static bool note_member(void *ud, const char *name, const char *name_end,
+                        const char *v, const char *vend) {
+  member_find_t *f = ud;
+  for (size_t i = 0; i < f->n; i++)
+    if (f->off[i] == (size_t)-1 && name_is(name, name_end, f->keys[i])) {
+      f->off[i] = (size_t)(v - f->text);
+      f->vlen[i] = (size_t)(vend - v);
+      return f->stop;
+    }
+  return false;
+}
+
+int ml_json_member(const char *text, size_t len, const char *key, size_t *off,
+                   size_t *vlen) {
+  *off = (size_t)-1;
+  *vlen = 0;
+  member_find_t f = {text, &key, 1, off, vlen, true};
+  int rc = each_member(text, len, note_member, &f);
+  return rc == 1 ? 0 : rc == 0 ? ML_ENOTFOUND : rc;
+}
+
+int ml_json_members(const char *text, size_t len, const char *const *keys, size_t n,
+                    size_t *off, size_t *vlen) {
+  for (size_t i = 0; i < n; i++) {
+    off[i] = (size_t)-1;
+    vlen[i] = 0;
+  }
+  /* The whole object is read, so malformed text is found even after the
+   * keys (ml_json_member stops at its key). */
+  member_find_t f = {text, keys, n, off, vlen, false};
+  int rc = each_member(text, len, note_member, &f);
+  return rc < 0 ? rc : 0;
 }
 
 /* {====== equality of two texts */
