@@ -96,7 +96,9 @@ for conc in 1 16; do
     wait_sock "$tmp/df/floor.sock"
     f=$(create moonlet "$tmp/df/floor.sock" "$n" 1)
     kill "$dpid"; wait "$dpid" 2>/dev/null || true
-    printf '  durable floor (a server that only writes and fdatasyncs each body): %8.0f/s\n' "$(echo "$f" | field per_second)"
+    fr=$(echo "$f" | field per_second)
+    printf '  durable floor (a server that only writes and fdatasyncs each body): %8.0f/s   moonlet at %.0f%% of it\n' \
+      "$fr" "$(awk -v a="$mr" -v b="$fr" 'BEGIN{print a/b*100}')"
   fi
 done
 printf 'list %d objects: JSON %.1f ms (target 150), Table %.1f ms (target 250)\n' "$n" \
