@@ -16,6 +16,8 @@
 typedef struct {
   lua_State *L;
   int unknown, unknown_at; /* the caller's result lists */
+  int empty_at;            /* 0, or the caller's list of empty members */
+  int saw_null;            /* a null anywhere (in a patch: a deletion) */
   int have_error;
   int reserved; /* stack height lua_checkstack has made room for */
   char via[MAX_DEPTH + 1];        /* 'f' struct field, 'm' map key, 'l' list */
@@ -108,7 +110,7 @@ static int type_ok(lua_State *L, int v, const char *t) {
   }
 }
 
-static void walk(walk_t *w, int v, int d, int strct, int n);
+static int walk(walk_t *w, int v, int d, int strct, int n);
 
 /* Walks each value of the table at v against descriptor `of`; `strings`:
  * `of` is a plain string, so a string value needs no walk (labels,
@@ -149,6 +151,16 @@ static void walk_list(walk_t *w, int v, int of, int strct, int n, int strings) {
   }
 }
 
+/* Appends {table at v, key} to the list at `list`. */
+static void add_at(lua_State *L, int list, int v, int key) {
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, v);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, key);
+  lua_rawseti(L, -2, 2);
+  lua_rawseti(L, list, (lua_Integer)lua_rawlen(L, list) + 1);
+}
+
 /* Records the unknown member `key` (stack index) of the table at v. */
 static void add_unknown(walk_t *w, int v, int key, int m) {
   lua_State *L = w->L;
@@ -156,12 +168,7 @@ static void add_unknown(walk_t *w, int v, int key, int m) {
   w->key[m] = key;
   push_json_path(w, m);
   lua_rawseti(L, w->unknown, (lua_Integer)lua_rawlen(L, w->unknown) + 1);
-  lua_createtable(L, 2, 0);
-  lua_pushvalue(L, v);
-  lua_rawseti(L, -2, 1);
-  lua_pushvalue(L, key);
-  lua_rawseti(L, -2, 2);
-  lua_rawseti(L, w->unknown_at, (lua_Integer)lua_rawlen(L, w->unknown_at) + 1);
+  add_at(L, w->unknown_at, v, key);
 }
 
 static void walk_struct(walk_t *w, int v, int d, int n) {
@@ -181,7 +188,16 @@ static void walk_struct(walk_t *w, int v, int d, int n) {
     } else {
       w->via[m] = 'f';
       w->key[m] = key;
-      walk(w, val, lua_gettop(L), name, m);
+      /* Go's encoding/json leaves an empty map or slice out of what the
+       * API server stores and answers (omitempty), and null decodes to
+       * one (or to a nil pointer, a zero value): `labels: {}`, `args: []`
+       * and `labels: null` read back as absent there. Noted to be
+       * dropped; in a patch, where null deletes, they only tell the
+       * caller to walk the patched object. */
+      int null = ml_lua_is_null(L, val);
+      w->saw_null |= null;
+      int drop = null || walk(w, val, lua_gettop(L), name, m);
+      if (drop && w->empty_at) add_at(L, w->empty_at, v, key);
       lua_pop(L, 1);
     }
     lua_pop(L, 1); /* the value */
@@ -189,9 +205,15 @@ static void walk_struct(walk_t *w, int v, int d, int n) {
   lua_pop(L, 2);
 }
 
-static void walk(walk_t *w, int v, int d, int strct, int n) {
+/* @return 1 when v is an empty map or list whose descriptor does not say
+ * `keep_empty` (a Go field without omitempty). */
+static int walk(walk_t *w, int v, int d, int strct, int n) {
   lua_State *L = w->L;
-  if (n >= MAX_DEPTH || ml_lua_is_null(L, v) || lua_type(L, d) != LUA_TTABLE) return;
+  if (ml_lua_is_null(L, v)) {
+    w->saw_null = 1;
+    return 0;
+  }
+  if (n >= MAX_DEPTH || lua_type(L, d) != LUA_TTABLE) return 0;
   /* One check per 64 slots: luaL_checkstack at every value cost a fifth
    * of the walk. A level uses at most 12. */
   if (lua_gettop(L) + 12 > w->reserved) {
@@ -202,7 +224,7 @@ static void walk(walk_t *w, int v, int d, int strct, int n) {
   const char *t = lua_tostring(L, -1);
   if (!t || !strcmp(t, "any")) {
     lua_pop(L, 1);
-    return;
+    return 0;
   }
   if (!type_ok(L, v, t)) {
     if (!w->have_error) {
@@ -214,14 +236,22 @@ static void walk(walk_t *w, int v, int d, int strct, int n) {
                       lua_json_type(L, v), s ? s : "nil", lua_tostring(L, -1),
                       lua_tostring(L, -2) ? lua_tostring(L, -2) : "nil");
       /* stack: t go gopath msg -> keep msg at the error slot */
-      lua_replace(L, 5);
+      lua_replace(L, 6);
       lua_pop(L, 2);
     }
     lua_pop(L, 1);
-    return;
+    return 0;
   }
+  int empty = 0;
   if (t[0] == 'm' || (t[0] == 'l' && t[1] == 'i')) {
     int list = t[0] == 'l';
+    lua_pushnil(L);
+    if (lua_next(L, v)) {
+      lua_pop(L, 2);
+    } else {
+      empty = lua_getfield(L, d, "keep_empty") == LUA_TNIL;
+      lua_pop(L, 1);
+    }
     lua_getfield(L, d, "of");
     int of = lua_gettop(L);
     lua_getfield(L, of, "t");
@@ -238,23 +268,29 @@ static void walk(walk_t *w, int v, int d, int strct, int n) {
     walk_struct(w, v, d, n);
   }
   lua_pop(L, 1);
+  return empty;
 }
 
-/* Lua: check(obj, descriptor, unknown, unknown_at) -> type_error | nil.
- * Appends each unknown field's JSON path to `unknown` and {table, key} to
- * `unknown_at` (in table order: the caller sorts the paths). The first
- * type error, in table order, is the one reported. */
+/* Lua: check(obj, descriptor, unknown, unknown_at [, empty_at])
+ * -> type_error | nil, saw_null. Appends each unknown field's JSON path to `unknown`
+ * and {table, key} to `unknown_at` (in table order: the caller sorts the
+ * paths), and {table, key} of each struct field holding an empty map or
+ * list to `empty_at`. The first type error, in table order, is the one
+ * reported. */
 static int lschema_check(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
   luaL_checktype(L, 4, LUA_TTABLE);
-  lua_settop(L, 4);
-  lua_pushnil(L); /* 5: the type error */
-  lua_getfield(L, 2, "name"); /* 6: the top struct's name */
-  walk_t w = {.L = L, .unknown = 3, .unknown_at = 4};
-  walk(&w, 1, 2, 6, 0);
+  if (!lua_isnoneornil(L, 5)) luaL_checktype(L, 5, LUA_TTABLE);
   lua_settop(L, 5);
-  return 1;
+  lua_pushnil(L); /* 6: the type error */
+  lua_getfield(L, 2, "name"); /* 7: the top struct's name */
+  walk_t w = {.L = L, .unknown = 3, .unknown_at = 4,
+              .empty_at = lua_isnil(L, 5) ? 0 : 5};
+  walk(&w, 1, 2, 7, 0);
+  lua_settop(L, 6);
+  lua_pushboolean(L, w.saw_null);
+  return 2;
 }
 
 static const luaL_Reg schema_funcs[] = {{"check", lschema_check}, {NULL, NULL}};

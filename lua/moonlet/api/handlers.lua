@@ -87,7 +87,12 @@ local function admit_shape(ctx, obj, patch)
   local res
   if patch ~= nil then
     res = schema.check(patch, def.schema)
-    if res.type_error or #res.unknown > 0 then res = nil end
+    -- An empty map or list in the patch, or a null that deletes, may leave
+    -- an empty one in the object (a merge of `annotations: {}`, a replaced
+    -- `args`, a map's last key deleted): the whole walk finds it there.
+    if res.type_error or #res.unknown > 0 or (def.omitempty and (#res.empty_at > 0 or res.saw_null)) then
+      res = nil
+    end
   end
   res = res or schema.check(obj, def.schema)
   if res.type_error then
@@ -101,6 +106,7 @@ local function admit_shape(ctx, obj, patch)
     end
     schema.drop_unknown(res)
   end
+  if def.omitempty then schema.drop_empty(res) end
   if type(obj.metadata) ~= "table" then obj.metadata = {} end
   return nil
 end

@@ -13,6 +13,15 @@ local generation = 0
 
 local REQUIRED = { "version", "kind", "plural" }
 
+-- Groups whose kinds Kubernetes serves from Go types (core, apps, batch,
+-- policy, autoscaling and the *.k8s.io groups): what they store went
+-- through encoding/json, so omitempty applies. Other groups are custom
+-- resources, stored as the JSON given, empty maps and lists included.
+local function go_typed_group(group)
+  return group == "" or group == "apps" or group == "batch" or group == "policy"
+    or group == "autoscaling" or group:find("%.k8s%.io$") ~= nil
+end
+
 local function api_version(group, version)
   if group == "" then return version end
   return group .. "/" .. version
@@ -54,6 +63,7 @@ function M.register(def, source)
   -- Errors name resources the way Kubernetes does: "deployments.apps".
   def.qualified = def.group == "" and def.plural or (def.plural .. "." .. def.group)
   def.source = source
+  if def.omitempty == nil then def.omitempty = go_typed_group(def.group) end
   def.subresources = def.subresources or {}
   if def.status_subresource then
     local has = false

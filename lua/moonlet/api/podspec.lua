@@ -105,7 +105,7 @@ local Toleration = S.struct("v1.Toleration", {
 
 M.schema = S.struct("v1.PodSpec", {
   volumes = S.list(Volume), initContainers = S.list(M.Container),
-  containers = S.list(M.Container), ephemeralContainers = S.list(S.any),
+  containers = S.keep_empty(S.list(M.Container)), ephemeralContainers = S.list(S.any),
   restartPolicy = S.string, terminationGracePeriodSeconds = S.int64,
   activeDeadlineSeconds = S.int64, dnsPolicy = S.string, nodeSelector = S.map(S.string),
   serviceAccountName = S.string, serviceAccount = S.string,

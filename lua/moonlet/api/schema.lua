@@ -44,19 +44,41 @@ function M.kind(go_name, fields)
   return M.struct("v1." .. go_name, f)
 end
 
+--- A map or list field that Go keeps when empty (no omitempty in its
+--- json tag): `S.keep_empty(S.list(Container))`.
+function M.keep_empty(d)
+  local out = {}
+  for k, v in pairs(d) do out[k] = v end
+  out.keep_empty = true
+  return out
+end
+
 --- Checks obj against a kind schema. Returns {type_error=msg|nil,
---- unknown={paths...}}; `drop(result)` removes the unknown fields in place.
---- The walk is C (moonlet.core.schema): the first type error in table
---- order is the one reported, as encoding/json stops at its first.
+--- unknown={paths...}, empty_at={...}, saw_null=bool (a null anywhere)};
+--- `drop_unknown(result)` removes the
+--- unknown fields in place, `drop_empty(result)` the struct fields holding
+--- an empty map or list. The walk is C (moonlet.core.schema): the first
+--- type error in table order is the one reported, as encoding/json stops
+--- at its first.
 function M.check(obj, schema)
-  local ctx = { unknown = {}, unknown_at = {} }
-  if schema then ctx.type_error = cschema.check(obj, schema, ctx.unknown, ctx.unknown_at) end
+  local ctx = { unknown = {}, unknown_at = {}, empty_at = {} }
+  if schema then
+    ctx.type_error, ctx.saw_null = cschema.check(obj, schema, ctx.unknown, ctx.unknown_at, ctx.empty_at)
+  end
   table.sort(ctx.unknown)
   return ctx
 end
 
 function M.drop_unknown(ctx)
   for _, at in ipairs(ctx.unknown_at) do at[1][at[2]] = nil end
+end
+
+--- The API server decodes into Go structs and encodes back with
+--- encoding/json, whose omitempty leaves out an empty map or slice: what it
+--- stores and answers has no `labels: {}` or `args: []`. So neither does
+--- moonlet's.
+function M.drop_empty(ctx)
+  for _, at in ipairs(ctx.empty_at) do at[1][at[2]] = nil end
 end
 
 --- Kubernetes' strict-decoding message for a list of unknown paths.
