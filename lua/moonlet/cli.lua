@@ -1,7 +1,8 @@
 -- The moonlet CLI: kubectl-compatible verbs (get, apply, create, delete,
--- describe, label, annotate, edit, api-resources, version) over the REST
--- client. M.main(argv) picks the verb module in moonlet.cli.*, parses its
--- flags, runs it on the loop and returns the exit status.
+-- describe, label, annotate, edit, patch, set image, wait, api-resources,
+-- version, ...) over the REST client. M.main(argv) picks the verb module in
+-- moonlet.cli.*, parses its flags, runs it on the loop and returns the exit
+-- status.
 local args = require("moonlet.cli.args")
 local common = require("moonlet.cli.common")
 
@@ -22,6 +23,9 @@ local VERBS = {
   rollout = "moonlet.cli.rollout", -- status|history|undo|pause|resume|restart
   scale = "moonlet.cli.scale",
   explain = "moonlet.cli.explain",
+  patch = "moonlet.cli.patch",
+  set = "moonlet.cli.set_image", -- `set image`, the one `set` subcommand
+  wait = "moonlet.cli.wait",
 }
 
 --- Verb names, sorted (for help output).

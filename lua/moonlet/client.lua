@@ -137,7 +137,9 @@ end
 
 --- New client. opts: server (URL) [+ token, timeout_ms, ca_file (for
 --- https://, see M.ca_file)] or transport (function(req) -> res | nil, err;
---- may yield), user_agent, on_warning.
+--- may yield), user_agent, on_warning, on_request (function(method, path,
+--- status, ms) after each answer's status line, watches included: the
+--- CLI's -v=6 log).
 function M.new(opts)
   opts = opts or {}
   local transport = opts.transport
@@ -150,6 +152,7 @@ function M.new(opts)
     user_agent = opts.user_agent or "moonlet/0.1.0",
     cache = nil, -- discovery
     on_warning = opts.on_warning, -- function(text) for `Warning:` headers
+    on_request = opts.on_request,
   }, Client)
 end
 
@@ -190,9 +193,11 @@ function Client:raw(method, path, body, headers)
   if body ~= nil then h["Content-Type"] = "application/json" end
   for k, v in pairs(headers or {}) do h[k] = v end
   body = self:_body(body)
+  local t0 = self.on_request and require("moonlet.loop").now()
   local ok, res, err = pcall(self.transport, { method = method, path = path, headers = h, body = body })
   if not ok then return nil, transport_status(self, res) end
   if not res then return nil, transport_status(self, err) end
+  if t0 then self.on_request(method, path, res.status, require("moonlet.loop").now() - t0) end
   res.headers = lower_headers(res.headers)
   if self.on_warning and type(res.headers.warning) == "string" then
     -- `299 - "text", 299 - "more"`: each warning once, as kubectl prints them
@@ -551,9 +556,11 @@ function Client:watch(kind, opts)
     ["User-Agent"] = self.user_agent,
     -- In-process only (the server's garbage collector): see handlers.watch.
     ["X-Moonlet-Owner-Events"] = opts.owner_events and "true" or nil }
+  local t0 = self.on_request and require("moonlet.loop").now()
   local ok, res, err = pcall(self.transport, { method = "GET", path = path, headers = h, stream = true })
   if not ok then return nil, transport_status(self, res) end
   if not res then return nil, transport_status(self, err) end
+  if t0 then self.on_request("GET", path, res.status, require("moonlet.loop").now() - t0) end
   if res.status and (res.status < 200 or res.status > 299) then
     local body = res.body
     if not body and res.read then

@@ -17,7 +17,7 @@ M.GLOBAL_FLAGS = {
   { name = "request-timeout", type = "string", default = "0",
     help = "The length of time to wait before giving up on a single server request (0: no timeout)." },
   { name = "log-level", type = "string", help = "Log level (accepted for compatibility)." },
-  { name = "v", short = "v", type = "string", help = "Log verbosity (accepted for compatibility)." },
+  { name = "v", short = "v", type = "string", help = "Log verbosity: 6 and up logs each request and its answer's status to stderr, as kubectl's -v=6." },
   { name = "help", short = "h", type = "bool", help = "Help for this command." },
 }
 
@@ -53,6 +53,13 @@ function M.parse_timeout(s)
   return math.floor(total)
 end
 
+-- HTTP reason phrases for the -v=6 request log.
+local REASON_PHRASES = { [200] = "OK", [201] = "Created", [202] = "Accepted", [400] = "Bad Request",
+  [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found", [405] = "Method Not Allowed",
+  [409] = "Conflict", [410] = "Gone", [415] = "Unsupported Media Type", [422] = "Unprocessable Entity",
+  [429] = "Too Many Requests", [500] = "Internal Server Error", [503] = "Service Unavailable",
+  [504] = "Gateway Timeout" }
+
 --- The client for this invocation (ctx.client if the caller supplied one).
 function M.client(ctx)
   if ctx.client then return ctx.client end
@@ -63,7 +70,12 @@ function M.client(ctx)
   local ok, c = pcall(client.new, { server = server, token = f.token or ctx.getenv("MOONLET_TOKEN"),
     ca_file = f["certificate-authority"],
     timeout_ms = M.parse_timeout(f["request-timeout"]),
-    on_warning = function(text) ctx.err("Warning: " .. text .. "\n") end })
+    on_warning = function(text) ctx.err("Warning: " .. text .. "\n") end,
+    on_request = (tonumber(f.v) or 0) >= 6 and function(method, path, code, ms)
+      -- kubectl's round_trippers line: `GET URL 200 OK in 4 milliseconds`
+      ctx.err(string.format("I%s client.lua] %s %s%s %d %s in %d milliseconds\n", os.date("%m%d %H:%M:%S"),
+        method, server:match("^unix:") and "" or server, path, code, REASON_PHRASES[code] or "", ms))
+    end or nil })
   if not ok then error({ cli = tostring(c):gsub("^.-:%d+: ", "") }, 0) end
   ctx.client = c
   return c

@@ -1,6 +1,7 @@
 -- `moonlet get`: server-side Tables printed like kubectl (wide, -A,
 -- --show-labels, -L, --no-headers), objects as yaml/json/name/jsonpath,
--- and -w which keeps printing rows as watch events arrive.
+-- -w which keeps printing rows as watch events arrive, and --sort-by
+-- (moonlet.cli.sort_by) over table rows and objects alike.
 local common = require("moonlet.cli.common")
 local tprint = require("moonlet.printers.table")
 local jsonpath = require("moonlet.printers.jsonpath")
@@ -23,6 +24,7 @@ M.flags = {
   { name = "no-headers", type = "bool", help = "When using the default or custom-column output format, don't print headers." },
   { name = "ignore-not-found", type = "bool", help = "If the requested object does not exist the command will return exit code 0." },
   { name = "show-kind", type = "bool", help = "If present, list the resource type for the requested object(s)." },
+  { name = "sort-by", type = "string", default = "", help = "If non-empty, sort list types using this field specification. The field specification is expressed as a JSONPath expression (e.g. '{.metadata.name}')." },
   { name = "chunk-size", type = "int", default = 500, help = "Return large lists in chunks rather than all at once." },
   { name = "allow-missing-template-keys", type = "bool", default = true,
     help = "Ignore errors in templates when a field or map key is missing." },
@@ -246,7 +248,7 @@ local function fetch_table(ctx, t)
   end
   if #t.names > 0 then
     for _, name in ipairs(t.names) do
-      local tbl, st = c:table(t.r, { namespace = ns, name = name })
+      local tbl, st = c:table(t.r, { namespace = ns, name = name, include_object = ctx.sort and "Object" or nil })
       if tbl then
         merge(tbl)
       elseif not (f["ignore-not-found"] and st.code == 404) then
@@ -259,7 +261,9 @@ local function fetch_table(ctx, t)
   repeat
     local tbl, st = c:table(t.r, { namespace = (not f["all-namespaces"]) and ns or nil,
       label_selector = f.selector, field_selector = f["field-selector"],
-      limit = f["chunk-size"] > 0 and f["chunk-size"] or nil, continue = token })
+      limit = f["chunk-size"] > 0 and f["chunk-size"] or nil, continue = token,
+      -- sorting reads fields beyond the metadata: the rows carry whole objects
+      include_object = ctx.sort and "Object" or nil })
     if not tbl then
       ctx.errors[#ctx.errors + 1] = st
       return result
@@ -379,6 +383,12 @@ function M.run(ctx, argv)
     f.namespace = nil
   end
   ctx.errors = {}
+  local sort_by = require("moonlet.cli.sort_by")
+  if f["sort-by"] ~= "" and not (f.watch or f["watch-only"]) then
+    local tmpl, serr = sort_by.template(f["sort-by"])
+    if not tmpl then common.fail(serr) end
+    ctx.sort = tmpl
+  end
   local targets = M.targets(ctx, argv)
   if f.watch or f["watch-only"] then return watch(ctx, targets, fmt) end
 
@@ -388,6 +398,10 @@ function M.run(ctx, argv)
     for _, t in ipairs(targets) do
       local tbl = fetch_table(ctx, t)
       if tbl and tbl.rows and #tbl.rows > 0 then
+        if ctx.sort and #tbl.rows > 1 then
+          local ok, serr = sort_by.sort(tbl.rows, ctx.sort, function(row) return row.object or {} end)
+          if not ok then common.fail(serr) end
+        end
         if wrote then ctx.out("\n") end
         table_printer(ctx, t, multi):print(tbl)
         wrote = true
@@ -401,6 +415,11 @@ function M.run(ctx, argv)
       for i = before + 1, #items do items[i].__r = t.r end
     end
     local single = #targets == 1 and #targets[1].names == 1 and #items == 1
+    if ctx.sort and not single then
+      -- kubectl sorts lists only: one named object is printed as it is
+      local ok, serr = sort_by.sort(items, ctx.sort, function(obj) return obj end)
+      if not ok then common.fail(serr) end
+    end
     if fmt ~= "name" or #items > 0 then
       wrote = print_objects(ctx, items, single, fmt)
     end

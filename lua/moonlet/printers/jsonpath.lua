@@ -450,6 +450,28 @@ function M.values(template, data, opts)
   error(res, 0)
 end
 
+--- The values each action of the template finds, as they are (tables,
+--- numbers, strings, the null sentinel): one list per action, as kubectl's
+--- FindResults, for `get --sort-by` and `wait --for=jsonpath`. `template`
+--- may be a tree from M.parse, to parse once for many objects.
+--- @return list of lists, or nil and an error message
+function M.find(template, data, opts)
+  opts = opts or {}
+  local o = { allow_missing = opts.allow_missing ~= false, encode = opts.encode
+    or function() return "<object>" end, is_array = opts.is_array, null = opts.null }
+  local ok, res = pcall(function()
+    local out = {}
+    local tree = type(template) == "table" and template or M.parse(template)
+    for _, node in ipairs(tree) do
+      if node.kind == "action" then out[#out + 1] = eval_path({ data }, node.path, o) end
+    end
+    return out
+  end)
+  if ok then return res end
+  if type(res) == "table" and res.jsonpath then return nil, res.jsonpath end
+  error(res, 0)
+end
+
 -- }======
 
 return M
