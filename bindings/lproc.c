@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "proc.h"
+#include "proc_usage.h"
 #include "runtime.h"
 
 #define PROC_MT "moonlet.Proc"
@@ -341,12 +342,21 @@ static int lproc_tostring(lua_State *L) {
   return 1;
 }
 
-/* __index: p.pid, else the methods table (upvalue 1, extended in Lua). */
+/* __index: p.pid, p.cgroup (its own cgroup dir or nil), else the methods
+ * table (upvalue 1, extended in Lua). */
 static int lproc_index(lua_State *L) {
   proc_ud_t *ud = check_proc(L, 1);
   const char *k = lua_tostring(L, 2);
   if (k && strcmp(k, "pid") == 0) {
     lua_pushinteger(L, ud->pid);
+    return 1;
+  }
+  if (k && strcmp(k, "cgroup") == 0) {
+    const char *dir = ud->p ? ml_proc_cgroup(ud->p) : NULL;
+    if (dir)
+      lua_pushstring(L, dir);
+    else
+      lua_pushnil(L);
     return 1;
   }
   lua_pushvalue(L, 2);
@@ -547,6 +557,58 @@ static int lproc_kill_pid(lua_State *L) {
   return 1;
 }
 
+/* Lua: usages, boot_ns = core.group_usage(pgids [, opts]): one pass over
+ * /proc for the metrics API. pgids: containers' process groups (a kept
+ * container's too: its keeper reports the container's pid);
+ * opts.cgroups[i]: the cgroup dir of pgids[i] (or false); opts.root: a
+ * /proc-shaped dir (tests). usages[i] = {cpu_ns=, rss=, start_ns=,
+ * procs=}; boot_ns: now on the clock of start_ns. */
+static int lproc_group_usage(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  const char *root = "/proc";
+  int cgroups = 0; /* stack index of opts.cgroups, or 0 */
+  if (lua_istable(L, 2)) {
+    if (lua_getfield(L, 2, "root") == LUA_TSTRING) root = lua_tostring(L, -1);
+    /* stack: .. root; kept there so that the string stays alive */
+    if (lua_getfield(L, 2, "cgroups") == LUA_TTABLE) cgroups = lua_gettop(L);
+  }
+  size_t n = lua_rawlen(L, 1);
+  /* a userdata, so nothing leaks if a check below raises */
+  ml_proc_usage_t *g =
+      lua_newuserdatauv(L, (n + 1) * sizeof *g, 0); /* stack: .. ud */
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, (lua_Integer)i + 1);
+    lua_Integer pid = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, pid > 0 && pid <= 0x7fffffff, 1, "not a pid");
+    lua_pop(L, 1);
+    g[i] = (ml_proc_usage_t){.pgid = (int)pid};
+    /* the dir strings stay referenced by opts.cgroups while C reads them */
+    if (cgroups) {
+      if (lua_rawgeti(L, cgroups, (lua_Integer)i + 1) == LUA_TSTRING)
+        g[i].cgroup = lua_tostring(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  int rc = ml_proc_usage(root, g, n);
+  if (rc < 0) return fail(L, rc, root);
+  lua_createtable(L, (int)n, 0); /* stack: .. ud list */
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)g[i].cpu_ns);
+    lua_setfield(L, -2, "cpu_ns");
+    lua_pushinteger(L, (lua_Integer)g[i].rss_bytes);
+    lua_setfield(L, -2, "rss");
+    lua_pushinteger(L, (lua_Integer)g[i].start_ns);
+    lua_setfield(L, -2, "start_ns");
+    lua_pushinteger(L, g[i].nprocs);
+    lua_setfield(L, -2, "procs");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_pushinteger(L, (lua_Integer)ml_proc_boot_ns());
+  return 2;
+}
+
 /* Lua: core.signal(name_or_number) -> number */
 static int lproc_signal(lua_State *L) {
   lua_pushinteger(L, check_signal(L, 1));
@@ -578,6 +640,7 @@ static const luaL_Reg proc_funcs[] = {
     {"force_sigchld", lproc_force_sigchld},
     {"signal", lproc_signal},
     {"kill_pid", lproc_kill_pid},
+    {"group_usage", lproc_group_usage},
     {NULL, NULL}};
 
 int luaopen_moonlet_core_proc(lua_State *L) {

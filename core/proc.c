@@ -1494,6 +1494,8 @@ int ml_proc_spawn_async(ml_loop_t *loop, uint64_t id, uint64_t done_id,
 
 int ml_proc_pid(const ml_proc_t *p) { return (int)p->pid; }
 
+const char *ml_proc_cgroup(const ml_proc_t *p) { return p->cgroup; }
+
 bool ml_proc_exited(const ml_proc_t *p) { return p->reaped; }
 
 int ml_proc_watch_mode(const ml_proc_t *p) { return p->mode; }

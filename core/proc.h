@@ -126,6 +126,9 @@ int ml_proc_spawn_async(ml_loop_t *loop, uint64_t id, uint64_t done_id,
 /** @return the pid (also the process group id). */
 int ml_proc_pid(const ml_proc_t *p);
 
+/** @return the process' own cgroup dir (it has a memory limit), or NULL. */
+const char *ml_proc_cgroup(const ml_proc_t *p);
+
 /** @return true once the process was reaped (its event may still be queued). */
 bool ml_proc_exited(const ml_proc_t *p);
 

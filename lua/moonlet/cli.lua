@@ -23,6 +23,7 @@ local VERBS = {
   rollout = "moonlet.cli.rollout", -- status|history|undo|pause|resume|restart
   scale = "moonlet.cli.scale",
   explain = "moonlet.cli.explain",
+  top = "moonlet.cli.top", -- pod|node: the metrics.k8s.io API
   patch = "moonlet.cli.patch",
   set = "moonlet.cli.set_image", -- `set image`, the one `set` subcommand
   wait = "moonlet.cli.wait",

@@ -18,8 +18,9 @@ describe("discovery group order", function()
       names[#names + 1] = g.name
       if g.name == "batch" then batch = g end
     end
+    -- metrics.k8s.io last: metrics-server's APIService has priority 100
     assert.are.same({ "apps", "authentication.k8s.io", "authorization.k8s.io", "batch",
-      "coordination.k8s.io", "example.moonlet.dev" }, names)
+      "coordination.k8s.io", "example.moonlet.dev", "metrics.k8s.io" }, names)
     assert.are.equal("batch/v1", batch.preferredVersion.groupVersion)
   end)
 
@@ -32,7 +33,7 @@ describe("discovery group order", function()
     kinds.register(def("aa.example.com"))
     local names = {}
     for _, g in ipairs(discovery.groups().groups) do names[#names + 1] = g.name end
-    assert.are.same({ "aa.example.com", "example.moonlet.dev", "zz.example.com" },
-      { names[#names - 2], names[#names - 1], names[#names] })
+    assert.are.same({ "aa.example.com", "example.moonlet.dev", "zz.example.com", "metrics.k8s.io" },
+      { names[#names - 3], names[#names - 2], names[#names - 1], names[#names] })
   end)
 end)

@@ -135,6 +135,8 @@ local GROUP_PRIORITY = {
   ["apiextensions.k8s.io"] = 16700, ["admissionregistration.k8s.io"] = 16700,
   ["scheduling.k8s.io"] = 16600, ["coordination.k8s.io"] = 16500, ["node.k8s.io"] = 16300,
   ["discovery.k8s.io"] = 16200, ["flowcontrol.apiserver.k8s.io"] = 16100,
+  -- metrics-server's APIService asks for groupPriorityMinimum 100
+  ["metrics.k8s.io"] = 100,
 }
 
 local function group_before(a, b)

@@ -678,6 +678,7 @@ function Agent:start()
   if self.probes == nil then self.probes = probes_factory(self) end
   self.api = self.api or self:api_for()
   require("moonlet.kubelet.logs").configure({ agent = self })
+  require("moonlet.kubelet.metrics_api").configure({ agent = self })
   require("moonlet.kubelet.subresources").install()
   local ok, err = self:register_node()
   if not ok then return nil, err end
@@ -742,6 +743,7 @@ function Agent:stop(limit)
   end
   self.stopping = true
   require("moonlet.kubelet.logs").configure({ agent = nil })
+  require("moonlet.kubelet.metrics_api").configure({ agent = nil })
 end
 
 --- The server's entry: builds and starts the agent from server.opts.
