@@ -18,6 +18,7 @@ moonlet: Kubernetes' workload model for local processes.
 
 Usage:
   moonlet server [flags]        run the API server, controllers and node agent
+  moonlet node [flags]          join a server as one more node (node agent only)
   moonlet lua FILE [ARGS...]    run a Lua script with the moonlet.* modules
   moonlet VERB ...              CLI: ]], table.concat(lines, "\n" .. string.rep(" ", 37)), [[
 
@@ -79,6 +80,8 @@ function M.main(argv)
     -- collector handles that with far less work than the incremental one.
     collectgarbage("generational")
     return require("moonlet.server").main(argv)
+  elseif cmd == "node" then
+    return require("moonlet.node").main(argv)
   end
   return require("moonlet.cli").main(argv)
 end

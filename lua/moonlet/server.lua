@@ -32,6 +32,8 @@ Flags:
                        of the machine; several times faster)
   --log-level L        debug, info, warn or error (default info)
   --event-ttl D        how long Events are kept (default 1h, as kube-apiserver)
+  --node-monitor-grace-period D  a node whose kubelet posts no status for
+                       this long goes NotReady (default 40s, as Kubernetes)
   --check-scripts DIR  validate the scripts in DIR (repeatable) and exit
   -h, --help           show this help
 
@@ -58,7 +60,8 @@ function M.parse_flags(argv, first)
       return value(a)
     end
     local needs = { ["--data-dir"] = "data_dir", ["--store"] = "store", ["--log-level"] = "log_level",
-      ["--store-sync"] = "store_sync", ["--event-ttl"] = "event_ttl" }
+      ["--store-sync"] = "store_sync", ["--event-ttl"] = "event_ttl",
+      ["--node-monitor-grace-period"] = "node_grace" }
     local lists = { ["--scripts"] = "scripts", ["--listen"] = "listen", ["--check-scripts"] = "check" }
     if a == "-h" or a == "--help" then
       o.help = true
@@ -88,6 +91,11 @@ function M.parse_flags(argv, first)
     return nil, "--event-ttl must be a positive duration such as 1h or 90s, got " .. tostring(o.event_ttl)
   end
   o.event_ttl = ttl
+  local grace = require("moonlet.kubelet.agent").parse_duration(o.node_grace or "40s")
+  if not grace or grace <= 0 then
+    return nil, "--node-monitor-grace-period must be a positive duration such as 40s, got " .. tostring(o.node_grace)
+  end
+  o.node_grace = grace
   for _, l in ipairs(o.listen) do
     if not (l:match("^tcp://[^:/]+:%d+$") or l:match("^https://[^:/]+:%d+$")) then
       return nil, "--listen must be tcp://HOST:PORT, got " .. tostring(l)
@@ -241,6 +249,9 @@ function Server:start()
   local router = require("moonlet.api.router").new({ store = s, token = ensure_token(o.data_dir),
     version = require("moonlet.main").VERSION, log = runtime.log })
   self.router = router
+  -- Joined nodes serve their pods' logs to holders of this token.
+  require("moonlet.kubelet.log_proxy").configure({ token = router.token })
+  require("moonlet.node_health").configure({ grace = o.node_grace })
   local inproc = require("moonlet.api.inproc")
   self.transport = inproc.transport(router)
   self.client_router_create = function(kind, obj) return inproc.create(router, kind, obj) end

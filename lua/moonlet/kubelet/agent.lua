@@ -37,6 +37,7 @@ M.FLAGS = {
   ["--crashloop-max"] = { "crashloop_max", "duration", "longest crash-loop back-off (default 300s)" },
   ["--keep-pods"] = { "keep_pods", "bool", "run containers under keepers: they outlive the server, the next one adopts them" },
   ["--no-kubelet"] = { "no_kubelet", "bool", "run no node agent on this host" },
+  ["--node-status-update-frequency"] = { "heartbeat", "duration", "how often node status and lease are posted (default 10s)" },
 }
 
 M.USAGE = [[
@@ -48,6 +49,8 @@ M.USAGE = [[
                        kill -9, upgrade) leaves them running, the next server
                        adopts them
   --no-kubelet         run no node agent on this host
+  --node-status-update-frequency D  how often the node posts its status and
+                       renews its Lease (default 10s, as the kubelet)
 ]]
 
 --- Seconds from a Go duration ("10s", "1m30s", "500ms") or a plain
@@ -140,7 +143,8 @@ function Agent:node_object(existing)
     conditions = self:node_conditions(existing and existing.status and existing.status.conditions),
     addresses = json.array({ { type = "InternalIP", address = self.host_ip },
       { type = "Hostname", address = sys.hostname() or self.node_name } }),
-    daemonEndpoints = { kubeletEndpoint = { Port = 0 } },
+    -- A joined node (moonlet node --listen) serves its logs there.
+    daemonEndpoints = { kubeletEndpoint = { Port = self.kubelet_port or 0 } },
     nodeInfo = {
       machineID = trim(read_file("/etc/machine-id")), systemUUID = "",
       bootID = trim(read_file("/proc/sys/kernel/random/boot_id")),
@@ -612,13 +616,17 @@ end
 --- Creates an agent (not started). opts: client, data_dir, node_name,
 --- image_path (list), crashloop_initial, crashloop_max, keep_pods, log,
 --- runtime (process runtime; default moonlet.proc), clock, pod_informer (a
---- shared, possibly running v1/Pod informer to read instead of an own one).
+--- shared, possibly running v1/Pod informer to read instead of an own one),
+--- host_ip and kubelet_port (the Node's address and log endpoint),
+--- heartbeat (seconds between node status posts).
 function M.new(opts)
   local self = setmetatable({
     client = opts.client,
     data_dir = opts.data_dir,
     node_name = opts.node_name or sys.hostname() or "localhost",
-    host_ip = "127.0.0.1",
+    host_ip = opts.host_ip or "127.0.0.1",
+    kubelet_port = opts.kubelet_port,
+    heartbeat_s = opts.heartbeat or HEARTBEAT,
     image_dirs = M.absolute_dirs(opts.image_path or {}),
     keep_pods = opts.keep_pods,
     pod_informer = opts.pod_informer,
@@ -683,7 +691,8 @@ function Agent:start()
   local ok, err = self:register_node()
   if not ok then return nil, err end
   self:renew_lease()
-  self.timers[#self.timers + 1] = loop.timer(HEARTBEAT * 1000, function() self:heartbeat() end, HEARTBEAT * 1000)
+  local every = math.max(100, math.floor(self.heartbeat_s * 1000)) -- ms; a tiny value would spin
+  self.timers[#self.timers + 1] = loop.timer(every, function() self:heartbeat() end, every)
   self:sweep_kept()
   self:watch_pods()
   self.log("info", string.format("kubelet: node %s ready (images: %s)", self.node_name,
@@ -757,7 +766,7 @@ function M.start(server)
   local shared = server.manager and server.manager:informer("v1/Pod")
   local agent = M.new({ client = client, data_dir = o.data_dir, node_name = o.node_name,
     image_path = o.image_path, crashloop_initial = o.crashloop_initial, crashloop_max = o.crashloop_max,
-    keep_pods = o.keep_pods, pod_informer = shared })
+    keep_pods = o.keep_pods, pod_informer = shared, heartbeat = o.heartbeat })
   agent.server, agent.loaded = server, server.loaded
   local ok, err = agent:start()
   if not ok then return nil, err end

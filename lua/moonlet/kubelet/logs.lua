@@ -95,13 +95,15 @@ function M.instance(pod, cname, previous)
     cname, pname, reason))
 end
 
---- The log file of an instance of pod's container (nil without an agent).
---- A container adopted from a server that kept logs in a directory per
---- container (<pod dir>/<container>/<id>.log) is read from there.
-function M.path(pod, cname, container_id)
+--- The log file of an instance of pod's container (nil without an agent;
+--- `by`: the agent, default the configured one). A container adopted from
+--- a server that kept logs in a directory per container (<pod
+--- dir>/<container>/<id>.log) is read from there.
+function M.path(pod, cname, container_id, by)
   local id = id_of(container_id)
-  if not agent or not id then return nil end
-  local pdir = agent:pod_dir(pod)
+  by = by or agent
+  if not by or not id then return nil end
+  local pdir = by:pod_dir(pod)
   local path = require("moonlet.kubelet.agent").log_file(pdir, cname, id)
   local older = pdir .. "/" .. cname .. "/" .. id .. ".log"
   if not sys.stat(path) and sys.stat(older) then
@@ -212,7 +214,8 @@ local function follow(ctx, path, offset, o, cname, id, running, first)
   out:finish()
 end
 
---- Router handler for GET pods/NAME/log.
+--- Router handler for GET pods/NAME/log. ctx.agent, when set, is the node
+--- agent whose logs to read (a joined node's endpoint), else the configured.
 function M.handler(ctx, method)
   if method ~= "GET" then return ctx:fail(status.method_not_allowed()) end
   local pod = ctx.store:get(ctx.def.store_resource, ctx.namespace, ctx.name)
@@ -223,9 +226,17 @@ function M.handler(ctx, method)
   if not cname then return ctx:fail(cerr) end
   -- A pod not on a node yet has no logs: an empty answer, as upstream.
   if (pod.spec.nodeName or "") == "" then return respond_text(ctx, "") end
+  -- A pod on another node: its kubelet serves the log (moonlet node).
+  local local_agent = ctx.agent or agent
+  if not (local_agent and local_agent.node_name == pod.spec.nodeName) then
+    local ndef = require("moonlet.api.kinds").by_kind("v1/Node")
+    local node = ndef and ctx.store:get(ndef.store_resource, "", pod.spec.nodeName)
+    local base = node and require("moonlet.kubelet.log_proxy").endpoint(node)
+    if base then return require("moonlet.kubelet.log_proxy").forward(ctx, base, pod, cname) end
+  end
   local id, running = M.instance(pod, cname, o.previous)
   if not id then return ctx:fail(running) end
-  local path = M.path(pod, cname, id)
+  local path = M.path(pod, cname, id, local_agent)
   if not path then return respond_text(ctx, "") end
   local text, offset = require("moonlet.proc").read_log(path, { tail = o.tail,
     since_seconds = o.since_seconds, since_time = o.since_time, timestamps = o.timestamps, limit_bytes = o.limit_bytes })
