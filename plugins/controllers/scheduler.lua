@@ -100,6 +100,17 @@ local function share(pod)
   end
 end
 
+-- kube-scheduler's assumed pod: counted on its node as soon as the
+-- binding is made, not when the informer brings the bound pod back (a
+-- burst would otherwise pile onto one node and onto one host port). The
+-- informer's update replaces this share with the real one.
+local function assume(pod, node_name)
+  local spec = {}
+  for k, v in pairs(pod.spec) do spec[k] = v end
+  spec.nodeName = node_name
+  share({ metadata = pod.metadata, spec = spec, status = pod.status })
+end
+
 -- Host ports in use ("TCP/port" -> count) and pod counts on each node.
 local function node_usage()
   return usage.used, usage.count
@@ -262,6 +273,7 @@ return {
       if err and err.code == 409 then return end -- bound meanwhile, or being deleted
       error("binding " .. key .. ": " .. tostring(err and err.message), 0)
     end
+    assume(pod, target)
     unschedulable[key] = nil
     ctx:event(pod, "Normal", "Scheduled", string.format("Successfully assigned %s/%s to %s",
       pod.metadata.namespace, pod.metadata.name, target))
