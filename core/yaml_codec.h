@@ -30,7 +30,9 @@ typedef struct {
 
 /**
  * Parses every document of a YAML (or JSON) stream into JSON values.
- * Documents are independent: an error in one does not stop the next.
+ * Documents are independent: an error in one does not stop the next, save
+ * one: a stream with too many values inside nested flow collections (the
+ * cost of libyaml's scanner) ends at the document that went past the bound.
  * Empty documents (only `---`, comments, or a null root) are skipped.
  * @param text the stream (need not be NUL-terminated)
  * @param len its length in bytes

@@ -173,6 +173,72 @@ static void test_anchors(void) {
   free(deeper);
 }
 
+/* Bodies a client can send to make decoding cost more than reading them:
+ * each must be answered, right, in far less CPU than the 2 s bound. */
+static double cpu_since(clock_t t0) { return (double)(clock() - t0) / CLOCKS_PER_SEC; }
+
+static void test_costly_documents(void) {
+  /* an anchor defined again names the new node */
+  decodes_to("a: &x 1\nb: *x\nc: &x 2\nd: *x\n", "{\"a\":1,\"b\":1,\"c\":2,\"d\":2}");
+  /* many anchors, each used: looked up by name, not by a scan (was 9 s) */
+  size_t na = 40000, cap = na * 40 + 16, len = 0;
+  char *doc = malloc(cap);
+  for (size_t i = 0; i < na; i++) len += (size_t)snprintf(doc + len, cap - len, "- &a%zu x%zu\n", i, i);
+  for (size_t i = 0; i < na; i++) len += (size_t)snprintf(doc + len, cap - len, "- *a%zu\n", i);
+  char err[512];
+  clock_t t0 = clock();
+  json_t *j = ml_yaml_load(doc, len, err, sizeof err);
+  double cpu = cpu_since(t0);
+  ok(j && json_array_size(j) == 2 * na &&
+         strcmp(json_string_value(json_array_get(j, 2 * na - 1)), "x39999") == 0,
+     "40,000 anchors and their aliases decode");
+  ok(cpu < 2.0, "40,000 anchors and aliases in well under 2 s of CPU");
+  if (cpu >= 2.0) printf("#   took %.1f s of CPU\n", cpu);
+  json_decref(j);
+  /* a million values 980 flow collections deep: refused before libyaml's
+   * per-token walk of the open collections adds up (was 5 s), and the
+   * stream is not read on (the second document never shows) */
+  size_t depth = 980, per = 1000;
+  cap = 16 + depth * (per * 3 + 4) + depth + 16;
+  len = (size_t)snprintf(doc = realloc(doc, cap), cap, "a: ");
+  for (size_t d = 0; d < depth; d++) {
+    doc[len++] = '[';
+    for (size_t i = 0; i < per; i++) { memcpy(doc + len, "v, ", 3); len += 3; }
+  }
+  doc[len++] = '1';
+  memset(doc + len, ']', depth);
+  len += depth;
+  len += (size_t)snprintf(doc + len, cap - len, "\n---\nb: 1\n");
+  ml_yaml_docs_t docs;
+  t0 = clock();
+  int rc = ml_yaml_to_json(doc, len, &docs);
+  cpu = cpu_since(t0);
+  int refused = rc == 0 && docs.n == 1 && docs.docs[0].err &&
+                strcmp(docs.docs[0].err, "error converting YAML to JSON: yaml: document "
+                                         "contains excessive nesting of flow collections") == 0;
+  ok(refused, "a million values 980 flow collections deep are refused");
+  if (!refused && docs.n) printf("#   %s\n", docs.docs[0].err ? docs.docs[0].err : "(value)");
+  ok(cpu < 2.0, "... in well under 2 s of CPU");
+  if (cpu >= 2.0) printf("#   took %.1f s of CPU\n", cpu);
+  ml_yaml_docs_free(&docs);
+  /* the same shape, smaller: 100 deep with 10,000 values decodes */
+  depth = 100, per = 100, len = (size_t)snprintf(doc, cap, "a: ");
+  for (size_t d = 0; d < depth; d++) {
+    doc[len++] = '[';
+    for (size_t i = 0; i < per; i++) { memcpy(doc + len, "v, ", 3); len += 3; }
+  }
+  doc[len++] = '1';
+  memset(doc + len, ']', depth);
+  len += depth;
+  j = ml_yaml_load(doc, len, err, sizeof err);
+  json_t *in = json_object_get(j, "a");
+  for (size_t d = 1; d < depth; d++) in = json_array_get(in, per);
+  ok(in && json_array_size(in) == per + 1 && json_integer_value(json_array_get(in, per)) == 1,
+     "10,000 values 100 flow collections deep decode");
+  json_decref(j);
+  free(doc);
+}
+
 static void test_errors(void) {
   /* go-yaml's numbering: scanner errors 1-based, none on the first line */
   fails_with("a: 1\nb: 2\nc: d: e\n",
@@ -383,6 +449,7 @@ int main(void) {
   test_scalars();
   test_keys();
   test_anchors();
+  test_costly_documents();
   test_errors();
   test_streams();
   test_emitter();

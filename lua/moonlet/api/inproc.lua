@@ -7,6 +7,7 @@
 local sched = require("moonlet.sched")
 local loop = require("moonlet.loop")
 local json = require("moonlet.json")
+local request = require("moonlet.api.request")
 
 local M = {}
 
@@ -44,6 +45,9 @@ end
 function M.transport(router)
   local function call(_, req)
     local path, query = req.path:match("^([^?]*)%??(.*)$")
+    -- The client escapes names into the path (client.path): decoded once
+    -- here, as the HTTP server decodes its request line, for the router.
+    path = request.unescape(path)
     local res, ready_id, done = {}, loop.next_id(), false
     local set_close
     local sink = {}

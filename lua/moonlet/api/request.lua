@@ -37,9 +37,12 @@ function M.param(query, name)
   return l and l[1]
 end
 
+-- `path` comes decoded once, as Go's URL.Path that kube-apiserver's router
+-- splits on "/" (lhttpd decodes the request line; inproc the path its
+-- client escaped): unescaping segments again would make "%2525" a "%".
 local function split(path)
   local segs = {}
-  for s in path:gmatch("[^/]+") do segs[#segs + 1] = unescape(s) end
+  for s in path:gmatch("[^/]+") do segs[#segs + 1] = s end
   return segs
 end
 

@@ -9,6 +9,7 @@
 -- an absent member copies null, negative array indices count from the end,
 -- and the root pointer "" is accepted only by `replace` and `test`.
 local V = require("moonlet.api.patch.value")
+local json = require("moonlet.json")
 
 local null, kind, copy, equal = V.null, V.kind, V.copy, V.equal
 local fail = V.fail
@@ -17,6 +18,14 @@ local M = {}
 
 --- Most operations one patch may carry (apiserver maxJSONPatchOperations).
 M.MAX_OPERATIONS = 10000
+
+--- Most bytes the copies of one patch may add (kube-apiserver's
+--- JSONPatchMaxCopyBytes, v4's AccumulatedCopySizeLimit): without it, 40
+--- copies of an array into itself double it 40 times.
+M.MAX_COPY_BYTES = 3 * 1024 * 1024
+
+-- Bytes copied so far by the patch being applied (apply never yields).
+local copied = 0
 
 local MISSING = "missing value"
 local BAD_INDEX = "invalid index referenced"
@@ -316,6 +325,12 @@ function ops.copy(doc, op)
     fail(422, wrap("copy operation does not apply: doc is missing " ..
                    "destination path: " .. path, MISSING))
   end
+  -- v4 counts the copy's JSON text, as json.Marshal writes it.
+  copied = copied + #json.encode(val)
+  if copied > M.MAX_COPY_BYTES then
+    fail(422, "Unable to complete the copy, the accumulated size increase of copy is %d, "
+      .. "exceeding the limit %d", copied, M.MAX_COPY_BYTES)
+  end
   local ok
   ok, err = add(c, key, copy(val))
   if not ok then
@@ -348,6 +363,7 @@ function M.apply(target, operations)
               "jsonpatch.partialDoc", k or "null")
   end
   local doc = copy(target)
+  copied = 0
   for _, op in ipairs(operations) do
     local name = type(op.op) == "string" and op.op or "unknown"
     local fn = ops[name]
