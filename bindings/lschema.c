@@ -15,8 +15,10 @@
 
 typedef struct {
   lua_State *L;
-  int unknown, unknown_at; /* the caller's result lists */
-  int empty_at;            /* 0, or the caller's list of empty members */
+  /* Stack slots of the result lists, nil until their first entry (most
+   * objects have none: no table made per check). */
+  int unknown, unknown_at, empty_at;
+  int want_empty;          /* collect empty members (the caller asked) */
   int saw_null;            /* a null anywhere (in a patch: a deletion) */
   int have_error;
   int reserved; /* stack height lua_checkstack has made room for */
@@ -151,8 +153,17 @@ static void walk_list(walk_t *w, int v, int of, int strct, int n, int strings) {
   }
 }
 
-/* Appends {table at v, key} to the list at `list`. */
+/* The list in stack slot `slot`, made on first use. */
+static void ensure_list(lua_State *L, int slot) {
+  if (lua_isnil(L, slot)) {
+    lua_newtable(L);
+    lua_replace(L, slot);
+  }
+}
+
+/* Appends {table at v, key} to the list in stack slot `list`. */
 static void add_at(lua_State *L, int list, int v, int key) {
+  ensure_list(L, list);
   lua_createtable(L, 2, 0);
   lua_pushvalue(L, v);
   lua_rawseti(L, -2, 1);
@@ -166,6 +177,7 @@ static void add_unknown(walk_t *w, int v, int key, int m) {
   lua_State *L = w->L;
   w->via[m] = 'f';
   w->key[m] = key;
+  ensure_list(L, w->unknown);
   push_json_path(w, m);
   lua_rawseti(L, w->unknown, (lua_Integer)lua_rawlen(L, w->unknown) + 1);
   add_at(L, w->unknown_at, v, key);
@@ -197,7 +209,7 @@ static void walk_struct(walk_t *w, int v, int d, int n) {
       int null = ml_lua_is_null(L, val);
       w->saw_null |= null;
       int drop = null || walk(w, val, lua_gettop(L), name, m);
-      if (drop && w->empty_at) add_at(L, w->empty_at, v, key);
+      if (drop && w->want_empty) add_at(L, w->empty_at, v, key);
       lua_pop(L, 1);
     }
     lua_pop(L, 1); /* the value */
@@ -236,7 +248,7 @@ static int walk(walk_t *w, int v, int d, int strct, int n) {
                       lua_json_type(L, v), s ? s : "nil", lua_tostring(L, -1),
                       lua_tostring(L, -2) ? lua_tostring(L, -2) : "nil");
       /* stack: t go gopath msg -> keep msg at the error slot */
-      lua_replace(L, 6);
+      lua_replace(L, 4);
       lua_pop(L, 2);
     }
     lua_pop(L, 1);
@@ -271,26 +283,29 @@ static int walk(walk_t *w, int v, int d, int strct, int n) {
   return empty;
 }
 
-/* Lua: check(obj, descriptor, unknown, unknown_at [, empty_at])
- * -> type_error | nil, saw_null. Appends each unknown field's JSON path to `unknown`
- * and {table, key} to `unknown_at` (in table order: the caller sorts the
- * paths), and {table, key} of each struct field holding an empty map or
- * list to `empty_at`. The first type error, in table order, is the one
+/* Lua: check(obj, descriptor [, want_empty]) -> type_error | nil,
+ * saw_null, unknown, unknown_at, empty_at. `unknown` lists each unknown
+ * field's JSON path and `unknown_at` its {table, key} (in table order: the
+ * caller sorts the paths); with want_empty, `empty_at` lists {table, key}
+ * of each struct field holding an empty map or list, or null. A list with
+ * nothing in it is nil. The first type error, in table order, is the one
  * reported. */
 static int lschema_check(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  luaL_checktype(L, 4, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 5)) luaL_checktype(L, 5, LUA_TTABLE);
-  lua_settop(L, 5);
-  lua_pushnil(L); /* 6: the type error */
-  lua_getfield(L, 2, "name"); /* 7: the top struct's name */
-  walk_t w = {.L = L, .unknown = 3, .unknown_at = 4,
-              .empty_at = lua_isnil(L, 5) ? 0 : 5};
-  walk(&w, 1, 2, 7, 0);
-  lua_settop(L, 6);
+  int want_empty = lua_toboolean(L, 3);
+  lua_settop(L, 3);
+  lua_pushnil(L);             /* 4: the type error */
+  lua_getfield(L, 2, "name"); /* 5: the top struct's name */
+  lua_pushnil(L);             /* 6: unknown */
+  lua_pushnil(L);             /* 7: unknown_at */
+  lua_pushnil(L);             /* 8: empty_at */
+  walk_t w = {.L = L, .unknown = 6, .unknown_at = 7, .empty_at = 8,
+              .want_empty = want_empty};
+  walk(&w, 1, 2, 5, 0);
+  lua_settop(L, 8);
   lua_pushboolean(L, w.saw_null);
-  return 2;
+  lua_replace(L, 5);
+  return 5;
 }
 
 static const luaL_Reg schema_funcs[] = {{"check", lschema_check}, {NULL, NULL}};

@@ -86,7 +86,7 @@ local function admit_shape(ctx, obj, patch)
   if not fv then return err end
   local res
   if patch ~= nil then
-    res = schema.check(patch, def.schema)
+    res = schema.check(patch, def.schema, def.omitempty)
     -- An empty map or list in the patch, or a null that deletes, may leave
     -- an empty one in the object (a merge of `annotations: {}`, a replaced
     -- `args`, a map's last key deleted): the whole walk finds it there.
@@ -94,7 +94,7 @@ local function admit_shape(ctx, obj, patch)
       res = nil
     end
   end
-  res = res or schema.check(obj, def.schema)
+  res = res or schema.check(obj, def.schema, def.omitempty)
   if res.type_error then
     return status.bad_request(string.format('%s in version "%s" cannot be handled as a %s: %s',
       def.kind, def.version, def.kind, res.type_error))

@@ -54,19 +54,22 @@ function M.keep_empty(d)
 end
 
 --- Checks obj against a kind schema. Returns {type_error=msg|nil,
---- unknown={paths...}, empty_at={...}, saw_null=bool (a null anywhere)};
+--- unknown={paths...}, empty_at={...} (collected when `want_empty`),
+--- saw_null=bool (a null anywhere)};
 --- `drop_unknown(result)` removes the
 --- unknown fields in place, `drop_empty(result)` the struct fields holding
 --- an empty map or list. The walk is C (moonlet.core.schema): the first
 --- type error in table order is the one reported, as encoding/json stops
 --- at its first.
-function M.check(obj, schema)
-  local ctx = { unknown = {}, unknown_at = {}, empty_at = {} }
-  if schema then
-    ctx.type_error, ctx.saw_null = cschema.check(obj, schema, ctx.unknown, ctx.unknown_at, ctx.empty_at)
-  end
-  table.sort(ctx.unknown)
-  return ctx
+-- What an empty result list reads as (never written to).
+local NONE = setmetatable({}, { __newindex = function() error("schema: NONE is read-only", 2) end })
+
+function M.check(obj, schema, want_empty)
+  if not schema then return { unknown = NONE, unknown_at = NONE, empty_at = NONE } end
+  local te, saw_null, unknown, unknown_at, empty_at = cschema.check(obj, schema, want_empty)
+  if unknown then table.sort(unknown) end
+  return { type_error = te, saw_null = saw_null, unknown = unknown or NONE,
+    unknown_at = unknown_at or NONE, empty_at = empty_at or NONE }
 end
 
 function M.drop_unknown(ctx)
