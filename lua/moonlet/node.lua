@@ -97,17 +97,6 @@ end
 
 local function log(level, msg) require("moonlet.core.runtime").log(level, msg) end
 
-local function mkdir_p(path)
-  local sys = require("moonlet.core.sys")
-  local acc = path:sub(1, 1) == "/" and "" or "."
-  for part in path:gmatch("[^/]+") do
-    acc = acc .. "/" .. part
-    local ok, err = sys.mkdir(acc, 448) -- 0700
-    if not ok then return nil, err end
-  end
-  return true
-end
-
 -- The restart policies and probe checks of the built-in and --scripts
 -- plugins, as the server's kubelet has them.
 local function load_plugins(dirs)
@@ -143,16 +132,10 @@ Node.__index = Node
 
 function Node:start()
   local o, sys = self.opts, require("moonlet.core.sys")
-  local ok, err = mkdir_p(o.data_dir)
-  if not ok then return nil, "cannot create data dir: " .. tostring(err) end
   -- The server's lock: a server and a node on one data dir would run,
   -- reap and prune each other's pods.
-  local lock, _, code, holder = sys.lock_file(o.data_dir .. "/server.lock")
-  if not lock then
-    if code ~= "EAGAIN" and code ~= "EWOULDBLOCK" then return nil, "cannot lock the data dir" end
-    return nil, string.format("another moonlet server or node%s is using the data dir %s",
-      (holder or 0) > 0 and string.format(" (pid %d)", holder) or "", o.data_dir)
-  end
+  local lock, err = require("moonlet.data_dir").claim(o.data_dir, "server or node")
+  if not lock then return nil, err end
   self.lock = lock
   local conn, cerr = M.connection(o)
   if not conn then return nil, cerr end

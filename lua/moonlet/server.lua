@@ -105,16 +105,6 @@ function M.parse_flags(argv, first)
 end
 
 
-local function mkdir_p(path)
-  local acc = path:sub(1, 1) == "/" and "" or "."
-  for part in path:gmatch("[^/]+") do
-    acc = acc .. "/" .. part
-    local ok, err = sys.mkdir(acc, 448) -- 0700
-    if not ok then return nil, err end
-  end
-  return true
-end
-
 local read_file = require("moonlet.files").read
 
 -- The bearer token for TCP clients: made once, kept in the data dir (0600).
@@ -224,18 +214,8 @@ end
 
 function Server:start()
   local o = self.opts
-  local ok, err = mkdir_p(o.data_dir)
-  if not ok then return nil, "cannot create data dir: " .. tostring(err) end
-  sys.chmod(o.data_dir, 448)
-  -- One server per data dir: a second one would take over the socket and
-  -- run the same pods twice (the memory store has no lock of its own, and
-  -- SQLite's only says "database is locked").
-  local lock, lerr, lcode, holder = sys.lock_file(o.data_dir .. "/server.lock")
-  if not lock then
-    if lcode ~= "EAGAIN" and lcode ~= "EWOULDBLOCK" then return nil, "cannot lock the data dir: " .. tostring(lerr) end
-    return nil, string.format("another moonlet server%s is using the data dir %s",
-      (holder or 0) > 0 and string.format(" (pid %d)", holder) or "", o.data_dir)
-  end
+  local lock, err = require("moonlet.data_dir").claim(o.data_dir, "server")
+  if not lock then return nil, err end
   self.lock = lock
   local storemod = require("moonlet.store")
   -- A watch may resume from the last 1,000 events (the store's default is

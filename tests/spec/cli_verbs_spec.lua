@@ -676,3 +676,16 @@ describe("cli errors", function()
     assert.truthy(out:find("--all-namespaces", 1, true))
   end)
 end)
+
+describe("--dry-run values", function()
+  it("read as kubectl's GetDryRunStrategy reads them, for every verb", function()
+    local common = require("moonlet.cli.common")
+    for v, want in pairs({ none = "none", client = "client", server = "server", unchanged = "client",
+      ["true"] = "client", ["1"] = "client", T = "client", ["false"] = "none", ["0"] = "none" }) do
+      assert.are.equal(want, common.dry_run(v), v)
+    end
+    local ok, err = pcall(common.dry_run, "maybe")
+    assert.is_false(ok)
+    assert.are.equal('Invalid dry-run value (maybe). Must be "none", "server", or "client".', err.cli)
+  end)
+end)

@@ -255,10 +255,7 @@ end
 
 function M.run(ctx, argv)
   local f = ctx.flags
-  local d = f["dry-run"]
-  if d ~= "none" and d ~= "client" and d ~= "server" then
-    common.fail(string.format('Invalid dry-run value (%s). Must be "none", "server", or "client".', d))
-  end
+  f["dry-run"] = common.dry_run(f["dry-run"])
   if #f.filename == 0 then
     if ctx.verb == "create" and #argv > 0 then return create_generator(ctx, argv) end
     common.fail("must specify one of -f and -k")

@@ -53,6 +53,22 @@ function M.parse_timeout(s)
   return math.floor(total)
 end
 
+-- strconv.ParseBool's spellings, which kubectl's --dry-run still takes.
+local BOOLS = { ["1"] = true, t = true, T = true, TRUE = true, ["true"] = true, True = true,
+  ["0"] = false, f = false, F = false, FALSE = false, ["false"] = false, False = false }
+
+--- --dry-run's value as kubectl's GetDryRunStrategy reads it: "none",
+--- "client" or "server" (a bare --dry-run, "unchanged", or a true boolean
+--- is client; a false one none); anything else fails with its message.
+function M.dry_run(v)
+  if v == nil or v == "none" then return "none" end
+  if v == "client" or v == "server" then return v end
+  if v == "unchanged" then return "client" end
+  local b = BOOLS[v]
+  if b ~= nil then return b and "client" or "none" end
+  M.fail(string.format('Invalid dry-run value (%s). Must be "none", "server", or "client".', v))
+end
+
 -- HTTP reason phrases for the -v=6 request log.
 local REASON_PHRASES = { [200] = "OK", [201] = "Created", [202] = "Accepted", [400] = "Bad Request",
   [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found", [405] = "Method Not Allowed",

@@ -79,10 +79,7 @@ end
 function M.run(ctx, argv)
   local f = ctx.flags
   local policy = cascade_policy(ctx, f.cascade)
-  local dry = f["dry-run"]
-  if dry ~= "none" and dry ~= "client" and dry ~= "server" then
-    common.fail(string.format('Invalid dry-run value (%s). Must be "none", "server", or "client".', dry))
-  end
+  local dry = common.dry_run(f["dry-run"])
   local grace = f["grace-period"]
   if f.now then
     if grace ~= -1 then common.fail("--now and --grace-period cannot be specified together") end

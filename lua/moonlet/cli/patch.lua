@@ -45,16 +45,6 @@ local function patch_text(ctx)
   return json.encode(v)
 end
 
--- Dry-run flag value -> "none" | "client" | "server" (kubectl's rules).
-local function dry_run(v)
-  if v == "true" or v == "unchanged" then return "client" end
-  if v == "false" then return "none" end
-  if v ~= "none" and v ~= "client" and v ~= "server" then
-    common.fail(string.format('Invalid dry-run value (%s). Must be "none", "server", or "client".', v))
-  end
-  return v
-end
-
 -- --dry-run=client: the patch applied to `obj` here, as kubectl's
 -- getPatchedJSON. @return the result or nil, a local Status
 local function local_patch(r, obj, ptype, text)
@@ -88,7 +78,7 @@ function M.run(ctx, argv)
   end
   -- kubectl leaves an unknown subresource to the server (its GET answers 404)
   local sub = f.subresource
-  local dry = dry_run(f["dry-run"])
+  local dry = common.dry_run(f["dry-run"])
   local fmt = f.output
   if fmt ~= nil and fmt ~= "" and fmt ~= "name" and fmt ~= "json" and fmt ~= "yaml" then
     common.fail(string.format('unable to match a printer suitable for the output format "%s", allowed formats are: json,name,yaml', fmt))

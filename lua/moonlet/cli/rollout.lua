@@ -384,10 +384,9 @@ end
 
 local function dry_run_mode(ctx)
   local dr = ctx.flags["dry-run"]
-  if dr == "none" or dr == "" or dr == "false" then return nil end
-  if dr == "client" or dr == "true" or dr == "unchanged" then return "client" end
-  if dr == "server" then return "server" end
-  common.fail(string.format('Invalid dry-run value (%s). Must be "none", "server", or "client".', dr))
+  if dr == "" then return nil end
+  local mode = common.dry_run(dr)
+  return mode ~= "none" and mode or nil
 end
 
 local function run_undo(ctx, argv)

@@ -96,12 +96,7 @@ function M.run(ctx, argv)
   if f["current-replicas"] < -1 then
     common.fail("The --current-replicas must specify an integer of -1 or greater")
   end
-  local dry = f["dry-run"]
-  if dry == "true" or dry == "unchanged" then dry = "client" end
-  if dry ~= "none" and dry ~= "client" and dry ~= "server" and dry ~= "false" then
-    common.fail(string.format('Invalid dry-run value (%s). Must be "none", "server", or "client".', dry))
-  end
-  if dry == "false" then dry = "none" end
+  local dry = common.dry_run(f["dry-run"])
   local timeout_ms, terr = util.duration_flag("timeout", f.timeout)
   if not timeout_ms then common.fail(terr) end
   if #argv == 0 and #f.filename == 0 then

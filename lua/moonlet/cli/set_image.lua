@@ -81,15 +81,6 @@ local function set_image(containers, name, image)
   return found
 end
 
-local function dry_run(v)
-  if v == "true" or v == "unchanged" then return "client" end
-  if v == "false" then return "none" end
-  if v ~= "none" and v ~= "client" and v ~= "server" then
-    common.fail(string.format('Invalid dry-run value (%s). Must be "none", "server", or "client".', v))
-  end
-  return v
-end
-
 function M.run(ctx, argv)
   local f = ctx.flags
   local sub = table.remove(argv, 1)
@@ -117,7 +108,7 @@ function M.run(ctx, argv)
   end
   if #errs == 1 then common.fail(errs[1]) end
   if #errs > 1 then common.fail("[" .. table.concat(errs, ", ") .. "]") end
-  local dry = dry_run(f["dry-run"])
+  local dry = common.dry_run(f["dry-run"])
   local fmt = f.output
   if fmt ~= nil and fmt ~= "" and fmt ~= "name" and fmt ~= "json" and fmt ~= "yaml" then
     common.fail(string.format('unable to match a printer suitable for the output format "%s", allowed formats are: json,name,yaml', fmt))

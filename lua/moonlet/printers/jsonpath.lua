@@ -408,46 +408,56 @@ local function run(nodes, data, opts, out)
   end
 end
 
+-- The evaluation options from a caller's opts.
+local function eval_opts(opts)
+  opts = opts or {}
+  return { allow_missing = opts.allow_missing ~= false, encode = opts.encode
+    or function() return "<object>" end, is_array = opts.is_array, null = opts.null }
+end
+
+-- Runs fn; a template error (raised as {jsonpath = msg}) becomes nil, msg.
+local function protected(fn)
+  local ok, res = pcall(fn)
+  if ok then return res end
+  if type(res) == "table" and res.jsonpath then return nil, res.jsonpath end
+  error(res, 0)
+end
+
 --- Executes `template` against `data`. opts: allow_missing (default true, as
 --- kubectl's --allow-missing-template-keys), encode (table -> compact JSON),
 --- is_array (table -> bool), null (the JSON null sentinel).
 --- @return the text, or nil and an error message.
 function M.execute(template, data, opts)
-  opts = opts or {}
-  local o = { allow_missing = opts.allow_missing ~= false, encode = opts.encode,
-    is_array = opts.is_array, null = opts.null }
-  if not o.encode then
-    o.encode = function() return "<object>" end
-  end
-  local ok, res = pcall(function()
+  local o = eval_opts(opts)
+  return protected(function()
     local out = {}
     run(M.parse(template), data, o, out)
     return table.concat(out)
   end)
-  if ok then return res end
-  if type(res) == "table" and res.jsonpath then return nil, res.jsonpath end
-  error(res, 0)
+end
+
+-- Runs each action of `template` (text or a parsed tree) on data and adds
+-- what `collect(out, found, o)` makes of its results. @return out, or nil
+-- and the template's error message
+local function each_action(template, data, opts, collect)
+  local o = eval_opts(opts)
+  return protected(function()
+    local out = {}
+    local tree = type(template) == "table" and template or M.parse(template)
+    for _, node in ipairs(tree) do
+      if node.kind == "action" then collect(out, eval_path({ data }, node.path, o), o) end
+    end
+    return out
+  end)
 end
 
 --- The values the template's actions find, each as text (for kubectl's
 --- custom-columns, which joins them with commas).
 --- @return list of strings, or nil and an error message
 function M.values(template, data, opts)
-  opts = opts or {}
-  local o = { allow_missing = opts.allow_missing ~= false, encode = opts.encode
-    or function() return "<object>" end, is_array = opts.is_array, null = opts.null }
-  local ok, res = pcall(function()
-    local out = {}
-    for _, node in ipairs(M.parse(template)) do
-      if node.kind == "action" then
-        for _, v in ipairs(eval_path({ data }, node.path, o)) do out[#out + 1] = to_text(v, o) end
-      end
-    end
-    return out
+  return each_action(template, data, opts, function(out, found, o)
+    for _, v in ipairs(found) do out[#out + 1] = to_text(v, o) end
   end)
-  if ok then return res end
-  if type(res) == "table" and res.jsonpath then return nil, res.jsonpath end
-  error(res, 0)
 end
 
 --- The values each action of the template finds, as they are (tables,
@@ -456,20 +466,7 @@ end
 --- may be a tree from M.parse, to parse once for many objects.
 --- @return list of lists, or nil and an error message
 function M.find(template, data, opts)
-  opts = opts or {}
-  local o = { allow_missing = opts.allow_missing ~= false, encode = opts.encode
-    or function() return "<object>" end, is_array = opts.is_array, null = opts.null }
-  local ok, res = pcall(function()
-    local out = {}
-    local tree = type(template) == "table" and template or M.parse(template)
-    for _, node in ipairs(tree) do
-      if node.kind == "action" then out[#out + 1] = eval_path({ data }, node.path, o) end
-    end
-    return out
-  end)
-  if ok then return res end
-  if type(res) == "table" and res.jsonpath then return nil, res.jsonpath end
-  error(res, 0)
+  return each_action(template, data, opts, function(out, found) out[#out + 1] = found end)
 end
 
 -- }======
