@@ -23,9 +23,7 @@ M.TIMEOUT_MS = 60000
 -- The log options a kubelet takes, under kube-apiserver's query names.
 local PARAMS = { "previous", "follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "limitBytes" }
 
-local function escape(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
-end
+local escape = require("moonlet.client").escape
 
 --- The query string for the kubelet ("" or "?a=b&..."), from a parsed query.
 function M.query(q)
