@@ -140,7 +140,52 @@ static int ljson_encode_jansson(lua_State *L) {
   return encode_jansson(L, encode_flags(L, 2, &compact_sort));
 }
 
+/* Whether text nests deeper than ML_JSON_MAX_DEPTH, the encoders' bound;
+ * where (line, column, bracket) when it does. jansson's own bound is 2048:
+ * a document between the two decoded, then failed to encode for the store
+ * with an error about cycles. */
+static int too_deep(const char *text, size_t len, int *line, int *col, char *near) {
+  int depth = 0, in_string = 0;
+  *line = 1;
+  *col = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = text[i];
+    if (c == '\n') {
+      (*line)++;
+      *col = 0;
+      continue;
+    }
+    (*col)++;
+    if (in_string) {
+      if (c == '\\') {
+        i++; /* the escaped character */
+        (*col)++;
+      } else if (c == '"') {
+        in_string = 0;
+      }
+    } else if (c == '"') {
+      in_string = 1;
+    } else if (c == '[' || c == '{') {
+      if (++depth > ML_JSON_MAX_DEPTH) {
+        *near = c;
+        return 1;
+      }
+    } else if (c == ']' || c == '}') {
+      depth--;
+    }
+  }
+  return 0;
+}
+
 static int decode_jansson(lua_State *L, const char *text, size_t len) {
+  int line, col;
+  char near;
+  if (too_deep(text, len, &line, &col, &near)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "line %d, column %d: maximum parsing depth reached near '%c'", line, col,
+                    (int)near);
+    return 2;
+  }
   json_error_t e;
   json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
   if (!j) {

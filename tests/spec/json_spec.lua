@@ -209,4 +209,15 @@ describe("moonlet.json", function()
     bad.self = bad
     assert.is_nil((json.digest(bad)))
   end)
+
+  it("decodes up to the depth the encoders take back, and refuses deeper with the place", function()
+    local ok = string.rep("[", 1000) .. string.rep("]", 1000)
+    local v = assert(json.decode(ok))
+    assert.is_string(json.encode(v))
+    local deep = '{"a": "[[[", "b": ' .. string.rep("[", 1500) .. string.rep("]", 1500) .. "}"
+    local got, err = json.decode(deep)
+    assert.is_nil(got)
+    -- column 1018: the 1000th "[" inside the object (the string's do not count)
+    assert.are.equal("line 1, column 1018: maximum parsing depth reached near '['", err)
+  end)
 end)
