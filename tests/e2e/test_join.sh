@@ -123,6 +123,23 @@ prev=$(kc logs "$pod2" --previous --tail=1)
 expect_eq "$prev" "SSD OK" "kubectl logs --previous through the server"
 ok "a killed container on the joined node restarts (RESTARTS 1); --previous has its log"
 
+# a pod bound to second that tolerates an unreachable node for 2 s only
+kc apply -f - >/dev/null <<'EOF'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: brief
+spec:
+  nodeName: second
+  tolerations:
+  - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+  containers:
+  - name: main
+    image: idealism/ssd-monitor
+EOF
+brief_running() { [ "$(kc get pod brief -o 'jsonpath={.status.phase}')" = Running ]; }
+wait_for 40 "pod brief Running on second" brief_running
+
 # the node stops (SIGTERM): it exits 0, the server marks it NotReady
 kill -TERM "$N2_PID"
 deadline=$((SECONDS + 30))
@@ -144,6 +161,17 @@ ready first || fail "the server's own node stays Ready"
 out=$(kc logs "$pod2" 2>&1) && fail "logs of a pod on a stopped node should fail: [$out]"
 match "$out" '^Error from server.*Get "https://127\.0\.0\.1:[0-9]+/containerLogs/default/' "error of a gone node"
 ok "a stopped node goes NotReady with the unreachable taint; its logs fail fast"
+
+# the taint-eviction-controller: brief (2 s) is deleted, the DaemonSet's pod
+# (which tolerates it forever) and the pinned pods (300 s) stay
+evicted() { [ -n "$(kc get pod brief -o 'jsonpath={.metadata.deletionTimestamp}' 2>/dev/null)" ]; }
+wait_for 20 "pod brief evicted" evicted
+match "$(kc get events --field-selector involvedObject.name=brief -o 'jsonpath={.items[*].reason}')" \
+  'TaintManagerEviction' "TaintManagerEviction event"
+expect_eq "$(kc get pod "$pod2" -o 'jsonpath={.metadata.deletionTimestamp}')" "" "the DaemonSet's pod stays"
+expect_eq "$(kc get pods -l app=pinned -o 'jsonpath={.items[*].metadata.deletionTimestamp}')" "" \
+  "the pinned pods stay (300 s by default)"
+ok "NoExecute taint: a pod tolerating 2 s is evicted, those tolerating longer stay"
 
 stop_server
 ok "server stopped"

@@ -112,3 +112,73 @@ describe("moonlet server --node-monitor-grace-period", function()
     assert.matches("%-%-node%-monitor%-grace%-period must be a positive duration", err)
   end)
 end)
+
+describe("taint-eviction-controller", function()
+  local ctl = plugins.load({}).controllers["tainteviction"].value
+  local UNREACH = { key = health.UNREACHABLE, effect = "NoExecute", timeAdded = stamp(T0) }
+
+  local function pod(name, tolerations, extra)
+    local p = { metadata = { name = name, namespace = "default", uid = "u-" .. name },
+      spec = { nodeName = "second", tolerations = tolerations }, status = { phase = "Running" } }
+    for k, v in pairs(extra or {}) do p[k] = v end
+    return p
+  end
+
+  local function run(now, taints, pods)
+    local deleted, events = {}, {}
+    local ctx = {
+      now = function() return now end,
+      each_cached = function(_, kind, fn)
+        assert.are.equal("v1/Pod", kind)
+        for _, p in ipairs(pods) do fn(p) end
+      end,
+      event = function(_, obj, typ, reason, msg) events[#events + 1] = { obj.metadata.name, typ, reason, msg } end,
+      client = { delete = function(_, kind, ns, name, opts)
+        deleted[#deleted + 1] = name
+        assert.are.equal("u-" .. name, opts.preconditions.uid)
+        return true
+      end },
+    }
+    local node = { metadata = { name = "second" }, spec = { taints = taints } }
+    return ctl.reconcile(ctx, "second", node), deleted, events
+  end
+
+  local tol300 = { { key = health.UNREACHABLE, operator = "Exists", effect = "NoExecute", tolerationSeconds = 300 } }
+  local forever = { { key = health.UNREACHABLE, operator = "Exists", effect = "NoExecute" } }
+  local pods = {
+    pod("plain"), pod("waits", tol300), pod("stays", forever),
+    pod("elsewhere", nil, { spec = { nodeName = "first" } }),
+    pod("going", nil, { metadata = { name = "going", namespace = "default", uid = "u-going",
+      deletionTimestamp = stamp(T0) } }),
+    pod("done", nil, { status = { phase = "Succeeded" } }),
+  }
+
+  it("leaves the pods of a node without NoExecute taints alone", function()
+    local res, deleted = run(T0, { { key = "k", effect = "NoSchedule" } }, pods)
+    assert.is_nil(res)
+    assert.are.same({}, deleted)
+  end)
+
+  it("evicts at once what does not tolerate a taint, later what tolerates it for a while", function()
+    local res, deleted, events = run(T0 + 1, { UNREACH }, pods)
+    assert.are.same({ "plain" }, deleted)
+    assert.are.same({ { "plain", "Normal", "TaintManagerEviction", "Marking for deletion Pod default/plain" } },
+      events)
+    -- 300 s from the taint's timeAdded, not from now
+    assert.are.equal(299.1, res.requeue_after)
+    res, deleted = run(T0 + 300, { UNREACH }, { pods[2], pods[3] })
+    assert.are.same({ "waits" }, deleted)
+    assert.is_nil(res) -- "stays" tolerates it forever
+  end)
+
+  it("takes the shortest of the tolerations that match, and 0 as at once", function()
+    local tols = { { operator = "Exists", tolerationSeconds = 60 }, tol300[1] }
+    assert.are.equal(T0 + 60, ctl.eviction_time(pod("p", tols), { UNREACH }, T0 + 5))
+    assert.are.equal(T0, ctl.eviction_time(pod("p", { { operator = "Exists", tolerationSeconds = 0 } }),
+      { UNREACH }, T0 + 5))
+    assert.is_nil(ctl.eviction_time(pod("p", forever), { UNREACH }, T0))
+    -- a taint without timeAdded counts from now
+    assert.are.equal(T0 + 305, ctl.eviction_time(pod("p", tol300), { { key = health.UNREACHABLE,
+      effect = "NoExecute" } }, T0 + 5))
+  end)
+end)
