@@ -65,6 +65,20 @@ function M.on_signal(name, fn)
   return { close = function() sched.forget(id); w:close() end }
 end
 
+--- The signals that stop a server or a node (SIGINT, SIGTERM): each logs
+--- `received NAME, shutting down` through log(level, msg) and wakes `id`
+--- (sched.wait(id) returns the name). @return the handles, to close
+function M.on_stop_signals(id, log)
+  local handles = {}
+  for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
+    handles[#handles + 1] = M.on_signal(name, function()
+      log("info", "received " .. name .. ", shutting down")
+      sched.wake(id, name)
+    end)
+  end
+  return handles
+end
+
 M.run = sched.run
 M.spawn = sched.spawn
 

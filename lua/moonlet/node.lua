@@ -197,13 +197,7 @@ function M.main(argv)
       return
     end
     local stop_id = loop.next_id()
-    local signals = {}
-    for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
-      signals[#signals + 1] = loop.on_signal(name, function()
-        log("info", "received " .. name .. ", shutting down")
-        sched.wake(stop_id, name)
-      end)
-    end
+    local signals = loop.on_stop_signals(stop_id, log)
     sched.wait(stop_id)
     node:stop()
     -- One more turn lets the last status writes go out.

@@ -350,13 +350,7 @@ function M.main(argv)
       return
     end
     local stop_id = loop.next_id()
-    local signals = {}
-    for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
-      signals[#signals + 1] = loop.on_signal(name, function()
-        runtime.log("info", "received " .. name .. ", shutting down")
-        sched.wake(stop_id, name)
-      end)
-    end
+    local signals = loop.on_stop_signals(stop_id, runtime.log)
     signals[#signals + 1] = loop.on_signal("SIGHUP", function()
       local n = server:load_scripts()
       -- Controllers restart on the new scripts; the store keeps all state.

@@ -9,6 +9,7 @@
 -- deleted pods stay Terminating until their kubelet confirms, as upstream.
 local nodematch = require("moonlet.nodematch")
 local parse_time = require("moonlet.tz").parse_rfc3339
+local podutil = require("moonlet.controller.podutil")
 
 local function no_execute(node)
   local out = {}
@@ -46,11 +47,6 @@ local function eviction_time(pod, taints, now)
   return at
 end
 
-local function terminal(pod)
-  local ph = (pod.status or {}).phase
-  return ph == "Succeeded" or ph == "Failed"
-end
-
 local M = {
   name = "taint-eviction-controller",
   kind = "v1/Node",
@@ -66,7 +62,7 @@ local M = {
     local name, now = node.metadata.name, ctx.now()
     local due, next_at = {}, nil
     ctx:each_cached("v1/Pod", function(pod)
-      if (pod.spec or {}).nodeName ~= name or pod.metadata.deletionTimestamp or terminal(pod) then return end
+      if (pod.spec or {}).nodeName ~= name or not podutil.active(pod) then return end
       local at = eviction_time(pod, taints, now)
       if at and at <= now then due[#due + 1] = pod
       elseif at and (not next_at or at < next_at) then next_at = at end
