@@ -45,6 +45,10 @@ describe("durability gate", function()
         dir, out, done))
       assert.is_true(wait_until(function() return wrote end), "the handler ran")
       seen_in_memory = s:get("configmaps", "default", "a") ~= nil
+      -- The commit ends the handler's turn: this wait may resume in that
+      -- same turn (its timer and the request ready together), before it.
+      assert.is_true(wait_until(function() return runtime.durable().committed > before.committed end),
+        "the write's turn committed")
       local held = runtime.durable()
       -- Bounded wait for something that must not happen: the answer would
       -- be out within a turn without the gate.
