@@ -21,6 +21,12 @@ local loop = require("moonlet.loop")
 local M = {}
 
 local param = request.param
+local managed_fields = require("moonlet.api.managed_fields")
+local fieldset = require("moonlet.api.fieldset")
+
+-- Server-side apply's patch type, and helpers defined with it below.
+local APPLY_PATCH = "application/apply-patch+yaml"
+local patch_options_invalid, managed_opts
 
 -- Store errors come back as nil, "ENAME: message", "ENAME".
 local function strip(msg) return (tostring(msg):gsub("^E%u+: ", "")) end
@@ -361,13 +367,22 @@ function M.generate_name(prefix)
   return prefix:sub(1, 58) .. table.concat(out)
 end
 
+local create_object
+
 function M.create(ctx)
-  local def = ctx.def
   if ctx.name then return ctx:fail(status.method_not_allowed()) end
   local obj, err = decode_body(ctx)
   if not obj then return ctx:fail(err) end
   err = admit_shape(ctx, obj)
   if err then return ctx:fail(err) end
+  return create_object(ctx, obj)
+end
+
+-- The create of an admitted object `obj` (a POST's body, or what a
+-- server-side apply makes when nothing is there yet).
+create_object = function(ctx, obj)
+  local def = ctx.def
+  local err
   local meta = obj.metadata
   if def.namespaced then
     if meta.namespace and meta.namespace ~= "" and meta.namespace ~= ctx.namespace then
@@ -459,6 +474,8 @@ local function write_update(ctx, obj, old)
   end
   local err = validate(ctx, obj, old)
   if err then return ctx:fail(err) end
+  -- Field ownership of objects somebody applied (an apply records its own).
+  if not ctx.applied then M.track_fields(ctx, old, obj) end
   if dry_run(ctx) then return ctx:reply(200, obj) end
   local opts = store_opts(def, sub)
   opts.json = true
@@ -468,8 +485,22 @@ local function write_update(ctx, obj, old)
   local payload = obj
   if sub == "status" then
     local m = obj.metadata
-    payload = { metadata = { name = m.name, namespace = m.namespace,
-      resourceVersion = m.resourceVersion, uid = m.uid }, status = obj.status }
+    if m.managedFields ~= nil or old.metadata.managedFields ~= nil then
+      -- A tracked object's status write also records who wrote it: the
+      -- whole object goes, its metadata as stored but for managedFields
+      -- (the store's status write keeps all stored metadata).
+      local meta = {}
+      for k, v in pairs(old.metadata) do meta[k] = v end
+      meta.managedFields, meta.resourceVersion = m.managedFields, m.resourceVersion
+      if m.uid ~= nil then meta.uid = m.uid end
+      payload = {}
+      for k, v in pairs(obj) do payload[k] = v end
+      payload.metadata = meta
+      opts.subresource, opts.status_subresource = nil, false
+    else
+      payload = { metadata = { name = m.name, namespace = m.namespace,
+        resourceVersion = m.resourceVersion, uid = m.uid }, status = obj.status }
+    end
   end
   local res, msg, code = ctx.store:update(def.store_resource, payload, opts)
   if not res then return ctx:fail(store_failure(ctx, ctx.name, msg, code)) end
@@ -510,16 +541,22 @@ local function merge_status(old, p)
   return new
 end
 
+local apply_patch
+
 function M.patch(ctx)
   local def = ctx.def
   local ct = (ctx.headers["content-type"] or ""):match("^[^;%s]+") or ""
+  if ct == APPLY_PATCH then return apply_patch(ctx) end
+  if param(ctx.query, "force") ~= nil then
+    return ctx:fail(patch_options_invalid("force", "FieldValueForbidden",
+      "Forbidden: may not be specified for non-apply patch"))
+  end
   local kind = PATCH_TYPES[ct]
   if not kind or (kind == "strategic" and not merge_keys.supports_strategic(def.group, def.kind)) then
-    -- Only the patch types this server applies (server-side apply is not
-    -- one; kubectl then says so itself).
     return ctx:fail(status.unsupported_media_type(
       "application/json-patch+json, application/merge-patch+json"
-      .. (merge_keys.supports_strategic(def.group, def.kind) and ", application/strategic-merge-patch+json" or "")))
+      .. (merge_keys.supports_strategic(def.group, def.kind) and ", application/strategic-merge-patch+json" or "")
+      .. ", " .. APPLY_PATCH))
   end
   -- A merge patch is only read (merged into fresh tables, never kept): an
   -- in-process caller's table serves as it is (a copy per status write
@@ -556,6 +593,79 @@ function M.patch(ctx)
   if not prv then new.metadata.resourceVersion = old.metadata.resourceVersion end
   return write_update(ctx, new, old)
 end
+
+-- {====== server-side apply
+
+-- PatchOptions the apply cannot take (ValidatePatchOptions): 422 on the
+-- options, not on the object.
+patch_options_invalid = function(field, reason, message)
+  return { kind = "Status", apiVersion = "v1", metadata = {}, status = "Failure",
+    message = string.format('PatchOptions.meta.k8s.io "" is invalid: %s: %s', field, message),
+    reason = "Invalid", details = { group = "meta.k8s.io", kind = "PatchOptions",
+      causes = { { reason = reason, message = message, field = field } } }, code = 422 }
+end
+
+--- Records a non-apply write of `new` over `old` in the field ownership of
+--- an object somebody applied (subresource handlers call it too); nothing
+--- for objects nobody applied.
+function M.track_fields(ctx, old, new)
+  if new.metadata.managedFields == nil and old.metadata.managedFields == nil then return end
+  managed_fields.track_update(old, new, managed_opts(ctx,
+    managed_fields.manager_of(param(ctx.query, "fieldManager"), ctx.headers["user-agent"])))
+end
+
+managed_opts = function(ctx, manager)
+  local def = ctx.def
+  return { manager = manager, api_version = def.api_version,
+    semantics = fieldset.semantics(def.group, def.kind), merge_keys = merge_keys.for_kind(def.group, def.kind),
+    subresource = ctx.subresource, status_apart = def.status_subresource == true }
+end
+
+-- PATCH with application/apply-patch+yaml: the body is the manager's whole
+-- intent for the fields it names (moonlet.api.managed_fields); the object
+-- is made when there is none yet (201), as the apiserver's apply does.
+apply_patch = function(ctx)
+  local def = ctx.def
+  local manager = param(ctx.query, "fieldManager")
+  if manager == nil or manager == "" then
+    return ctx:fail(patch_options_invalid("fieldManager", "FieldValueRequired",
+      "Required value: is required for apply patch"))
+  end
+  if #manager > 128 then
+    return ctx:fail(patch_options_invalid("fieldManager", "FieldValueTooLong",
+      "Too long: may not be more than 128 bytes"))
+  end
+  local force = param(ctx.query, "force")
+  local body, config, derr = ctx.body, nil, nil
+  if type(body) == "table" then config = json.copy(body) else config, derr = yaml.decode(body or "") end
+  if type(config) ~= "table" or json.is_array(config) then
+    return ctx:fail(status.bad_request("error decoding YAML: " .. tostring(derr or "the applied configuration is not an object")))
+  end
+  local old = ctx.store:get(def.store_resource, ctx.namespace or "", ctx.name)
+  if not old and ctx.subresource then return ctx:fail(status.not_found(def, ctx.name)) end
+  local opts = managed_opts(ctx, manager)
+  opts.force = force == "true"
+  local new, conflicts, merr, mcode = managed_fields.apply(old, config, opts)
+  if not new then
+    if conflicts then return ctx:fail(managed_fields.conflict_status(conflicts)) end
+    if mcode == 400 then return ctx:fail(status.bad_request(tostring(merr))) end
+    return ctx:fail(status.new(422, "Invalid", tostring(merr)))
+  end
+  ctx.applied = true
+  local serr = admit_shape(ctx, new)
+  if serr then return ctx:fail(serr) end
+  if new.metadata.name ~= ctx.name then
+    return ctx:fail(status.bad_request(string.format(
+      "the name of the object (%s) does not match the name on the URL (%s)", tostring(new.metadata.name), ctx.name)))
+  end
+  if not old then return create_object(ctx, new) end
+  -- As a patch: conditional only on a resourceVersion the config gives.
+  local crv = type(config.metadata) == "table" and config.metadata.resourceVersion
+  new.metadata.resourceVersion = crv or old.metadata.resourceVersion
+  return write_update(ctx, new, old)
+end
+
+-- }======
 
 -- DeleteOptions from the body and/or query parameters.
 local function delete_options(ctx)

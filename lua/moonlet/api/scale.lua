@@ -50,7 +50,10 @@ function M.handler(ctx, method)
     return ctx:fail(status.invalid({ kind = "Scale", group = "autoscaling" }, ctx.name, errs:list()))
   end
   if want ~= obj.spec.replicas then
+    -- spec.replicas changes hands when somebody applied the object.
+    local before = obj.metadata.managedFields ~= nil and json.copy(obj)
     obj.spec.replicas = want
+    if before then require("moonlet.api.handlers").track_fields(ctx, before, obj) end
     if not require("moonlet.api.handlers").is_dry_run(ctx) then
       local res, msg = ctx.store:update(def.store_resource, obj, { generation = true, status_subresource = true })
       if not res then return ctx:fail(status.internal(msg)) end

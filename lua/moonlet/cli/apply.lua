@@ -1,6 +1,7 @@
 -- `moonlet apply -f` (client-side apply: the last-applied-configuration
 -- annotation and a three-way patch, strategic for built-in kinds, JSON
--- merge for others) and `moonlet create -f` / `create namespace|configmap`.
+-- merge for others; with --server-side an apply patch the server merges)
+-- and `moonlet create -f` / `create namespace|configmap`.
 -- Bad documents are reported and the good ones still go through.
 local common = require("moonlet.cli.common")
 local manifest = require("moonlet.cli.manifest")
@@ -23,6 +24,13 @@ local FILE_FLAGS = {
   { name = "field-manager", type = "string", help = "Name of the manager used to track field ownership." },
 }
 
+local APPLY_FLAGS = {
+  { name = "server-side", type = "bool",
+    help = "If true, apply runs in the server instead of the client." },
+  { name = "force-conflicts", type = "bool",
+    help = "If true, server-side apply will force the changes against conflicts." },
+}
+
 local CREATE_FLAGS = {
   { name = "from-literal", type = "list", help = "Key and literal value for a configmap (key=value)." },
   { name = "from-file", type = "list", help = "Key file for a configmap ([key=]path)." },
@@ -35,6 +43,8 @@ function M.flags_for(verb)
   for _, s in ipairs(FILE_FLAGS) do out[#out + 1] = s end
   if verb == "create" then
     for _, s in ipairs(CREATE_FLAGS) do out[#out + 1] = s end
+  else
+    for _, s in ipairs(APPLY_FLAGS) do out[#out + 1] = s end
   end
   return out
 end
@@ -44,7 +54,7 @@ function M.usage(verb)
     return "Usage:\n  moonlet create -f FILENAME [flags]\n  moonlet create namespace NAME\n" ..
       "  moonlet create configmap NAME [--from-literal=key=value] [--from-file=[key=]path]"
   end
-  return "Usage:\n  moonlet apply (-f FILENAME) [flags]"
+  return "Usage:\n  moonlet apply (-f FILENAME) [--server-side [--force-conflicts]] [flags]"
 end
 
 --- kubectl's GetModifiedConfiguration: the object with the last-applied
@@ -206,6 +216,43 @@ local function apply_one(ctx, r, obj, source, errors)
   print_result(ctx, r, out, "configured")
 end
 
+-- What kubectl adds under an apply refused for conflicts.
+local CONFLICT_HELP = [[
+
+Please review the fields above--they currently have other managers. Here
+are the ways you can resolve this warning:
+* If you intend to manage all of these fields, please re-run the apply
+  command with the `--force-conflicts` flag.
+* If you do not intend to manage all of the fields, please edit your
+  manifest to remove references to the fields that should keep their
+  current managers.
+* You may co-own fields by updating your manifest to match the existing
+  value; in this case, you'll become the manager if the other manager(s)
+  stop managing the field (remove it from their configuration).
+See https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts]]
+
+-- --server-side: the manifest itself is the patch; the server merges it
+-- and keeps who owns which field.
+local function apply_server_side(ctx, r, obj, errors)
+  local c = common.client(ctx)
+  local out, st = c:patch(r, obj.metadata.namespace, obj.metadata.name, "apply", obj,
+    { dry_run = ctx.flags["dry-run"] == "server", force = ctx.flags["force-conflicts"],
+      field_manager = ctx.flags["field-manager"] or "kubectl",
+      field_validation = field_validation(ctx) })
+  if not out then
+    if st.transport then
+      errors[#errors + 1] = common.status_message(st, ctx.server)
+    elseif st.code == 409 and st.reason == "Conflict" and type(st.details) == "table" and st.details.causes then
+      errors[#errors + 1] = "error: " .. tostring(st.message) .. CONFLICT_HELP
+    else
+      errors[#errors + 1] = string.format("Error from server%s: %s",
+        (st.reason and st.reason ~= "") and (" (" .. st.reason .. ")") or "", st.message or "")
+    end
+    return
+  end
+  print_result(ctx, r, out, "serverside-applied")
+end
+
 -- `create namespace NAME`, `create configmap NAME --from-literal k=v`.
 local function create_generator(ctx, argv)
   local what, name = argv[1], argv[2]
@@ -276,6 +323,8 @@ function M.run(ctx, argv)
       local r, perr = prepare(ctx, doc)
       if not r then
         errors[#errors + 1] = perr
+      elseif ctx.verb == "apply" and f["server-side"] then
+        apply_server_side(ctx, r, doc.obj, errors)
       elseif ctx.verb == "apply" then
         apply_one(ctx, r, doc.obj, doc.source, errors)
       else
