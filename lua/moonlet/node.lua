@@ -2,10 +2,10 @@
 -- (moonlet.kubelet.agent) with its own data dir and node name, talking to
 -- the server's HTTPS listener with its bearer token (from --kubeconfig,
 -- e.g. the one `moonlet server --listen` writes, or --server and
--- --token-file). With --listen it serves its containers' logs there
--- (moonlet.kubelet.log_server) and publishes the endpoint in its Node, so
--- the server can forward pods/NAME/log. Stops like the server's kubelet
--- on SIGINT/SIGTERM.
+-- --token-file). With --listen it serves its containers' logs and its
+-- resource usage there (moonlet.kubelet.log_server) and publishes the
+-- endpoint in its Node, so the server can forward pods/NAME/log and gather
+-- its metrics. Stops like the server's kubelet on SIGINT/SIGTERM.
 local agent_mod = require("moonlet.kubelet.agent")
 
 local M = {}
@@ -19,8 +19,8 @@ Flags:
   --server URL         the server's https://HOST:PORT (instead of --kubeconfig)
   --token-file FILE    file holding the bearer token (with --server)
   --certificate-authority FILE  the server's CA certificate (with --server)
-  --listen URL         serve this node's container logs on tcp://HOST:PORT
-                       (HTTPS, the same bearer token required)
+  --listen URL         serve this node's container logs and resource usage on
+                       tcp://HOST:PORT (HTTPS, the same bearer token required)
   --data-dir DIR       this node's pods, logs and state (default as the
                        server's; one server or node per data dir)
   --scripts DIR        load policies/ and probes/ scripts from DIR (repeatable)

@@ -1,7 +1,8 @@
 # A second node joins a server: `moonlet node --kubeconfig` with its own data
 # dir and name registers a Ready node, runs its DaemonSet pod and the pods a
 # nodeSelector pins there, restarts a killed container, serves its logs to
-# `kubectl logs` through the server (plain, --tail, --previous, -f), and
+# `kubectl logs` through the server (plain, --tail, --previous, -f) and its
+# pods' and its own figures to `kubectl top` (left out once it stops), and
 # goes NotReady (unreachable taint) once it stops heartbeating; its logs then
 # fail fast with the proxy's error.
 source "$(dirname "$0")/lib.sh"
@@ -105,6 +106,22 @@ wait_for 40 "the pinned Deployment's 2 pods Running on second" pinned_running
 expect_eq "$(kc get pods -l app=pinned -o 'jsonpath={.items[*].spec.nodeName}')" "second second" "no pinned pod elsewhere"
 ok "a Deployment with nodeSelector kubernetes.io/hostname=second runs its pods on the joined node"
 
+# resource metrics: the server asks the joined node's /stats/usage
+top_nodes() { # both nodes have a CPU and memory figure
+  local t; t=$(kc top node --no-headers 2>/dev/null) || return 1
+  grep -Eq '^first +[0-9]+m +[0-9]+%? +[0-9]+Mi' <<<"$t" && grep -Eq '^second +[0-9]+m +[0-9]+%? +[0-9]+Mi' <<<"$t"
+}
+wait_for 20 "kubectl top node shows first and second" top_nodes
+top_pod_ok() { # top_pod_ok POD: kubectl top pod -A has a figure for POD
+  kc top pod -A --no-headers 2>/dev/null | grep -Eq "^default +$1 +[0-9]+m +[0-9]+Mi"
+}
+pod1=$(kc get pods -l app=mon --field-selector spec.nodeName=first -o 'jsonpath={.items[0].metadata.name}')
+wait_for 20 "kubectl top pod -A: $pod2 on second" top_pod_ok "$pod2"
+wait_for 20 "kubectl top pod -A: $pod1 on first" top_pod_ok "$pod1"
+pinned1=$(kc get pods -l app=pinned -o 'jsonpath={.items[0].metadata.name}')
+match "$(kc top pod "$pinned1" --no-headers)" "^$pinned1 +[0-9]+m +[0-9]+Mi" "kubectl top pod of a pinned pod"
+ok "kubectl top node / top pod show the joined node and its pods beside the server's"
+
 # the container process on the joined node is killed: the node restarts it
 # the container is the process whose environment names the pod (HOSTNAME)
 container_pid() {
@@ -151,6 +168,17 @@ rc=0
 wait "$N2_PID" || rc=$?
 N2_PID=""
 expect_eq "$rc" 0 "moonlet node exit status after SIGTERM"
+# the node is gone (still Ready for a grace period): top answers without it
+t0=$SECONDS
+top=$(kc top pod -A --no-headers) || fail "kubectl top pod -A with the node gone"
+[ $((SECONDS - t0)) -le $((5 * ${ML_TIMEOUT_SCALE:-1})) ] || fail "kubectl top pod -A took $((SECONDS - t0)) s"
+match "$top" "^default +$pod1 " "top pod -A keeps the server's pods"
+grep -q "$pod2" <<<"$top" && fail "top pod -A still lists $pod2 of the stopped node: [$top]"
+# (asked only while Ready: if it still is, it was when top ran)
+if ready second; then
+  grep -q "metrics: node second left out" "$ML_LOG" || fail "no log line for the node left out"
+fi
+ok "with the joined node stopped, kubectl top pod -A answers without it"
 not_ready() {
   [ "$(kc get node second -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = Unknown ]
 }

@@ -17,8 +17,10 @@ local function default_log(level, msg)
 end
 
 --- Creates an informer (not started). opts: client, kind ("apps/v1/
---- ReplicaSet"), namespace (nil = all), label_selector (string, passed to
---- list/watch), log(level, msg), backoff = { initial = 0.8, max = 30 }
+--- ReplicaSet"), namespace (nil = all), label_selector and field_selector
+--- (strings, passed to list/watch: with a field selector the server sends
+--- an object that starts matching as ADDED, one that stops as DELETED),
+--- log(level, msg), backoff = { initial = 0.8, max = 30 }
 --- seconds, name (for logs), metadata_only (list and watch
 --- PartialObjectMetadata, as client-go's metadata informers do: handlers
 --- get each object's metadata, and the cache keeps only what identifies an
@@ -38,6 +40,7 @@ function M.new(opts)
     gvk = gvk,
     namespace = opts.namespace,
     label_selector = opts.label_selector,
+    field_selector = opts.field_selector,
     metadata_only = opts.metadata_only == true,
     owner_events = opts.metadata_only == true and opts.owner_events == true,
     log = opts.log or default_log,
@@ -184,6 +187,7 @@ end
 local function watch_once(self)
   local stream, st = call(self, "watch", self.kind, {
     namespace = self.namespace, label_selector = self.label_selector,
+    field_selector = self.field_selector,
     resource_version = self.rv, metadata = self.metadata_only,
     owner_events = self.owner_events,
   })
@@ -263,6 +267,7 @@ local function run(self)
       self.relist_now = false
       local res, st = call(self, "list", self.kind, {
         namespace = self.namespace, label_selector = self.label_selector,
+        field_selector = self.field_selector,
         metadata = self.metadata_only,
       })
       if self.stopped then break end

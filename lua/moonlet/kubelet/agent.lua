@@ -584,10 +584,14 @@ end
 -- With opts.pod_informer (the controller manager's shared v1/Pod informer)
 -- the agent reads that cache instead of keeping a second copy of every pod;
 -- its handlers then go quiet on stop, as the informer is not the agent's.
+-- An own informer (a joined node) lists and watches only the pods bound to
+-- this node, with the kubelet's fieldSelector=spec.nodeName=NODE: a pod the
+-- scheduler binds later arrives as ADDED.
 function Agent:watch_pods()
   local inf, own = self.pod_informer, false
   if not inf then
-    inf = informer.new({ client = self.client, kind = "v1/Pod", log = self.log, name = "kubelet pods" })
+    inf = informer.new({ client = self.client, kind = "v1/Pod", log = self.log, name = "kubelet pods",
+      field_selector = "spec.nodeName=" .. self.node_name })
     own = true
   end
   inf:add_handler({

@@ -15,6 +15,9 @@ local token -- the bearer token the nodes accept (the server's own)
 --- opts.token: the token sent to nodes' kubelet endpoints.
 function M.configure(opts) token = opts.token end
 
+--- The token sent to nodes' kubelet endpoints (also for their metrics).
+function M.token() return token end
+
 -- Connecting to a node that is gone must not hold kubectl for long: the
 -- kubelet dial timeout of kube-apiserver is 30 s, ours is shorter.
 M.CONNECT_TIMEOUT_MS = 5000

@@ -2,7 +2,10 @@
 -- /containerLogs/NS/POD/CONTAINER, the kubelet path kube-apiserver proxies
 -- pods/NAME/log to (moonlet.kubelet.log_proxy on the server), bearer token
 -- required. The answer is moonlet.kubelet.logs' own, read from the pods
--- this node runs: the same options, messages and follow stream.
+-- this node runs: the same options, messages and follow stream. GET
+-- /stats/usage answers the node's resource usage (moonlet.kubelet.
+-- metrics_api.usage), which the server's metrics API gathers
+-- (moonlet.kubelet.metrics_scrape).
 local json = require("moonlet.json")
 local status = require("moonlet.api.status")
 local request = require("moonlet.api.request")
@@ -53,6 +56,10 @@ function M.handler(agent, token)
     local ctx = setmetatable({ sink = req }, Ctx)
     local auth = (req.headers or {})["authorization"]
     if not token or token == "" or auth ~= "Bearer " .. token then return ctx:fail(status.unauthorized()) end
+    if req.path == "/stats/usage" then
+      if req.method ~= "GET" then return ctx:fail(status.method_not_allowed()) end
+      return ctx:reply(200, require("moonlet.kubelet.metrics_api").usage(agent))
+    end
     local ns, name, cname = (req.path or ""):match("^/containerLogs/([^/]+)/([^/]+)/([^/]+)/?$")
     if not ns then return ctx:fail(status.path_not_found(req.path)) end
     if req.method ~= "GET" then return ctx:fail(status.method_not_allowed()) end
