@@ -143,9 +143,12 @@ static void read_opts(lua_State *L, int t, ml_proc_opts_t *o) {
   o->memory_limit_bytes = (uint64_t)opt_int(L, t, "memory_limit_bytes", 0);
   o->max_output = (size_t)opt_int(L, t, "max_output", 0);
   o->timeout_ms = (uint64_t)opt_int(L, t, "timeout_ms", 0);
+  o->join_cgroup = opt_string(L, t, "join_cgroup");
   lua_getfield(L, t, "capture");
   o->capture = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  lua_getfield(L, t, "new_session");
+  o->new_session = lua_toboolean(L, -1);
+  lua_pop(L, 2);
   if (!o->argv[0]) luaL_error(L, "proc.spawn: 'command' is empty");
 }
 
@@ -182,6 +185,17 @@ static int lproc_spawn(lua_State *L) {
   lua_settop(L, 2);
   ml_proc_opts_t o;
   read_opts(L, 2, &o); /* stack: id opts argv env */
+  int fds[3];
+  if (lua_getfield(L, 2, "stdio") == LUA_TTABLE) {
+    /* The child's stdin, stdout, stderr (an exec session's ends). */
+    for (int i = 0; i < 3; i++) {
+      lua_rawgeti(L, -1, i + 1);
+      fds[i] = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : -1;
+      lua_pop(L, 1);
+    }
+    o.stdio = fds;
+  }
+  lua_pop(L, 1);
 
   /* The userdata exists before the process, in a closed state. */
   proc_ud_t *ud = new_proc_ud(L);

@@ -27,6 +27,11 @@
  * pipelined request, a close_after and TLS sealing all wait behind them.
  *
  *   out: [ ok: may go | held: seq a | held: seq b | produced this turn ]
+ *
+ * An upgraded connection (WS, ml_httpd_ws_accept) no longer parses HTTP:
+ * its input goes through the frame decoder (core/ws_frame.h) to the
+ * session's callbacks, its output is frames in `out`, flushed as above. A
+ * close (ours or the peer's) ends the session and leads into CLOSING.
  */
 #include "http_server.h"
 
@@ -42,6 +47,7 @@
 #include "durable.h"
 #include "err.h"
 #include "log.h"
+#include "ws_frame.h"
 
 #define READ_CHUNK 65536
 #define PIPELINE_MAX (1024 * 1024) /* unparsed bytes kept while busy */
@@ -50,7 +56,19 @@
 #define SLOT_BITS 24
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)
 
-enum { C_READING, C_WAITING, C_STREAMING, C_CLOSING };
+enum { C_READING, C_WAITING, C_STREAMING, C_CLOSING, C_WS };
+
+/* A WebSocket session's state, made by ml_httpd_ws_accept. */
+typedef struct {
+  ml_ws_decoder_t dec;
+  ml_httpd_ws_ops_t ops;
+  void *ud;
+  bool ended;      /* on_end ran (or the owner detached) */
+  bool close_sent; /* our close frame is queued */
+  bool paused;     /* the consumer wants no messages for now */
+  bool want_drain; /* a send left a backlog: on_drain once it is out */
+  bool kick;       /* input arrived before the upgrade: decode at flush */
+} ws_t;
 
 typedef struct {
   char *data;
@@ -122,6 +140,7 @@ struct conn_s {
   bool notified; /* CLOSED posted for req_id */
   uint64_t last_active;
   uint64_t linger_deadline;
+  ws_t *ws; /* upgraded: the WebSocket session (state C_WS) */
 };
 
 struct ml_httpd_s {
@@ -151,6 +170,9 @@ static void conn_close(conn_t *c);
 static void conn_flush(conn_t *c);
 static void conn_resume(conn_t *c);
 static int in_reserve(conn_t *c);
+static void ws_input(conn_t *c);
+static void ws_end(conn_t *c);
+static void ws_queue_close(conn_t *c, int code, const char *reason);
 
 /* Output produced and not yet handed to libuv (plaintext or ciphertext). */
 static bool has_output(const conn_t *c) { return c->out.len || c->cout.len; }
@@ -274,7 +296,8 @@ static conn_t *lookup(ml_httpd_t *srv, uint64_t id) {
   if (slot >= srv->nslots) return NULL;
   conn_t *c = srv->slots[slot];
   if (!c || c->req_id != id || c->closing) return NULL;
-  if (c->state != C_WAITING && c->state != C_STREAMING) return NULL;
+  if (c->state != C_WAITING && c->state != C_STREAMING && c->state != C_WS)
+    return NULL;
   return c;
 }
 
@@ -283,7 +306,9 @@ static conn_t *lookup(ml_httpd_t *srv, uint64_t id) {
 /* {====== events */
 
 static void post_closed(conn_t *c) {
-  if (c->notified || (c->state != C_WAITING && c->state != C_STREAMING)) return;
+  if (c->notified || (c->state != C_WAITING && c->state != C_STREAMING &&
+                      c->state != C_WS))
+    return;
   c->notified = true;
   ml_httpd_closed_t *ev = calloc(1, sizeof *ev);
   if (!ev) return;
@@ -602,6 +627,225 @@ int ml_httpd_stream_end(ml_httpd_t *srv, uint64_t id) {
 
 /* }====== */
 
+/* {====== WebSocket sessions */
+
+/* The session is over for its owner: once, with the CLOSED event. */
+static void ws_end(conn_t *c) {
+  ws_t *ws = c->ws;
+  if (!ws || ws->ended) return;
+  ws->ended = true;
+  ws->dec.done = true;
+  c->srv->stats.streams--;
+  post_closed(c);
+  if (ws->ops.on_end) ws->ops.on_end(ws->ud);
+}
+
+/* Queues a frame whose payload is `nbufs` pieces. */
+static int ws_put(conn_t *c, int opcode, const uv_buf_t *bufs, size_t nbufs) {
+  size_t len = 0;
+  for (size_t i = 0; i < nbufs; i++) len += bufs[i].len;
+  uint8_t head[ML_WS_MAX_HEADER];
+  size_t hlen = ml_ws_header(head, opcode, true, len);
+  int rc = buf_reserve(&c->out, hlen + len);
+  if (rc < 0) return rc;
+  buf_put(&c->out, head, hlen);
+  for (size_t i = 0; i < nbufs; i++)
+    if (bufs[i].len) buf_put(&c->out, bufs[i].base, bufs[i].len);
+  mark_dirty(c);
+  return 0;
+}
+
+/* Our close frame (code 0: none); the connection closes once it is out. */
+static void ws_queue_close(conn_t *c, int code, const char *reason) {
+  ws_t *ws = c->ws;
+  if (ws->close_sent) return;
+  ws->close_sent = true;
+  ws->dec.done = true; /* whatever follows is not read any more */
+  c->close_after = true;
+  char payload[125];
+  size_t n = 0;
+  if (code) {
+    payload[0] = (char)(code >> 8);
+    payload[1] = (char)code;
+    n = strlen(reason);
+    if (n > sizeof payload - 2) n = sizeof payload - 2;
+    memcpy(payload + 2, reason, n);
+    n += 2;
+  }
+  uv_buf_t b = uv_buf_init(payload, (unsigned)n);
+  if (ws_put(c, ML_WS_CLOSE, &b, 1) < 0) conn_close(c);
+}
+
+static void ws_on_frame(void *ud, int opcode, const uint8_t *data,
+                        size_t len) {
+  conn_t *c = ud;
+  ws_t *ws = c->ws;
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  switch (opcode) {
+  case ML_WS_PING:
+    if (!ws->close_sent && ws_put(c, ML_WS_PONG, &b, 1) < 0) conn_close(c);
+    break;
+  case ML_WS_PONG:
+    break;
+  case ML_WS_CLOSE:
+    /* Echo the peer's code (RFC 6455 5.5.1); the session ends now. */
+    ws_queue_close(c, len >= 2 ? data[0] << 8 | data[1] : 0, "");
+    ws_end(c);
+    break;
+  default:
+    if (!ws->ended && ws->ops.on_message)
+      ws->ops.on_message(ws->ud, opcode, data, len);
+    if (ws->paused) ws->dec.stop = true;
+  }
+}
+
+/* Decodes what the peer sent, as far as the consumer takes it. */
+static void ws_input(conn_t *c) {
+  ws_t *ws = c->ws;
+  if (c->closing || ws->paused || ws->dec.done || c->in_off == c->in_len)
+    return;
+  long n = ml_ws_decode(&ws->dec, (uint8_t *)c->in + c->in_off,
+                        c->in_len - c->in_off, ws_on_frame, c);
+  if (c->closing) return;
+  if (n < 0) {
+    ML_DEBUG("httpd: WebSocket protocol error, closing with %d",
+             ws->dec.error);
+    ws_queue_close(c, ws->dec.error, "");
+    ws_end(c);
+    return;
+  }
+  c->in_off += (size_t)n;
+  if (c->in_off == c->in_len) c->in_off = c->in_len = 0;
+  if (ws->paused && c->reading) {
+    uv_read_stop(&c->u.s);
+    c->reading = false;
+  }
+}
+
+/* @return true when the comma-separated `list` holds `token` (any case). */
+static bool has_token(const char *list, size_t n, const char *token) {
+  size_t tl = strlen(token), i = 0;
+  while (i < n) {
+    while (i < n && (list[i] == ' ' || list[i] == '\t' || list[i] == ',')) i++;
+    size_t s = i;
+    while (i < n && list[i] != ',') i++;
+    size_t e = i;
+    while (e > s && (list[e - 1] == ' ' || list[e - 1] == '\t')) e--;
+    if (e - s == tl && strncasecmp(list + s, token, tl) == 0) return true;
+  }
+  return false;
+}
+
+static const ml_http_field_t *field(const ml_http_request_t *r,
+                                    const char *name) {
+  size_t n = strlen(name);
+  for (size_t i = 0; i < r->nfields; i++)
+    if (r->fields[i].name_len == n && memcmp(r->fields[i].name, name, n) == 0)
+      return &r->fields[i];
+  return NULL;
+}
+
+int ml_httpd_ws_accept(ml_httpd_t *srv, uint64_t id, const char *protocol,
+                       const ml_httpd_ws_ops_t *ops, void *ud) {
+  conn_t *c = lookup(srv, id);
+  if (!c) return ML_ENOTFOUND;
+  if (c->state != C_WAITING || c->peer_eof) return ML_EINVALID;
+  const ml_http_request_t *r = ml_http_parser_request(c->parser);
+  if (!r || !r->upgrade || strcmp(r->method, "GET") != 0) return ML_EINVALID;
+  const ml_http_field_t *up = field(r, "upgrade");
+  const ml_http_field_t *conn = field(r, "connection");
+  const ml_http_field_t *ver = field(r, "sec-websocket-version");
+  const ml_http_field_t *key = field(r, "sec-websocket-key");
+  if (!up || !has_token(up->value, up->value_len, "websocket") || !conn ||
+      !has_token(conn->value, conn->value_len, "upgrade") || !ver ||
+      ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0 || !key)
+    return ML_EINVALID;
+  if (protocol && (has_crlf(protocol, strlen(protocol)) || !*protocol))
+    return ML_EINVALID;
+  char accept[ML_WS_ACCEPT_LEN + 1];
+  int rc = ml_ws_accept_key(key->value, key->value_len, accept);
+  if (rc < 0) return rc;
+  ws_t *ws = calloc(1, sizeof *ws);
+  if (!ws) return ML_ENOMEM;
+  size_t plen = protocol ? strlen(protocol) : 0;
+  if (buf_reserve(&c->out, 160 + plen) < 0) {
+    free(ws);
+    return ML_ENOMEM;
+  }
+  buf_puts(&c->out, "HTTP/1.1 101 Switching Protocols\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Accept: ");
+  buf_puts(&c->out, accept);
+  buf_puts(&c->out, "\r\n");
+  if (protocol) {
+    buf_puts(&c->out, "Sec-WebSocket-Protocol: ");
+    buf_puts(&c->out, protocol);
+    buf_puts(&c->out, "\r\n");
+  }
+  buf_puts(&c->out, "\r\n");
+  ws->ops = *ops;
+  ws->ud = ud;
+  ws->kick = c->in_off < c->in_len;
+  c->ws = ws;
+  c->state = C_WS;
+  c->close_after = false; /* set for the upgrade request: not kept alive */
+  srv->stats.requests--;
+  srv->stats.streams++;
+  mark_dirty(c);
+  return 0;
+}
+
+/* The session of `id`, open for sending. */
+static conn_t *ws_lookup(ml_httpd_t *srv, uint64_t id) {
+  conn_t *c = lookup(srv, id);
+  return c && c->state == C_WS ? c : NULL;
+}
+
+long ml_httpd_ws_send(ml_httpd_t *srv, uint64_t id, int opcode,
+                      const uv_buf_t *bufs, size_t nbufs) {
+  conn_t *c = ws_lookup(srv, id);
+  if (!c) return ML_ENOTFOUND;
+  if (c->ws->close_sent || c->ws->ended) return ML_ECLOSED;
+  int rc = ws_put(c, opcode, bufs, nbufs);
+  if (rc < 0) return rc;
+  size_t u = unsent(c);
+  if (u > ML_HTTPD_WS_HIGH_WATER) c->ws->want_drain = true;
+  return (long)u;
+}
+
+int ml_httpd_ws_close(ml_httpd_t *srv, uint64_t id, int code,
+                      const char *reason) {
+  conn_t *c = ws_lookup(srv, id);
+  if (!c) return ML_ENOTFOUND;
+  ws_queue_close(c, code, reason ? reason : "");
+  return 0;
+}
+
+int ml_httpd_ws_pause(ml_httpd_t *srv, uint64_t id, bool paused) {
+  conn_t *c = ws_lookup(srv, id);
+  if (!c) return ML_ENOTFOUND;
+  if (c->ws->paused == paused) return 0;
+  c->ws->paused = paused;
+  if (paused) {
+    if (c->reading) uv_read_stop(&c->u.s);
+    c->reading = false;
+  } else {
+    conn_resume(c); /* what came meanwhile, then more reading */
+  }
+  return 0;
+}
+
+void ml_httpd_ws_detach(ml_httpd_t *srv, uint64_t id) {
+  conn_t *c = ws_lookup(srv, id);
+  if (!c) return;
+  c->ws->ops = (ml_httpd_ws_ops_t){0};
+  c->ws->paused = false;
+  ws_queue_close(c, ML_WS_GOING_AWAY, "");
+  ws_end(c);
+}
+
+/* }====== */
+
 /* {====== durability */
 
 /* Drops `n` bytes (written or sealed, n <= ok) from the front of `out`. */
@@ -773,6 +1017,8 @@ static void on_conn_closed(uv_handle_t *h) {
   free(c->wbuf.data);
   free(c->cout.data);
   ml_tls_free(c->tls);
+  if (c->ws) ml_ws_decoder_free(&c->ws->dec);
+  free(c->ws);
   free(c);
   if (--l->nconns == 0 && l->handle_closed) listener_free(l);
   srv->handles--;
@@ -782,6 +1028,7 @@ static void on_conn_closed(uv_handle_t *h) {
 /* Closes at once; an unanswered or streaming request learns it by CLOSED. */
 static void conn_close(conn_t *c) {
   if (c->closing) return;
+  if (c->state == C_WS) ws_end(c);
   post_closed(c);
   if (c->state == C_WAITING) c->srv->stats.requests--;
   if (c->state == C_STREAMING) c->srv->stats.streams--;
@@ -808,6 +1055,20 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 /* Everything produced so far is in the kernel. */
 static void written_all(conn_t *c) {
   if (c->closing) return;
+  if (c->state == C_WS) {
+    ws_t *ws = c->ws;
+    if (ws->want_drain && !ws->ended) {
+      ws->want_drain = false;
+      if (ws->ops.on_drain) ws->ops.on_drain(ws->ud);
+      if (c->closing || has_output(c)) return; /* the flush hook goes on */
+    }
+    if (!c->close_after) return;
+    /* Our close frame is out: the session ends, the socket goes as an
+     * HTTP connection's would after its last answer. */
+    ws_end(c);
+    c->state = C_READING;
+    c->in_off = c->in_len = 0;
+  }
   if (c->close_after && c->state == C_READING && c->tls && !c->said_bye) {
     /* A TLS peer learns the end from close_notify, not only from FIN. */
     c->said_bye = true;
@@ -980,6 +1241,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       conn_close(c);
       return;
     }
+    if (c->state == C_WS) {
+      ws_end(c); /* a peer gone without a close frame */
+      c->state = C_READING;
+      c->in_off = c->in_len = 0;
+    }
     process_input(c); /* requests sent just before a half-close */
     if (c->state == C_WAITING || c->state == C_STREAMING) {
       post_closed(c);
@@ -1001,6 +1267,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->in_off = c->in_len = 0;
     return;
   }
+  if (c->state == C_WS) {
+    ws_input(c);
+    return;
+  }
   process_input(c);
   /* Busy with a request: keep a bounded backlog, then stop reading. */
   if (c->in_len - c->in_off > PIPELINE_MAX) {
@@ -1012,9 +1282,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 /* Continues after a response: next pipelined request, then more reading. */
 static void conn_resume(conn_t *c) {
   if (c->closing) return;
-  process_input(c);
-  if (!c->closing && !c->reading && !c->peer_eof &&
-      (c->state == C_CLOSING || c->in_len - c->in_off <= PIPELINE_MAX)) {
+  bool want;
+  if (c->state == C_WS) {
+    ws_input(c);
+    want = !c->ws->paused;
+  } else {
+    process_input(c);
+    want = c->state == C_CLOSING || c->in_len - c->in_off <= PIPELINE_MAX;
+  }
+  if (!c->closing && !c->reading && !c->peer_eof && want) {
     if (uv_read_start(&c->u.s, on_alloc, on_read) == 0) c->reading = true;
   }
 }
@@ -1072,6 +1348,10 @@ void ml_httpd_flush(ml_httpd_t *srv) {
   while (srv->dirty) {
     conn_t *c = srv->dirty;
     unmark_dirty(c);
+    if (c->ws && c->ws->kick) {
+      c->ws->kick = false;
+      ws_input(c); /* bytes that came with the upgrade request */
+    }
     if (conn_mark(c)) conn_flush(c);
     else conn_close(c); /* its answer depends on a sync that failed */
   }
@@ -1133,6 +1413,11 @@ void ml_httpd_listener_close(ml_httpd_listener_t *l) {
     if (c->lst != l || c->closing) continue;
     if (c->state == C_READING && !c->writing && !has_output(c)) {
       conn_close(c); /* idle, or a request only partly received */
+      continue;
+    }
+    if (c->state == C_WS) {
+      ws_queue_close(c, ML_WS_GOING_AWAY, "server shutting down");
+      ws_end(c);
       continue;
     }
     c->close_after = true;

@@ -9,6 +9,10 @@
  *
  *   read ─► parser ─► event(REQUEST) ··· Lua ··· respond(id) ─► out buffer
  *                          end of turn (and the commit's sync) ─► write
+ *
+ * A request may instead be upgraded to a WebSocket (ml_httpd_ws_accept):
+ * its frames then go to C callbacks (core/ws_frame.h decodes them; pings
+ * and closes are answered here) and the request id names the session.
  */
 #ifndef ML_HTTP_SERVER_H
 #define ML_HTTP_SERVER_H
@@ -71,7 +75,7 @@ typedef struct {
   size_t listeners;   /* open listeners */
   size_t connections; /* open connections (any listener) */
   size_t requests;    /* requests delivered and not yet answered */
-  size_t streams;     /* streaming responses in progress */
+  size_t streams;     /* streaming responses and WebSockets in progress */
   uint64_t served;    /* responses completed since start */
 } ml_httpd_stats_t;
 
@@ -163,6 +167,64 @@ long ml_httpd_stream_writev(ml_httpd_t *srv, uint64_t id, const uv_buf_t *bufs,
 
 /** Ends a chunked response. @return 0, ML_ENOTFOUND or ML_EINVALID. */
 int ml_httpd_stream_end(ml_httpd_t *srv, uint64_t id);
+
+/* {====== WebSocket sessions */
+
+/* The callbacks of a session; they run on the loop, in C, from the read or
+ * write path: they must not call ml_httpd_free. */
+typedef struct {
+  /** A whole data message (ML_WS_TEXT or ML_WS_BINARY). */
+  void (*on_message)(void *ud, int opcode, const uint8_t *data, size_t len);
+  /** What was queued went out after a send reported a backlog. */
+  void (*on_drain)(void *ud);
+  /** The session is over (the peer's close or EOF, a protocol error, our
+   * close written, the server stopping): called once, nothing after. The
+   * request gets its CLOSED event too. */
+  void (*on_end)(void *ud);
+} ml_httpd_ws_ops_t;
+
+/* A send that leaves more than this unsent sets up an on_drain call. */
+#define ML_HTTPD_WS_HIGH_WATER (256 * 1024)
+
+/**
+ * Upgrades request `id` (a GET with Upgrade: websocket, Connection:
+ * upgrade, Sec-WebSocket-Version: 13 and a key) to a WebSocket session:
+ * answers 101 with the accept key and `protocol` (NULL: none), and from
+ * then on feeds frames to `ops`. Client frames must be masked; messages
+ * are limited to 1 MiB (close 1009 above).
+ * @return 0, ML_ENOTFOUND, ML_EINVALID (not a valid upgrade request or
+ *   already answered), ML_ENOMEM
+ */
+int ml_httpd_ws_accept(ml_httpd_t *srv, uint64_t id, const char *protocol,
+                       const ml_httpd_ws_ops_t *ops, void *ud);
+
+/**
+ * Queues one message made of `nbufs` pieces (a channel byte and its data).
+ * @return bytes not yet written to the peer (above ML_HTTPD_WS_HIGH_WATER
+ *   an on_drain follows), or ML_ENOTFOUND / ML_ECLOSED (closing) /
+ *   ML_ENOMEM
+ */
+long ml_httpd_ws_send(ml_httpd_t *srv, uint64_t id, int opcode,
+                      const uv_buf_t *bufs, size_t nbufs);
+
+/**
+ * Sends a close frame; the connection closes once it is written (and
+ * on_end runs then). Later calls do nothing. @return 0 or ML_ENOTFOUND
+ */
+int ml_httpd_ws_close(ml_httpd_t *srv, uint64_t id, int code,
+                      const char *reason);
+
+/** Stops (or resumes) reading the peer's messages: backpressure from the
+ * consumer. @return 0 or ML_ENOTFOUND */
+int ml_httpd_ws_pause(ml_httpd_t *srv, uint64_t id, bool paused);
+
+/**
+ * Forgets the callbacks (their owner is going away): on_end will not run.
+ * The session is closed with 1001 when still open.
+ */
+void ml_httpd_ws_detach(ml_httpd_t *srv, uint64_t id);
+
+/* }====== */
 
 /**
  * Makes the server's output wait for `d`: a byte goes out only once every

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -424,6 +425,7 @@ typedef struct {
   char *const *envp;
   const char *cwd;
   int fd_in, fd_out, fd_err, fd_report, fd_cgroup;
+  bool new_session; /* setsid, and stdin as the controlling terminal */
   child_err_t *report; /* non-NULL (vfork): a failure is written here, in
                           the parent's memory, not into fd_report */
   pid_t parent;
@@ -491,7 +493,7 @@ child_exec(const child_args_t *a) {
    * new CFS task group per container. Creating and tearing one down, and
    * placing a fresh group among busy ones, cost 3-6 ms per start or exit on
    * a loaded 2-core machine against 0.5-1.5 ms without. */
-  if (setpgid(0, 0) < 0) {
+  if ((a->new_session ? setsid() : setpgid(0, 0)) < 0) {
     ce.stage = STAGE_SETPGID;
     goto fail;
   }
@@ -508,6 +510,12 @@ child_exec(const child_args_t *a) {
   }
   if (dup_to(a->fd_in, 0) < 0 || dup_to(a->fd_out, 1) < 0 ||
       dup_to(a->fd_err, 2) < 0) {
+    ce.stage = STAGE_STDIO;
+    goto fail;
+  }
+  /* A terminal session (exec -t): the pty is its controlling terminal, so
+   * job control works and a hang-up reaches its foreground group. */
+  if (a->new_session && isatty(0) && ioctl(0, TIOCSCTTY, 0) < 0) {
     ce.stage = STAGE_STDIO;
     goto fail;
   }
@@ -654,8 +662,8 @@ static bool nondefault_signals(uint64_t *out) {
  * placeholders (close-on-exec) between spawns. A spawn moves its pipe ends
  * into them (dup3) and puts the placeholders back once the child runs. */
 
-enum { LENT_OUT, LENT_ERR, LENT_REPORT, LENT_CGROUP, LENT_N };
-static int lent[LENT_N] = {-1, -1, -1, -1};
+enum { LENT_IN, LENT_OUT, LENT_ERR, LENT_REPORT, LENT_CGROUP, LENT_N };
+static int lent[LENT_N] = {-1, -1, -1, -1, -1};
 static int lent_below; /* 0: none taken (the child copies the whole table) */
 
 static int devnull_fd(void);
@@ -701,7 +709,8 @@ static int lend_fds(child_args_t *a) {
   take_low_fds();
   if (!lent_below) return 0;
   child_args_t was = *a;
-  if (lend(LENT_OUT, &a->fd_out) < 0 || lend(LENT_ERR, &a->fd_err) < 0 ||
+  if (lend(LENT_IN, &a->fd_in) < 0 || lend(LENT_OUT, &a->fd_out) < 0 ||
+      lend(LENT_ERR, &a->fd_err) < 0 ||
       lend(LENT_REPORT, &a->fd_report) < 0 ||
       lend(LENT_CGROUP, &a->fd_cgroup) < 0) {
     unlend();
@@ -1165,6 +1174,18 @@ static int spawn_prepare(spawn_t *s, const char *resolved) {
       return rc;
     }
     s->cgfd = fd_above_stdio(s->cgfd);
+  } else if (o->join_cgroup) {
+    /* The child writes "0" into it before its exec, as into its own. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/cgroup.procs", o->join_cgroup);
+    s->cgfd = open(path, O_WRONLY | O_CLOEXEC);
+    if (s->cgfd < 0) {
+      rc = uv_translate_sys_error(errno);
+      snprintf(s->msg, s->mlen, "join cgroup %s: %s", o->join_cgroup,
+               ml_strerror(rc));
+      return rc;
+    }
+    s->cgfd = fd_above_stdio(s->cgfd);
   }
   s->shared_err = (child_err_t){0, 0};
   s->a = (child_args_t){
@@ -1177,6 +1198,7 @@ static int spawn_prepare(spawn_t *s, const char *resolved) {
       .fd_err = o->capture ? s->outp[1]
                 : want_err ? s->errp[1]
                            : devnull_fd(),
+      .new_session = o->new_session,
       .fd_report = s->rep[1],
       .report = CHILD_BORROWS_MEMORY ? &s->shared_err : NULL,
       .fd_cgroup = s->cgfd,
@@ -1184,6 +1206,11 @@ static int spawn_prepare(spawn_t *s, const char *resolved) {
       .nofile = orig_nofile,
       .restore_nofile = nofile_raised,
   };
+  if (o->stdio) {
+    if (o->stdio[0] >= 0) s->a.fd_in = o->stdio[0];
+    if (o->stdio[1] >= 0) s->a.fd_out = o->stdio[1];
+    if (o->stdio[2] >= 0) s->a.fd_err = o->stdio[2];
+  }
   s->a.sigs_known = NSIG <= 65 && nondefault_signals(&s->a.sigs);
   s->a.born_ns = &s->born;
   s->a.yielded = &s->yielded;
@@ -1531,8 +1558,9 @@ static const char *const *put_list(const char ***vec, char **pos,
  * and `file` (argv[0] found in the PATH) when given. */
 static int copy_options(const ml_proc_opts_t *o, const char *file,
                         armed_t **out) {
-  const char *one[] = {o->cwd,           o->stdout_log, o->stderr_log,
-                       o->stdout_log_from, o->state_dir,  file};
+  const char *one[] = {o->cwd,       o->stdout_log, o->stderr_log,
+                       o->stdout_log_from, o->state_dir, o->join_cgroup,
+                       file};
   size_t na = list_len(o->argv), ne = list_len(o->env);
   size_t nptr = (o->argv ? na + 1 : 0) + (o->env ? ne + 1 : 0), bytes = 0;
   for (size_t i = 0; i < na; i++) bytes += strlen(o->argv[i]) + 1;
@@ -1555,6 +1583,8 @@ static int copy_options(const ml_proc_opts_t *o, const char *file,
   a->o.stderr_log = put_str(&pos, o->stderr_log);
   a->o.stdout_log_from = put_str(&pos, o->stdout_log_from);
   a->o.state_dir = put_str(&pos, o->state_dir);
+  a->o.join_cgroup = put_str(&pos, o->join_cgroup);
+  a->o.stdio = NULL; /* the caller's descriptors: for ml_proc_spawn only */
   a->file = put_str(&pos, file);
   *out = a;
   return 0;

@@ -59,6 +59,15 @@ typedef struct {
   bool capture;                /* keep stdout+stderr in memory, not in logs */
   size_t max_output;           /* capture: bytes kept; 0: ML_PROC_MAX_OUTPUT */
   uint64_t timeout_ms;         /* kill the group after this long; 0: never */
+  const int *stdio;            /* NULL, or the child's stdin, stdout and
+                                  stderr (-1: as without), e.g. an exec
+                                  session's pipes; the caller keeps them.
+                                  ml_proc_spawn only (not async, not armed) */
+  bool new_session;            /* setsid() rather than a process group of
+                                  its own; with stdio, its stdin becomes the
+                                  controlling terminal (a pty's slave) */
+  const char *join_cgroup;     /* an existing cgroup dir to run in (another
+                                  process' limits); ignored with a limit */
   intptr_t udata;              /* copied into the exit event */
 } ml_proc_opts_t;
 

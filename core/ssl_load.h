@@ -1,11 +1,13 @@
 /* OpenSSL, loaded when the server first needs TLS (its certificate, an
- * HTTPS listener): the libssl and libcrypto functions core/tls.c calls, in a
+ * HTTPS listener) or a SHA-1 (a WebSocket handshake): the libssl and
+ * libcrypto functions core/tls.c and core/ws_frame.c call, in a
  * table filled with dlopen + dlsym. CLI calls and `moonlet lua` images never
  * load it; relocating libcrypto was most of their start-up.
  *
- * core/tls.c defines ML_SSL_REDIRECT before including this header: each
- * name below then reads as the table's entry, so the code (and OpenSSL's
- * own macros, which expand to these names) calls through the table. */
+ * core/tls.c and ws_frame.c define ML_SSL_REDIRECT before including this
+ * header: each name below then reads as the table's entry, so the code (and
+ * OpenSSL's own macros, which expand to these names) calls through the
+ * table. */
 #ifndef ML_SSL_LOAD_H
 #define ML_SSL_LOAD_H
 
@@ -23,8 +25,9 @@
   XX(BIO_ctrl) XX(BIO_ctrl_pending) XX(BIO_free) XX(BIO_new) \
   XX(BIO_new_file) XX(BIO_read_ex) XX(BIO_s_mem) XX(BIO_write) XX(BN_free) \
   XX(BN_new) XX(BN_rand) XX(BN_to_ASN1_INTEGER) XX(ERR_clear_error) \
-  XX(ERR_peek_last_error) XX(ERR_reason_error_string) XX(EVP_PKEY_Q_keygen) \
-  XX(EVP_PKEY_free) XX(EVP_sha256) XX(OPENSSL_cleanse) \
+  XX(ERR_peek_last_error) XX(ERR_reason_error_string) XX(EVP_Digest) \
+  XX(EVP_PKEY_Q_keygen) \
+  XX(EVP_PKEY_free) XX(EVP_sha1) XX(EVP_sha256) XX(OPENSSL_cleanse) \
   XX(PEM_read_bio_PrivateKey) XX(PEM_read_bio_X509) \
   XX(PEM_write_bio_PrivateKey) XX(PEM_write_bio_X509) \
   XX(X509V3_EXT_conf_nid) XX(X509V3_set_ctx) XX(X509_EXTENSION_free) \
@@ -78,8 +81,10 @@ int ml_ssl_load(const char **why);
 #define ERR_clear_error (ml__ssl.ERR_clear_error)
 #define ERR_peek_last_error (ml__ssl.ERR_peek_last_error)
 #define ERR_reason_error_string (ml__ssl.ERR_reason_error_string)
+#define EVP_Digest (ml__ssl.EVP_Digest)
 #define EVP_PKEY_Q_keygen (ml__ssl.EVP_PKEY_Q_keygen)
 #define EVP_PKEY_free (ml__ssl.EVP_PKEY_free)
+#define EVP_sha1 (ml__ssl.EVP_sha1)
 #define EVP_sha256 (ml__ssl.EVP_sha256)
 #define OPENSSL_cleanse (ml__ssl.OPENSSL_cleanse)
 #define PEM_read_bio_PrivateKey (ml__ssl.PEM_read_bio_PrivateKey)

@@ -20,6 +20,7 @@ local VERBS = {
   ["api-resources"] = "moonlet.cli.api_resources",
   version = "moonlet.cli.version",
   logs = "moonlet.cli.logs", -- kubelet: pods/NAME/log
+  exec = "moonlet.cli.exec", -- kubelet: pods/NAME/exec (WebSocket)
   rollout = "moonlet.cli.rollout", -- status|history|undo|pause|resume|restart
   scale = "moonlet.cli.scale",
   explain = "moonlet.cli.explain",

@@ -98,6 +98,21 @@ function Request:stream(status, headers)
   return setmetatable({ req = self }, Writer)
 end
 
+--- Marks the request taken over by a WebSocket session (moonlet.core.exec
+--- upgraded it): the handler keeps it until upgrade_done(); on_close
+--- callbacks run when the session ends.
+function Request:upgraded()
+  if self._state ~= "new" then
+    error("moonlet.httpd: request " .. self.id .. " already answered", 2)
+  end
+  self._state = "upgraded"
+end
+
+--- The WebSocket session of an upgraded request is over.
+function Request:upgrade_done()
+  if self._state == "upgraded" then finish(self) end
+end
+
 --- Calls fn(req) when the peer goes away (or the server stops); at once
 --- (in a new coroutine) if that already happened.
 function Request:on_close(fn)
@@ -177,6 +192,8 @@ local function fail_request(req, message)
       M.status_body(500, "InternalError", "Internal error occurred: " .. first))
   elseif req._state == "streaming" then
     Writer.finish({ req = req })
+  elseif req._state == "upgraded" then
+    req:upgrade_done()
   end
 end
 
@@ -193,6 +210,8 @@ local function serve(srv, handler, req)
     if req._state == "new" then
       fail_request(req, string.format("httpd: %s %s: handler returned without answering",
         req.method, req.url))
+    elseif req._state == "upgraded" then
+      req:upgrade_done()
     else
       Writer.finish({ req = req }) -- a handler that returns ends its stream
     end

@@ -46,7 +46,9 @@ end
 --- stdout_log_from (an existing file that becomes stdout_log, renamed once
 --- the exec is done; ignored when missing), log_max_bytes, log_max_files,
 --- memory_limit_bytes, state_dir, and for in-memory output capture,
---- max_output, timeout_ms.
+--- max_output, timeout_ms. spawn() only: stdio = { in, out, err } file
+--- descriptors for the child (an exec session's), new_session (a session
+--- of its own: a pty on stdin becomes its terminal), join_cgroup (a dir).
 --- @return Proc | nil, "ENAME: message", "ENAME"
 local function copy_opts(opts)
   local o = {}

@@ -90,7 +90,7 @@ return {
   -- Discovery lists these; `log` and `binding` are served by the kubelet
   -- and scheduler modules, which add their handlers to
   -- `subresource_handlers` of this definition when they load.
-  subresources = { "status", "log", "binding", "eviction" },
+  subresources = { "status", "log", "exec", "binding", "eviction" },
   field_selectors = {
     "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
     "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName",

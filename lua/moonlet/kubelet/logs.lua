@@ -15,6 +15,9 @@ local agent -- the node agent whose log files we serve (configure)
 --- opts.agent: the running node agent (nil when there is none).
 function M.configure(opts) agent = opts.agent end
 
+--- The configured node agent (the server's own), or nil.
+function M.agent() return agent end
+
 local function names(list)
   local out = {}
   for _, c in ipairs(list or {}) do out[#out + 1] = c.name end

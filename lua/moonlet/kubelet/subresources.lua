@@ -1,5 +1,5 @@
 -- Puts the pod subresources served by the kubelet's modules (`log`,
--- `binding`) on the registered v1 Pod kind. The Pod kind plugin declares
+-- `exec`, `binding`) on the registered v1 Pod kind. The Pod kind plugin declares
 -- them for discovery; kinds are re-registered on script reloads, so the
 -- node agent re-installs them on each heartbeat and the scheduler on use.
 local M = {}
@@ -11,6 +11,7 @@ function M.install()
   if not def then return false end
   local h = def.subresource_handlers or {}
   h.log = h.log or require("moonlet.kubelet.logs").handler
+  h.exec = h.exec or require("moonlet.kubelet.exec").handler
   h.binding = h.binding or require("moonlet.kubelet.binding").handler
   def.subresource_handlers = h
   return true
