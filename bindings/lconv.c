@@ -439,6 +439,8 @@ void ml_lua_copy(lua_State *L, int idx) {
 typedef struct {
   lua_State *L;
   const char *p, *end;
+  int check_dups; /* look for a name repeated in an object */
+  int saw_dup;    /* one was */
 } tdec_t;
 
 static void tdec_ws(tdec_t *d) {
@@ -477,8 +479,18 @@ static const char *tdec_plain(const char *s, const char *end) {
   return s;
 }
 
+/* A key's bit in an object's 64-bit summary of its keys (length, first
+ * and last bytes): when every key's bit is new, no key repeats, and the
+ * object is built without a lookup per key. */
+static unsigned key_bit(const char *k, size_t n) {
+  if (n == 0) return 0;
+  return (unsigned)(n * 7 + (unsigned char)k[0] * 3 + (unsigned char)k[n - 1]) & 63u;
+}
+
 /* Pushes the string whose opening quote d->p is past. `key`: a NUL byte
- * is declined (jansson refuses it in keys). @return 1, or 0 to decline. */
+ * is declined (jansson refuses it in keys). @return 1 (the string is the
+ * text's bytes up to the quote before d->p), 2 (it was spelled with
+ * escapes), or 0 to decline. */
 static int tdec_string(tdec_t *d, int key) {
   const char *s = tdec_plain(d->p, d->end);
   if (!s || s >= d->end) return 0;
@@ -526,7 +538,7 @@ static int tdec_string(tdec_t *d, int key) {
   }
   d->p = s + 1;
   luaL_pushresult(&b);
-  return 1;
+  return 2;
 }
 
 /* jansson's number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
@@ -609,11 +621,22 @@ static int tdec_object(tdec_t *d, int depth) {
     lua_createtable(L, 0, 0);
     return 1;
   }
+  const int dups = d->check_dups;
+  uint64_t bits = 0; /* the keys' key_bits so far */
+  int maybe = 0;     /* two keys share a bit: they may be the same */
   for (;;) {
     if (!lua_checkstack(L, 4)) return 0;
     if (d->p >= d->end || *d->p != '"') return 0;
-    d->p++;
-    if (!tdec_string(d, 1)) return 0;
+    const char *k = ++d->p;
+    int got = tdec_string(d, 1);
+    if (!got) return 0;
+    if (dups) {
+      /* An escaped key takes every bit (its plain spelling may come
+       * before or after it); past 64 keys two must share one. */
+      uint64_t b = got == 2 ? ~(uint64_t)0 : (uint64_t)1 << key_bit(k, (size_t)(d->p - 1 - k));
+      maybe |= (bits & b) != 0;
+      bits |= b;
+    }
     tdec_ws(d);
     if (d->p >= d->end || *d->p != ':') return 0;
     d->p++;
@@ -625,8 +648,19 @@ static int tdec_object(tdec_t *d, int depth) {
     if (!more) break;
   }
   lua_createtable(L, 0, n);
+  /* A name already set is a duplicate: looked up only in an object whose
+   * keys share a bit; where it is, the caller finds out from the text. */
+  int check = maybe && !d->saw_dup;
   /* In text order, so a repeated key keeps its last value as jansson. */
   for (int i = 0; i < n; i++) {
+    if (check && i > 0) {
+      lua_pushvalue(L, base + 2 * i + 1);
+      if (lua_rawget(L, -2) != LUA_TNIL) {
+        d->saw_dup = 1;
+        check = 0;
+      }
+      lua_pop(L, 1);
+    }
     lua_pushvalue(L, base + 2 * i + 1);
     lua_pushvalue(L, base + 2 * i + 2);
     lua_rawset(L, -3);
@@ -695,17 +729,25 @@ static int tdec_value(tdec_t *d, int depth) {
   }
 }
 
-int ml_lua_push_json_text(lua_State *L, const char *text, size_t len) {
+int ml_lua_push_json_text_dups(lua_State *L, const char *text, size_t len,
+                               int *saw_dup) {
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 8)) return 0;
-  tdec_t d = {L, text, text + len};
+  tdec_t d = {L, text, text + len, saw_dup != NULL, 0};
   tdec_ws(&d);
   if (tdec_value(&d, 0)) {
     tdec_ws(&d);
-    if (d.p == d.end) return 1;
+    if (d.p == d.end) {
+      if (saw_dup) *saw_dup = d.saw_dup;
+      return 1;
+    }
   }
   lua_settop(L, top);
   return 0;
+}
+
+int ml_lua_push_json_text(lua_State *L, const char *text, size_t len) {
+  return ml_lua_push_json_text_dups(L, text, len, NULL);
 }
 
 /* }====== */

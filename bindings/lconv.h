@@ -77,6 +77,14 @@ void ml_lua_copy(lua_State *L, int idx);
  */
 int ml_lua_push_json_text(lua_State *L, const char *text, size_t len);
 
+/**
+ * The same, and *saw_dup (when not NULL) tells whether an object of the
+ * text repeats a member name (the value pushed keeps the last, as
+ * jansson's). Set only when the value is pushed.
+ */
+int ml_lua_push_json_text_dups(lua_State *L, const char *text, size_t len,
+                               int *saw_dup);
+
 
 /**
  * Encodes the value at `idx` as compact JSON into b (b->len is reset),

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
+#include "json_fields.h"
 #include "lconv.h"
 
 #define SCRATCH_MT "moonlet.json.scratch"
@@ -205,6 +207,106 @@ static int ljson_decode(lua_State *L) {
   return decode_jansson(L, text, len);
 }
 
+/* ml_json_fields callback: stops at the first duplicate. */
+static int first_dup(void *ud, const char *path, size_t plen, int dup) {
+  (void)ud;
+  (void)path;
+  (void)plen;
+  return dup;
+}
+
+/* Lua: value, dup = json.decode_strict(text) -> value, has_duplicate |
+ * nil, err. A request body: kube-apiserver's strict decoder reports a
+ * member name repeated in an object; the value keeps the last. */
+static int ljson_decode_strict(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  int dup = 0;
+  if (!ml_lua_push_json_text_dups(L, text, len, &dup)) {
+    if (decode_jansson(L, text, len) != 1) return 2;
+    /* Text the direct path declines (deep, huge integers) is rare: the
+     * full walk answers for it. */
+    dup = ml_json_fields(text, len, first_dup, NULL) == 1;
+  }
+  lua_pushboolean(L, dup);
+  return 2;
+}
+
+/* sigs.k8s.io/json keeps this many strict errors, each once. */
+#define MAX_DUPS 100
+
+typedef struct {
+  lua_State *L;
+  int dups, at, wanted, seen; /* stack slots */
+  lua_Integer i, ndups;       /* members so far, distinct duplicates */
+} fields_t;
+
+static int field_seen(void *ud, const char *path, size_t plen, int dup) {
+  fields_t *f = ud;
+  lua_State *L = f->L;
+  f->i++;
+  if (dup && f->ndups < MAX_DUPS) {
+    lua_pushlstring(L, path, plen);
+    if (lua_rawget(L, f->seen) == LUA_TNIL) {
+      lua_pushlstring(L, path, plen);
+      lua_pushboolean(L, 1);
+      lua_rawset(L, f->seen);
+      lua_createtable(L, 2, 0);
+      lua_pushlstring(L, path, plen);
+      lua_rawseti(L, -2, 1);
+      lua_pushinteger(L, f->i);
+      lua_rawseti(L, -2, 2);
+      lua_rawseti(L, f->dups, ++f->ndups);
+    }
+    lua_pop(L, 1);
+  }
+  if (f->wanted) {
+    lua_pushlstring(L, path, plen);
+    if (lua_rawget(L, f->wanted) != LUA_TNIL) {
+      lua_pushlstring(L, path, plen);
+      if (lua_rawget(L, f->at) == LUA_TNIL) {
+        lua_pushlstring(L, path, plen);
+        lua_pushinteger(L, f->i);
+        lua_rawset(L, f->at);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* Lua: dups, at = json.fields(text [, wanted]) -> the duplicate members
+ * of the text as { {path, n}, ... } (n: the member's place in text order;
+ * each path once, the first 100 paths) and, for each path of the set
+ * `wanted` that the text has, at[path] = the place of its first member |
+ * nil, err. For strict-decoding messages in the order of the body; the
+ * walk is stopped past a size bound, with what was found so far. */
+static int ljson_fields(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  fields_t f = {L, 0, 0, 0, 0, 0, 0};
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    f.wanted = 2;
+  }
+  lua_settop(L, 2);
+  lua_newtable(L);
+  f.dups = lua_gettop(L);
+  lua_newtable(L);
+  f.at = lua_gettop(L);
+  lua_newtable(L);
+  f.seen = lua_gettop(L);
+  int rc = ml_json_fields(text, len, field_seen, &f);
+  if (rc != 0 && rc != ML_ETOOLARGE) {
+    lua_pushnil(L);
+    lua_pushstring(L, ml_strerror(rc));
+    return 2;
+  }
+  lua_settop(L, f.at);
+  return 2;
+}
+
 /* Lua: json._decode_jansson(text): the jansson path alone (specs). */
 static int ljson_decode_jansson(lua_State *L) {
   size_t len;
@@ -266,6 +368,7 @@ static const luaL_Reg json_funcs[] = {
     {"is_array", ljson_is_array}, {"is_null", ljson_is_null},
     {"copy", ljson_copy},         {"digest", ljson_digest},
     {"_encode_jansson", ljson_encode_jansson},
+    {"decode_strict", ljson_decode_strict}, {"fields", ljson_fields},
     {"_decode_jansson", ljson_decode_jansson},
     {"_decode_direct", ljson_decode_direct},
     {NULL, NULL}};

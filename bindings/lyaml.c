@@ -3,6 +3,7 @@
  * conversions of lconv.h. */
 #include <lauxlib.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "lconv.h"
 #include "yaml_codec.h"
@@ -39,8 +40,27 @@ static ml_yaml_docs_t *parse(lua_State *L) {
   return docs;
 }
 
-/* Lua: value = yaml.decode(text) -> value | nil, err (first document; an
- * empty stream is json.null) */
+/* Pushes the document's duplicate keys as a list of go-yaml's lines
+ * ("line 5: key \"name\" already set in map"). @return 1, or 0 (nothing
+ * pushed) when it has none */
+static int push_dups(lua_State *L, const ml_yaml_doc_t *d) {
+  if (!d->dups) return 0;
+  lua_newtable(L);
+  lua_Integer i = 0;
+  for (const char *s = d->dups;;) {
+    const char *nl = strchr(s, '\n');
+    size_t n = nl ? (size_t)(nl - s) : strlen(s);
+    lua_pushlstring(L, s, n);
+    lua_rawseti(L, -2, ++i);
+    if (!nl) break;
+    s = nl + 1;
+  }
+  return 1;
+}
+
+/* Lua: value = yaml.decode(text) -> value, nil, dups | nil, err (first
+ * document; an empty stream is json.null). `dups`: the keys repeated in
+ * a mapping (see push_dups), nil when none; the value keeps the last. */
 static int lyaml_decode(lua_State *L) {
   ml_yaml_docs_t *docs = parse(L);
   if (docs->n == 0) {
@@ -53,11 +73,15 @@ static int lyaml_decode(lua_State *L) {
     return 2;
   }
   push_doc_value(L, &docs->docs[0]);
-  return 1;
+  if (!docs->docs[0].dups) return 1;
+  lua_pushnil(L);
+  push_dups(L, &docs->docs[0]);
+  return 3;
 }
 
-/* Lua: yaml.decode_all(text) -> { {value=v, line=N} | {err=msg, line=N,
- *      err_line=L, err_column=C}, ... } one entry per document in order */
+/* Lua: yaml.decode_all(text) -> { {value=v, line=N [, dups=list]} |
+ *      {err=msg, line=N, err_line=L, err_column=C}, ... } one entry per
+ *      document in order */
 static int lyaml_decode_all(lua_State *L) {
   ml_yaml_docs_t *docs = parse(L);
   lua_createtable(L, (int)docs->n, 0); /* stack: text docs list */
@@ -76,6 +100,7 @@ static int lyaml_decode_all(lua_State *L) {
     } else {
       push_doc_value(L, d);
       lua_setfield(L, -2, "value");
+      if (push_dups(L, d)) lua_setfield(L, -2, "dups");
     }
     lua_pushinteger(L, d->line);
     lua_setfield(L, -2, "line");

@@ -379,6 +379,8 @@ typedef struct {
   int failed;
   char err[512];
   int err_line0, err_col0; /* position in the chunk, -1 unknown */
+  char *dups;              /* duplicate keys, as ml_yaml_doc_t has them */
+  size_t dups_len, ndups;
 } builder_t;
 
 static void builder_fail(builder_t *b, const yaml_mark_t *m, const char *fmt,
@@ -414,6 +416,9 @@ static void builder_reset(builder_t *b) {
   b->failed = 0;
   b->err[0] = '\0';
   b->err_line0 = b->err_col0 = -1;
+  free(b->dups);
+  b->dups = NULL;
+  b->dups_len = b->ndups = 0;
 }
 
 static void builder_free(builder_t *b) {
@@ -657,6 +662,27 @@ static void do_merge(builder_t *b, frame_t *f, json_t *v,
   }
 }
 
+/* A key the mapping has already: go-yaml's non-strict decoder (kubectl's)
+ * keeps the last value; its strict one (kube-apiserver's, for YAML bodies)
+ * says where, which the document carries. Past ML_YAML_MAX_DUPS the rest
+ * are left out. */
+static void add_dup(builder_t *b, const yaml_mark_t *m, const char *key,
+                    size_t keylen) {
+  if (b->ndups >= ML_YAML_MAX_DUPS) return;
+  char quoted[256], line[320];
+  go_quote(quoted, sizeof quoted, key, keylen);
+  int n = snprintf(line, sizeof line, "%sline %d: key %s already set in map",
+                   b->ndups ? "\n" : "", (int)m->line + 1, quoted);
+  if (n < 0) return;
+  size_t k = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+  char *grown = realloc(b->dups, b->dups_len + k + 1);
+  if (!grown) return builder_fail(b, m, "out of memory");
+  memcpy(grown + b->dups_len, line, k + 1);
+  b->dups = grown;
+  b->dups_len += k;
+  b->ndups++;
+}
+
 /* Hands a finished node (reference stolen) to the collection being built. */
 static void attach(builder_t *b, json_t *v, int vdepth, int is_merge,
                    const yaml_mark_t *m) {
@@ -717,15 +743,8 @@ static void attach(builder_t *b, json_t *v, int vdepth, int is_merge,
   char *key = f->key;
   size_t keylen = f->keylen;
   f->key = NULL;
-  if (json_object_getn(f->obj, key, keylen)) {
-    char quoted[256];
-    go_quote(quoted, sizeof quoted, key, keylen);
-    builder_fail(b, m,
-                 CONVERT_PREFIX "yaml: unmarshal errors:\n  line %d: key %s "
-                 "already set in map",
-                 (int)m->line + 1, quoted);
-    json_decref(v);
-  } else if (json_object_setn_new(f->obj, key, keylen, v) < 0) {
+  if (json_object_getn(f->obj, key, keylen)) add_dup(b, m, key, keylen);
+  if (json_object_setn_new(f->obj, key, keylen, v) < 0) {
     builder_fail(b, m, CONVERT_PREFIX "yaml: invalid UTF-8 in a map key");
   }
   free(key);
@@ -884,7 +903,7 @@ static void on_end(builder_t *b, const yaml_event_t *ev) {
 /* {====== streams and documents */
 
 static int docs_push(ml_yaml_docs_t *out, json_t *value, const char *err,
-                     int line, int err_line, int err_col) {
+                     int line, int err_line, int err_col, const char *dups) {
   ml_yaml_doc_t *d = realloc(out->docs, (out->n + 1) * sizeof *d);
   if (!d) {
     json_decref(value);
@@ -893,12 +912,13 @@ static int docs_push(ml_yaml_docs_t *out, json_t *value, const char *err,
   out->docs = d;
   d = &out->docs[out->n];
   memset(d, 0, sizeof *d);
-  if (err && !(d->err = strdup(err))) return ML_ENOMEM;
   d->value = value;
+  out->n++;
+  if (err && !(d->err = strdup(err))) return ML_ENOMEM;
+  if (dups && !(d->dups = strdup(dups))) return ML_ENOMEM;
   d->line = line;
   d->err_line = err_line;
   d->err_column = err_col;
-  out->n++;
   return 0;
 }
 
@@ -967,7 +987,7 @@ static int chunk_json(const char *s, size_t n, int line0, ml_yaml_docs_t *out,
   *rc = 0;
   for (size_t i = 0; i < nv; i++) {
     if (*rc == 0 && !json_is_null(vals[i]))
-      *rc = docs_push(out, vals[i], NULL, (int)lines[i], 0, 0);
+      *rc = docs_push(out, vals[i], NULL, (int)lines[i], 0, 0, NULL);
     else
       json_decref(vals[i]);
   }
@@ -1008,7 +1028,7 @@ static int parse_chunk(const char *s, size_t n, int line0, ml_yaml_docs_t *out,
           p.error == YAML_READER_ERROR)
         eline = ecol = 0;
       rc = docs_push(out, NULL, msg, in_doc ? doc_line : skip_blank_lines(s, n, line0),
-                     eline, ecol);
+                     eline, ecol, NULL);
       break;
     }
     int done = ev.type == YAML_STREAM_END_EVENT;
@@ -1018,7 +1038,7 @@ static int parse_chunk(const char *s, size_t n, int line0, ml_yaml_docs_t *out,
       rc = docs_push(out, NULL,
                      CONVERT_PREFIX "yaml: document contains excessive nesting "
                      "of flow collections",
-                     doc_line, line0 + (int)p.mark.line, (int)p.mark.column + 1);
+                     doc_line, line0 + (int)p.mark.line, (int)p.mark.column + 1, NULL);
       break;
     }
     switch (ev.type) {
@@ -1032,9 +1052,9 @@ static int parse_chunk(const char *s, size_t n, int line0, ml_yaml_docs_t *out,
       if (b.failed) {
         rc = docs_push(out, NULL, b.err, doc_line,
                        b.err_line0 >= 0 ? line0 + b.err_line0 : 0,
-                       b.err_col0 >= 0 ? b.err_col0 + 1 : 0);
+                       b.err_col0 >= 0 ? b.err_col0 + 1 : 0, NULL);
       } else if (b.root && !json_is_null(b.root)) {
-        rc = docs_push(out, b.root, NULL, doc_line, 0, 0);
+        rc = docs_push(out, b.root, NULL, doc_line, 0, 0, b.dups);
         b.root = NULL;
       }
       builder_reset(&b);
@@ -1071,7 +1091,7 @@ static int parse_chunk(const char *s, size_t n, int line0, ml_yaml_docs_t *out,
     }
     yaml_event_delete(&ev);
     if (too_deep) {
-      rc = docs_push(out, NULL, b.err, doc_line, line0 + b.err_line0, b.err_col0 + 1);
+      rc = docs_push(out, NULL, b.err, doc_line, line0 + b.err_line0, b.err_col0 + 1, NULL);
       break;
     }
     if (done || rc < 0) break;
@@ -1117,6 +1137,7 @@ void ml_yaml_docs_free(ml_yaml_docs_t *docs) {
   for (size_t i = 0; i < docs->n; i++) {
     json_decref(docs->docs[i].value);
     free(docs->docs[i].err);
+    free(docs->docs[i].dups);
   }
   free(docs->docs);
   docs->docs = NULL;

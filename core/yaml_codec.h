@@ -10,6 +10,8 @@
 
 /* Deepest nesting accepted, including what aliases expand to. */
 #define ML_YAML_MAX_DEPTH 1000
+/* Duplicate keys noted per document; later ones are not. */
+#define ML_YAML_MAX_DUPS 100
 
 /* One document of a stream: a value or an error, never both. */
 typedef struct {
@@ -21,6 +23,10 @@ typedef struct {
   int line;       /* 1-based line of the stream where the document starts */
   int err_line;   /* 1-based line of the problem in the stream, 0 unknown */
   int err_column; /* 1-based column of the problem, 0 unknown */
+  char *dups;     /* keys repeated in a mapping (the value keeps the last,
+                     as kubectl's decoder does): go-yaml's strict wording,
+                     one per line, e.g. "line 5: key \"name\" already set
+                     in map"; NULL when none */
 } ml_yaml_doc_t;
 
 typedef struct {

@@ -1,6 +1,9 @@
 -- moonlet.yaml: Kubernetes manifests for scripts, over the C codec.
---   yaml.decode(text) -> value | nil, err          (first document)
---   yaml.decode_all(text) -> { {value=, line=} | {err=, line=}, ... }
+--   yaml.decode(text) -> value, nil, dups | nil, err (first document)
+--   yaml.decode_all(text) -> { {value=, line=, dups=} | {err=, line=}, ... }
+-- A key repeated in a mapping keeps its last value, as kubectl's decoder
+-- does; `dups` lists go-yaml's strict lines for them ("line 5: key
+-- \"name\" already set in map"), nil when there are none.
 --   yaml.encode(value) -> text | nil, err          (like kubectl -o yaml)
 -- Values follow moonlet.json's conventions (json.null, array marks).
 local core = require("moonlet.core.yaml")

@@ -112,9 +112,8 @@ static void test_keys(void) {
                      "type: %!s(<nil>), key: <nil>, value: \"a\"");
   fails_with("a:\n  null: 1", "error converting YAML to JSON: unsupported map "
                               "key of type: %!s(<nil>), key: <nil>, value: 1");
-  fails_with("a: 1\nb: 2\na: 3\n",
-             "error converting YAML to JSON: yaml: unmarshal errors:\n  line 3: "
-             "key \"a\" already set in map");
+  /* a repeated key keeps its last value (test_duplicates: and is noted) */
+  decodes_to("a: 1\nb: 2\na: 3\n", "{\"a\":3,\"b\":2}");
   fails_with("? [a]\n: 1\n",
              "error converting YAML to JSON: yaml: invalid map key: a sequence");
 }
@@ -445,7 +444,63 @@ static void test_go_float(void) {
   }
 }
 
+/* The duplicate keys of the one document of `yaml`, or "(none)"; the
+ * value must be there (a repeated key is no error). */
+static void dups_are(const char *yaml, const char *want) {
+  ml_yaml_docs_t docs;
+  int rc = ml_yaml_to_json(yaml, strlen(yaml), &docs);
+  const char *got = rc == 0 && docs.n == 1 && docs.docs[0].value
+                        ? (docs.docs[0].dups ? docs.docs[0].dups : "(none)")
+                        : "(no value)";
+  char what[300];
+  snprintf(what, sizeof what, "duplicates of %.60s", yaml);
+  ok(strcmp(got, want) == 0, what);
+  if (strcmp(got, want) != 0) printf("#   got '%s'\n#  want '%s'\n", got, want);
+  ml_yaml_docs_free(&docs);
+}
+
+static void test_duplicates(void) {
+  dups_are("a: 1\nb: 2\n", "(none)");
+  dups_are("a: 1\nb: 2\na: 3\n", "line 3: key \"a\" already set in map");
+  /* nested mappings and mappings in sequences, by the line of the value */
+  dups_are("metadata:\n  name: a\n  name: b\nspec:\n  containers:\n  - name: c\n"
+           "    image: i\n    name: d\n  - name: e\n",
+           "line 3: key \"name\" already set in map\n"
+           "line 8: key \"name\" already set in map");
+  /* the same key in sibling mappings is no duplicate */
+  dups_are("l:\n- n: 1\n- n: 2\nn: {n: 1}\n", "(none)");
+  /* JSON with a repeated member (jansson refuses it: libyaml reads it) */
+  dups_are("{\"a\": 1,\n \"a\": 2}", "line 2: key \"a\" already set in map");
+  /* keys are quoted as go-yaml's %#v does */
+  dups_are("\"a\\\"b\": 1\n'a\"b': 2\n", "line 2: key \"a\\\"b\" already set in map");
+  /* each document has its own */
+  const char *two = "a: 1\na: 2\n---\nb: 1\n---\nc: 1\nc: 2\nc: 3\n";
+  ml_yaml_docs_t docs;
+  ok(ml_yaml_to_json(two, strlen(two), &docs) == 0 && docs.n == 3 && docs.docs[0].dups &&
+         strcmp(docs.docs[0].dups, "line 2: key \"a\" already set in map") == 0 &&
+         !docs.docs[1].dups && docs.docs[2].dups &&
+         strcmp(docs.docs[2].dups, "line 2: key \"c\" already set in map\n"
+                                   "line 3: key \"c\" already set in map") == 0 &&
+         json_integer_value(json_object_get(docs.docs[2].value, "c")) == 3,
+     "duplicates per document, lines counted in the document, the last value kept");
+  ml_yaml_docs_free(&docs);
+  /* past ML_YAML_MAX_DUPS the rest are left out */
+  char *many = malloc(16 * (ML_YAML_MAX_DUPS + 10));
+  size_t len = 0;
+  for (int i = 0; i < ML_YAML_MAX_DUPS + 10; i++) len += (size_t)sprintf(many + len, "k: %d\n", i);
+  ok(ml_yaml_to_json(many, len, &docs) == 0 && docs.n == 1 && docs.docs[0].dups,
+     "many duplicates parse");
+  size_t lines = 0;
+  for (const char *p = docs.n ? docs.docs[0].dups : NULL; p && *p; p++) lines += *p == '\n';
+  ok(docs.n == 1 && lines + 1 == ML_YAML_MAX_DUPS &&
+         json_integer_value(json_object_get(docs.docs[0].value, "k")) == ML_YAML_MAX_DUPS + 9,
+     "duplicates noted up to the bound, the value still the last");
+  ml_yaml_docs_free(&docs);
+  free(many);
+}
+
 int main(void) {
+  test_duplicates();
   test_scalars();
   test_keys();
   test_anchors();

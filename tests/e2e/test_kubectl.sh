@@ -105,6 +105,34 @@ out=$(kc create -f "$ML_TMP/bad.yaml" --validate=false)
 expect_eq "$out" "configmap/k-bad created" "--validate=false drops the field"
 ok "create -f with strict validation"
 
+# --- duplicate fields. kubectl decodes a manifest itself (the last value of
+# a repeated key wins) and sends JSON without them: no error, no warning,
+# as against kube-apiserver, and `moonlet create -f` does the same. A body
+# sent as it is (--raw) gets the server's strict decoding: Strict refuses
+# it with kube-apiserver's text, the default (Warn) warns.
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: k-dup\n  name: k-dup2\ndata:\n  a: "1"\n  a: "2"\n' \
+  >"$ML_TMP/dup.yaml"
+out=$(kc create --validate=strict -f "$ML_TMP/dup.yaml" 2>&1)
+expect_eq "$out" "configmap/k-dup2 created" "kubectl keeps a repeated key's last value, silently"
+expect_eq "$(kc get cm k-dup2 -o jsonpath='{.data.a}')" "2" "the last value"
+kc delete cm k-dup2 >/dev/null
+out=$(ml create -f "$ML_TMP/dup.yaml" 2>&1)
+expect_eq "$out" "configmap/k-dup2 created" "moonlet create -f as kubectl"
+printf '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"k-raw","name":"k-raw2"},"data":{"a":"1","a":"2"}}' \
+  >"$ML_TMP/dup.json"
+rc=0
+kc create --raw '/api/v1/namespaces/default/configmaps?fieldValidation=Strict' -f "$ML_TMP/dup.json" \
+  >/dev/null 2>"$ML_TMP/err" || rc=$?
+expect_eq "$rc" 1 "a duplicate field under Strict fails"
+expect_eq "$(cat "$ML_TMP/err")" \
+  'Error from server (BadRequest): strict decoding error: duplicate field "metadata.name", duplicate field "data.a"' \
+  "Strict names the duplicates"
+kc create --raw '/api/v1/namespaces/default/configmaps' -f "$ML_TMP/dup.json" >"$ML_TMP/out" 2>"$ML_TMP/err"
+expect_eq "$(cat "$ML_TMP/err")" 'Warning: duplicate field "metadata.name"
+Warning: duplicate field "data.a"' "the default warns"
+expect_eq "$(kc get cm k-raw2 -o jsonpath='{.data.a}')" "2" "and keeps the last value"
+ok "duplicate fields: kubectl's own decoding, the server's strict decoding"
+
 # A typo in `kind:` is a kind the v3 documents lack: kubectl then looks in
 # /openapi/v2, and without one said "failed to download openapi".
 printf 'apiVersion: apps/v1\nkind: Deplyment\nmetadata:\n  name: typo\n' >"$ML_TMP/kind.yaml"

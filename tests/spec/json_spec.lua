@@ -123,6 +123,45 @@ describe("moonlet.json", function()
     assert.matches("end of file expected", err)
   end)
 
+  it("tells a request body's repeated member names, keeping the last value", function()
+    local v, dup = json.decode_strict('{"a":{"b":1,"b":2},"c":[{"d":1,"d":3}]}')
+    assert.is_true(dup)
+    assert.are.equal(2, v.a.b)
+    assert.are.equal(3, v.c[1].d)
+    v, dup = json.decode_strict('{"a":{"b":1},"b":[{"b":1},{"b":2}]}')
+    assert.is_false(dup)
+    -- the long-key and escaped spellings, and text the direct decoder
+    -- declines (a 19-digit integer: jansson reads it)
+    local long = string.rep("k", 60)
+    assert.is_true(select(2, json.decode_strict('{"' .. long .. '":1,"' .. long .. '":2}')))
+    assert.is_true(select(2, json.decode_strict('{"ab":1,"\\u0061b":2}')))
+    assert.is_true(select(2, json.decode_strict('{"\\u0061b":1,"x":0,"ab":2}')))
+    -- keys alike in length and first and last bytes are no duplicates
+    assert.is_false(select(2, json.decode_strict('{"ab":1,"axb":2,"acb":3,"a":{"ab":1}}')))
+    -- past the 64th member every key is looked up
+    local members = {}
+    for i = 1, 70 do members[i] = string.format('"k%d":%d', i, i) end
+    assert.is_false(select(2, json.decode_strict("{" .. table.concat(members, ",") .. "}")))
+    members[71] = '"k66":0'
+    assert.is_true(select(2, json.decode_strict("{" .. table.concat(members, ",") .. "}")))
+    v, dup = json.decode_strict('{"n":1234567890123456789,"x":1,"x":2}')
+    assert.are.equal(1234567890123456789, v.n)
+    assert.is_true(dup)
+    assert.is_false(select(2, json.decode_strict('{"n":1234567890123456789}')))
+    local bad, err = json.decode_strict('{"a":')
+    assert.is_nil(bad)
+    assert.matches("line 1", err)
+  end)
+
+  it("finds where duplicates and given paths stand in the text", function()
+    local text = '{"metadata":{"name":"a","name":"b"},"spec":{"x":1,"c":[{"n":1,"n":2}]},"zz":1}'
+    local dups, at = json.fields(text, { zz = true, ["spec.x"] = true, nowhere = true })
+    assert.are.same({ { "metadata.name", 3 }, { "spec.c[0].n", 8 } }, dups)
+    assert.are.same({ zz = 9, ["spec.x"] = 5 }, at)
+    assert.are.same({}, (json.fields('{"a":1}')))
+    assert.is_nil(json.fields('{"a":'))
+  end)
+
   it("decodes scalars at the top level", function()
     assert.are.equal(3, json.decode("3"))
     assert.are.equal("x", json.decode('"x"'))

@@ -7,6 +7,7 @@ local yaml = require("moonlet.yaml")
 local protobuf = require("moonlet.api.protobuf")
 local status = require("moonlet.api.status")
 local schema = require("moonlet.api.schema")
+local strict = require("moonlet.api.strict")
 local request = require("moonlet.api.request")
 local tables = require("moonlet.api.table")
 local views = require("moonlet.core.table")
@@ -54,9 +55,19 @@ local function decode_body(ctx)
   if body == "" then return nil, status.bad_request("the request body is empty") end
   local ct = ctx.headers["content-type"] or "application/json"
   if ct ~= "application/json" and protobuf.is_protobuf(ct) then return protobuf.decode_body(ctx) end
-  local v, err
-  if ct:find("yaml", 1, true) then v, err = yaml.decode(body)
-  else v, err = json.decode(body) end
+  local v, err, dups
+  if ct:find("yaml", 1, true) then
+    v, err, dups = yaml.decode(body)
+    if dups then ctx.body_dups = dups end
+  else
+    v, err = json.decode_strict(body)
+    -- A name repeated in an object (kept: its last value): admit_shape
+    -- finds where from the text, only then.
+    if v ~= nil then
+      if err then ctx.body_dups = true end
+      err = nil
+    end
+  end
   if v == nil or type(v) ~= "table" or json.is_array(v) then
     return nil, status.bad_request("couldn't get version/kind; json parse error: " .. tostring(err or "not an object"))
   end
@@ -72,13 +83,33 @@ local function field_validation(ctx)
   return fv
 end
 
+-- What strict decoding reports about the body (moonlet.api.strict): the
+-- unknown paths and the duplicates the decoders flagged (ctx.body_dups:
+-- true for JSON, go-yaml's lines for YAML; absent on a clean body, so
+-- that check is one lookup). `patch_kind`: the body was a patch of that
+-- kind.
+local function strict_reports(ctx, unknown, patch_kind)
+  local body, text = ctx.body, nil
+  if type(body) == "string" then
+    local ct = ctx.headers and ctx.headers["content-type"] or "application/json"
+    if not ct:find("yaml", 1, true) and (ct == "application/json" or not protobuf.is_protobuf(ct)) then
+      text = body
+    end
+  end
+  local dups = ctx.body_dups
+  return strict.reports({ text = text, dup = dups == true, yaml_dups = dups ~= true and dups or nil,
+    patch = patch_kind and (patch_kind == "json" and "json" or "merge"),
+    untyped = not ctx.def.omitempty }, unknown)
+end
+
 -- apiVersion/kind in the body must name the kind of the path; schema check
--- for wrong types and unknown fields per fieldValidation. `patch` (merge
--- and strategic patches): the object is the stored one (admitted already)
--- with the patch laid over it, so a patch that is clean by itself makes a
--- clean object and the whole-object walk is skipped; a patch with
--- anything to report is judged on the whole object, as before.
-local function admit_shape(ctx, obj, patch)
+-- for wrong types, unknown and duplicate fields per fieldValidation.
+-- `patch` (merge and strategic patches): the object is the stored one
+-- (admitted already) with the patch laid over it, so a patch that is clean
+-- by itself makes a clean object and the whole-object walk is skipped; a
+-- patch with anything to report is judged on the whole object, as before.
+-- `patch_kind`: the body was a patch ("merge", "strategic", "json").
+local function admit_shape(ctx, obj, patch, patch_kind)
   local def = ctx.def
   if obj.apiVersion == nil and obj.kind == nil then
     obj.apiVersion, obj.kind = def.api_version, def.kind
@@ -105,13 +136,12 @@ local function admit_shape(ctx, obj, patch)
     return status.bad_request(string.format('%s in version "%s" cannot be handled as a %s: %s',
       def.kind, def.version, def.kind, res.type_error))
   end
-  if #res.unknown > 0 then
-    if fv == "Strict" then return status.bad_request(schema.unknown_message(res.unknown)) end
-    if fv == "Warn" then
-      for _, p in ipairs(res.unknown) do ctx.warnings[#ctx.warnings + 1] = string.format('unknown field "%s"', p) end
-    end
-    schema.drop_unknown(res)
+  if (#res.unknown > 0 or ctx.body_dups) and fv ~= "Ignore" then
+    local reports = strict_reports(ctx, res.unknown, patch_kind)
+    if fv == "Strict" and #reports > 0 then return status.bad_request(strict.message(reports)) end
+    if fv == "Warn" then strict.warnings(reports, ctx.warnings) end
   end
+  if #res.unknown > 0 then schema.drop_unknown(res) end
   if def.omitempty then schema.drop_empty(res) end
   if type(obj.metadata) ~= "table" then obj.metadata = {} end
   return nil
@@ -562,7 +592,14 @@ function M.patch(ctx)
   -- in-process caller's table serves as it is (a copy per status write
   -- was 2% of a Job burst's server CPU).
   local p, perr
-  if kind == "merge" and type(ctx.body) == "table" then p = ctx.body else p, perr = M.body_value(ctx) end
+  if type(ctx.body) == "string" then
+    -- Read as kube-apiserver reads a patch: a repeated name is reported
+    -- (fieldValidation), the last value applied.
+    local dup
+    p, dup = json.decode_strict(ctx.body)
+    if p == nil then perr = dup elseif dup then ctx.body_dups = true end
+  elseif kind == "merge" then p = ctx.body
+  else p, perr = M.body_value(ctx) end
   if p == nil then return ctx:fail(status.bad_request("error decoding patch: " .. tostring(perr))) end
   local old = ctx.store:get(def.store_resource, ctx.namespace or "", ctx.name)
   if not old then return ctx:fail(status.not_found(def, ctx.name)) end
@@ -585,7 +622,7 @@ function M.patch(ctx)
     return ctx:fail(status.bad_request("the patch did not produce an object"))
   end
   local clean_base = (kind == "merge" or kind == "strategic") and type(p) == "table" and not json.is_array(p)
-  local serr = admit_shape(ctx, new, clean_base and p or nil)
+  local serr = admit_shape(ctx, new, clean_base and p or nil, kind)
   if serr then return ctx:fail(serr) end
   -- A patch applies to the object as read; only an explicit resourceVersion
   -- in the patch makes it conditional.
@@ -636,8 +673,10 @@ apply_patch = function(ctx)
       "Too long: may not be more than 128 bytes"))
   end
   local force = param(ctx.query, "force")
-  local body, config, derr = ctx.body, nil, nil
-  if type(body) == "table" then config = json.copy(body) else config, derr = yaml.decode(body or "") end
+  local body, config, derr, dups = ctx.body, nil, nil, nil
+  if type(body) == "table" then config = json.copy(body) else config, derr, dups = yaml.decode(body or "") end
+  -- Repeated keys are reported per fieldValidation, as for other bodies.
+  if dups then ctx.body_dups = dups end
   if type(config) ~= "table" or json.is_array(config) then
     return ctx:fail(status.bad_request("error decoding YAML: " .. tostring(derr or "the applied configuration is not an object")))
   end

@@ -1,7 +1,8 @@
 -- Structural schemas for kinds: enough of each kind's Go types to do what
 -- the API server's decoder does — reject wrong JSON types with the
 -- encoding/json message, and find unknown fields for fieldValidation
--- (Strict: 400, Warn: a Warning header, Ignore: dropped silently).
+-- (Strict: 400, Warn: a Warning header, Ignore: dropped silently; the
+-- words are moonlet.api.strict's).
 local cschema = require("moonlet.core.schema")
 
 local M = {}
@@ -82,13 +83,6 @@ end
 --- moonlet's.
 function M.drop_empty(ctx)
   for _, at in ipairs(ctx.empty_at) do at[1][at[2]] = nil end
-end
-
---- Kubernetes' strict-decoding message for a list of unknown paths.
-function M.unknown_message(paths)
-  local parts = {}
-  for i, p in ipairs(paths) do parts[i] = string.format('unknown field "%s"', p) end
-  return "strict decoding error: " .. table.concat(parts, ", ")
 end
 
 return M
