@@ -10,6 +10,7 @@ import json, re, shutil, subprocess, sys, zlib
 FILES = ["k8s.io/api/core/v1/generated.proto", "k8s.io/api/apps/v1/generated.proto",
          "k8s.io/api/batch/v1/generated.proto", "k8s.io/api/coordination/v1/generated.proto",
          "k8s.io/api/authorization/v1/generated.proto", "k8s.io/api/authentication/v1/generated.proto",
+         "k8s.io/api/autoscaling/v1/generated.proto", "k8s.io/api/autoscaling/v2/generated.proto",
          "k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto",
          "k8s.io/apimachinery/pkg/runtime/generated.proto",
          "k8s.io/apimachinery/pkg/util/intstr/generated.proto",
@@ -17,6 +18,7 @@ FILES = ["k8s.io/api/core/v1/generated.proto", "k8s.io/api/apps/v1/generated.pro
 # apiVersion/kind served by moonlet -> message (batch/v1beta1 CronJob is
 # decoded as the v1 message, as moonlet serves it through batch/v1).
 KINDS = [("v1", "Pod", "core.v1.Pod"), ("v1", "ConfigMap", "core.v1.ConfigMap"),
+         ("v1", "Service", "core.v1.Service"), ("v1", "Endpoints", "core.v1.Endpoints"),
          ("v1", "Namespace", "core.v1.Namespace"), ("v1", "Node", "core.v1.Node"),
          ("v1", "Event", "core.v1.Event"), ("apps/v1", "Deployment", "apps.v1.Deployment"),
          ("apps/v1", "ReplicaSet", "apps.v1.ReplicaSet"), ("apps/v1", "DaemonSet", "apps.v1.DaemonSet"),
@@ -25,7 +27,9 @@ KINDS = [("v1", "Pod", "core.v1.Pod"), ("v1", "ConfigMap", "core.v1.ConfigMap"),
          ("batch/v1beta1", "CronJob", "batch.v1.CronJob"),
          ("coordination.k8s.io/v1", "Lease", "coordination.v1.Lease"),
          ("authorization.k8s.io/v1", "SelfSubjectAccessReview", "authorization.v1.SelfSubjectAccessReview"),
-         ("authentication.k8s.io/v1", "SelfSubjectReview", "authentication.v1.SelfSubjectReview")]
+         ("authentication.k8s.io/v1", "SelfSubjectReview", "authentication.v1.SelfSubjectReview"),
+         ("autoscaling/v1", "HorizontalPodAutoscaler", "autoscaling.v1.HorizontalPodAutoscaler"),
+         ("autoscaling/v2", "HorizontalPodAutoscaler", "autoscaling.v2.HorizontalPodAutoscaler")]
 ROOTS = sorted({k[2] for k in KINDS} | {"runtime.Unknown"})
 TYPES = {1: "double", 2: "float", 3: "int64", 4: "uint64", 5: "int32", 6: "fixed64",
          7: "fixed32", 8: "bool", 9: "string", 11: "message", 12: "bytes", 13: "uint32",

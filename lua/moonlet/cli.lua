@@ -23,6 +23,7 @@ local VERBS = {
   exec = "moonlet.cli.exec", -- kubelet: pods/NAME/exec (WebSocket)
   rollout = "moonlet.cli.rollout", -- status|history|undo|pause|resume|restart
   scale = "moonlet.cli.scale",
+  expose = "moonlet.cli.expose", -- a Service for a workload, pod or Service
   explain = "moonlet.cli.explain",
   top = "moonlet.cli.top", -- pod|node: the metrics.k8s.io API
   patch = "moonlet.cli.patch",

@@ -34,11 +34,14 @@ Flags:
   --event-ttl D        how long Events are kept (default 1h, as kube-apiserver)
   --node-monitor-grace-period D  a node whose kubelet posts no status for
                        this long goes NotReady (default 40s, as Kubernetes)
+  --service-cluster-ip-range CIDR  Services' cluster IPs (default
+                       127.100.0.0/16: loopback, so every address is local)
+  --service-node-port-range LO-HI  Services' node ports (default 30000-32767)
   --check-scripts DIR  validate the scripts in DIR (repeatable) and exit
   -h, --help           show this help
 
 Node agent (kubelet) flags:
-]] .. require("moonlet.kubelet.agent").USAGE
+]] .. require("moonlet.kubelet.agent").USAGE .. require("moonlet.hpa.config").USAGE
 
 --- Parses flags into a table; returns opts or nil, message.
 function M.parse_flags(argv, first)
@@ -61,7 +64,8 @@ function M.parse_flags(argv, first)
     end
     local needs = { ["--data-dir"] = "data_dir", ["--store"] = "store", ["--log-level"] = "log_level",
       ["--store-sync"] = "store_sync", ["--event-ttl"] = "event_ttl",
-      ["--node-monitor-grace-period"] = "node_grace" }
+      ["--node-monitor-grace-period"] = "node_grace",
+      ["--service-cluster-ip-range"] = "service_cidr", ["--service-node-port-range"] = "node_ports" }
     local lists = { ["--scripts"] = "scripts", ["--listen"] = "listen", ["--check-scripts"] = "check" }
     if a == "-h" or a == "--help" then
       o.help = true
@@ -72,6 +76,9 @@ function M.parse_flags(argv, first)
     elseif require("moonlet.kubelet.agent").FLAGS[a] then
       -- node agent flags: moonlet.kubelet.agent owns them
       local taken, ferr = require("moonlet.kubelet.agent").take_flag(o, a, val)
+      if not taken then return nil, ferr end
+    elseif require("moonlet.hpa.config").FLAGS[a] then
+      local taken, ferr = require("moonlet.hpa.config").take_flag(o, a, val)
       if not taken then return nil, ferr end
     elseif o.check[1] and not a:match("^%-") then
       o.check[#o.check + 1] = a
@@ -96,6 +103,8 @@ function M.parse_flags(argv, first)
     return nil, "--node-monitor-grace-period must be a positive duration such as 40s, got " .. tostring(o.node_grace)
   end
   o.node_grace = grace
+  local ranged, rerr = require("moonlet.api.service_alloc").configure({ cidr = o.service_cidr, ports = o.node_ports })
+  if not ranged then return nil, rerr end
   for _, l in ipairs(o.listen) do
     if not (l:match("^tcp://[^:/]+:%d+$") or l:match("^https://[^:/]+:%d+$")) then
       return nil, "--listen must be tcp://HOST:PORT, got " .. tostring(l)
@@ -232,6 +241,7 @@ function Server:start()
   -- Joined nodes serve their pods' logs to holders of this token.
   require("moonlet.kubelet.log_proxy").configure({ token = router.token })
   require("moonlet.node_health").configure({ grace = o.node_grace })
+  require("moonlet.hpa.config").configure(o.hpa)
   local inproc = require("moonlet.api.inproc")
   self.transport = inproc.transport(router)
   self.client_router_create = function(kind, obj) return inproc.create(router, kind, obj) end
@@ -319,6 +329,8 @@ function Server:stop()
   self:stop_kubelet()
   -- Controllers finish the item in hand before their watches end.
   if self.manager then self.manager:stop(5) end
+  -- Service proxy listeners outlive controller reloads, not the server.
+  require("moonlet.svc_proxy").close_all()
   require("moonlet.api.handlers").stop_watches()
 end
 

@@ -19,8 +19,8 @@ describe("discovery group order", function()
       if g.name == "batch" then batch = g end
     end
     -- metrics.k8s.io last: metrics-server's APIService has priority 100
-    assert.are.same({ "apps", "authentication.k8s.io", "authorization.k8s.io", "batch",
-      "coordination.k8s.io", "example.moonlet.dev", "metrics.k8s.io" }, names)
+    assert.are.same({ "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch",
+      "coordination.k8s.io", "discovery.k8s.io", "example.moonlet.dev", "metrics.k8s.io" }, names)
     assert.are.equal("batch/v1", batch.preferredVersion.groupVersion)
   end)
 

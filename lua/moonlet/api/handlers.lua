@@ -183,7 +183,9 @@ local function validate(ctx, obj, old)
   if old then
     if def.validate_update then def.validate_update(obj, old, errs) end
   end
-  if def.validate then def.validate(obj, errs, old) end
+  -- The store lets a kind check values unique across objects (a Service's
+  -- cluster IP and node ports).
+  if def.validate then def.validate(obj, errs, old, ctx.store) end
   if #errs > 0 then
     return status.invalid(def, obj.metadata.name or obj.metadata.generateName, errs:list())
   end
@@ -238,6 +240,23 @@ end
 
 -- {======================================================= reads
 
+-- A kind served in more than one version from one stored form (the
+-- HorizontalPodAutoscaler's autoscaling/v1 beside v2) has
+-- def.from_stored: what leaves through that version is converted (JSON
+-- text or a table in, the same out). Table views print the stored form.
+local function outward(def, v)
+  local conv = def.from_stored
+  if not conv then return v end
+  if type(v) ~= "string" then return conv(v) end
+  local obj = json.decode(v)
+  if json.is_array(obj) then
+    for i, o in ipairs(obj) do obj[i] = conv(o) end
+    return json.encode(json.array(obj))
+  end
+  return json.encode(conv(obj))
+end
+M.outward = outward
+
 function M.get(ctx)
   local def = ctx.def
   local text = ctx.store:get_json(def.store_resource, ctx.namespace or "", ctx.name)
@@ -248,7 +267,7 @@ function M.get(ctx)
     return ctx:reply(200, t)
   end
   if ctx.partial then return ctx:reply(200, assert(views.partial(text))) end
-  return ctx:reply(200, text)
+  return ctx:reply(200, outward(def, text))
 end
 
 -- Field selectors name fields a kind supports; aliases map to JSON paths
@@ -298,6 +317,8 @@ function M.list(ctx)
   if ctx.partial then
     -- client-go's metadata client: each item's metadata only.
     kind, api_version, items = "PartialObjectMetadataList", "meta.k8s.io/v1", assert(views.partial_items(items))
+  else
+    items = outward(def, items)
   end
   local text = string.format('{"kind":"%s","apiVersion":"%s","metadata":%s,"items":%s}',
     kind, api_version, json.encode(meta), items)
@@ -323,7 +344,7 @@ function M.watch(ctx)
   -- stored text and written to every stream with no Lua per watcher. Table
   -- and metadata-only watches (and the in-process transport) print each
   -- event here.
-  local piped = not ctx.table and not ctx.partial and out and out.pipe_watch ~= nil
+  local piped = not ctx.table and not ctx.partial and out and out.pipe_watch ~= nil and not def.from_stored
   local w, msg, code
   if piped then w, msg, code = out:pipe_watch(ctx.store, id, def.store_resource, opts)
   else w, msg, code = ctx.store:watch(id, def.store_resource, opts) end
@@ -356,6 +377,8 @@ function M.watch(ctx)
       first = false
     elseif ctx.partial then
       obj_text = assert(views.partial(text))
+    else
+      obj_text = outward(def, text)
     end
     out:write('{"type":"' .. typ .. '","object":' .. obj_text .. '}\n')
   end
@@ -438,7 +461,7 @@ create_object = function(ctx, obj)
   if def.prepare_create then def.prepare_create(obj) end
   err = validate(ctx, obj, nil)
   if err then return ctx:fail(err) end
-  if dry_run(ctx) then return ctx:reply(201, obj) end
+  if dry_run(ctx) then return ctx:reply(201, outward(def, obj)) end
   if def.aggregate then
     -- Kinds like Event fold a repeat into the stored object.
     local existing = def.aggregate(obj, ctx.store)
@@ -464,7 +487,7 @@ create_object = function(ctx, obj)
   local res, msg, code = ctx.store:create(def.store_resource, meta.namespace or "", obj, opts)
   if not res then return ctx:fail(store_failure(ctx, meta.name, msg, code)) end
   if def.on_created then def.on_created(obj) end
-  return ctx:reply(201, res)
+  return ctx:reply(201, outward(def, res))
 end
 
 -- Shared by PUT and PATCH: `obj` is the full new object.
@@ -506,7 +529,7 @@ local function write_update(ctx, obj, old)
   if err then return ctx:fail(err) end
   -- Field ownership of objects somebody applied (an apply records its own).
   if not ctx.applied then M.track_fields(ctx, old, obj) end
-  if dry_run(ctx) then return ctx:reply(200, obj) end
+  if dry_run(ctx) then return ctx:reply(200, outward(def, obj)) end
   local opts = store_opts(def, sub)
   opts.json = true
   -- A status write takes only status from the body (and the name, the
@@ -534,7 +557,7 @@ local function write_update(ctx, obj, old)
   end
   local res, msg, code = ctx.store:update(def.store_resource, payload, opts)
   if not res then return ctx:fail(store_failure(ctx, ctx.name, msg, code)) end
-  return ctx:reply(200, res)
+  return ctx:reply(200, outward(def, res))
 end
 
 function M.update(ctx)
@@ -603,6 +626,8 @@ function M.patch(ctx)
   if p == nil then return ctx:fail(status.bad_request("error decoding patch: " .. tostring(perr))) end
   local old = ctx.store:get(def.store_resource, ctx.namespace or "", ctx.name)
   if not old then return ctx:fail(status.not_found(def, ctx.name)) end
+  -- A patch applies to the object as the request's version shows it.
+  if def.from_stored then old = def.from_stored(old) end
   if p == json.null and kind ~= "json" then
     return ctx:fail(status.bad_request("Invalid JSON Patch"))
   end

@@ -13,6 +13,8 @@ M.version = "v1.32.4-dispatcher"
 M.kinds = {
   ["v1/Pod"] = "core.v1.Pod",
   ["v1/ConfigMap"] = "core.v1.ConfigMap",
+  ["v1/Service"] = "core.v1.Service",
+  ["v1/Endpoints"] = "core.v1.Endpoints",
   ["v1/Namespace"] = "core.v1.Namespace",
   ["v1/Node"] = "core.v1.Node",
   ["v1/Event"] = "core.v1.Event",
@@ -26,6 +28,8 @@ M.kinds = {
   ["coordination.k8s.io/v1/Lease"] = "coordination.v1.Lease",
   ["authorization.k8s.io/v1/SelfSubjectAccessReview"] = "authorization.v1.SelfSubjectAccessReview",
   ["authentication.k8s.io/v1/SelfSubjectReview"] = "authentication.v1.SelfSubjectReview",
+  ["autoscaling/v1/HorizontalPodAutoscaler"] = "autoscaling.v1.HorizontalPodAutoscaler",
+  ["autoscaling/v2/HorizontalPodAutoscaler"] = "autoscaling.v2.HorizontalPodAutoscaler",
 }
 
 M.messages = {
@@ -194,6 +198,150 @@ M.messages = {
     [3] = { n = "evaluationError", t = "string", z = true },
     [4] = { n = "denied", t = "bool", z = true },
   },
+  ["autoscaling.v1.CrossVersionObjectReference"] = {
+    [1] = { n = "kind", t = "string", z = true },
+    [2] = { n = "name", t = "string", z = true },
+    [3] = { n = "apiVersion", t = "string", z = true },
+  },
+  ["autoscaling.v1.HorizontalPodAutoscaler"] = {
+    [1] = { n = "metadata", t = "message", m = "meta.v1.ObjectMeta" },
+    [2] = { n = "spec", t = "message", m = "autoscaling.v1.HorizontalPodAutoscalerSpec" },
+    [3] = { n = "status", t = "message", m = "autoscaling.v1.HorizontalPodAutoscalerStatus" },
+  },
+  ["autoscaling.v1.HorizontalPodAutoscalerSpec"] = {
+    [1] = { n = "scaleTargetRef", t = "message", m = "autoscaling.v1.CrossVersionObjectReference" },
+    [2] = { n = "minReplicas", t = "int32" },
+    [3] = { n = "maxReplicas", t = "int32", z = true },
+    [4] = { n = "targetCPUUtilizationPercentage", t = "int32" },
+  },
+  ["autoscaling.v1.HorizontalPodAutoscalerStatus"] = {
+    [1] = { n = "observedGeneration", t = "int64" },
+    [2] = { n = "lastScaleTime", t = "message", m = "meta.v1.Time" },
+    [3] = { n = "currentReplicas", t = "int32", z = true },
+    [4] = { n = "desiredReplicas", t = "int32", z = true },
+    [5] = { n = "currentCPUUtilizationPercentage", t = "int32" },
+  },
+  ["autoscaling.v2.ContainerResourceMetricSource"] = {
+    [1] = { n = "name", t = "string", z = true },
+    [2] = { n = "target", t = "message", m = "autoscaling.v2.MetricTarget" },
+    [3] = { n = "container", t = "string", z = true },
+  },
+  ["autoscaling.v2.ContainerResourceMetricStatus"] = {
+    [1] = { n = "name", t = "string", z = true },
+    [2] = { n = "current", t = "message", m = "autoscaling.v2.MetricValueStatus" },
+    [3] = { n = "container", t = "string", z = true },
+  },
+  ["autoscaling.v2.CrossVersionObjectReference"] = {
+    [1] = { n = "kind", t = "string", z = true },
+    [2] = { n = "name", t = "string", z = true },
+    [3] = { n = "apiVersion", t = "string", z = true },
+  },
+  ["autoscaling.v2.ExternalMetricSource"] = {
+    [1] = { n = "metric", t = "message", m = "autoscaling.v2.MetricIdentifier" },
+    [2] = { n = "target", t = "message", m = "autoscaling.v2.MetricTarget" },
+  },
+  ["autoscaling.v2.ExternalMetricStatus"] = {
+    [1] = { n = "metric", t = "message", m = "autoscaling.v2.MetricIdentifier" },
+    [2] = { n = "current", t = "message", m = "autoscaling.v2.MetricValueStatus" },
+  },
+  ["autoscaling.v2.HPAScalingPolicy"] = {
+    [1] = { n = "type", t = "string", z = true },
+    [2] = { n = "value", t = "int32", z = true },
+    [3] = { n = "periodSeconds", t = "int32", z = true },
+  },
+  ["autoscaling.v2.HPAScalingRules"] = {
+    [1] = { n = "selectPolicy", t = "string" },
+    [2] = { n = "policies", t = "message", r = true, m = "autoscaling.v2.HPAScalingPolicy" },
+    [3] = { n = "stabilizationWindowSeconds", t = "int32" },
+  },
+  ["autoscaling.v2.HorizontalPodAutoscaler"] = {
+    [1] = { n = "metadata", t = "message", m = "meta.v1.ObjectMeta" },
+    [2] = { n = "spec", t = "message", m = "autoscaling.v2.HorizontalPodAutoscalerSpec" },
+    [3] = { n = "status", t = "message", m = "autoscaling.v2.HorizontalPodAutoscalerStatus" },
+  },
+  ["autoscaling.v2.HorizontalPodAutoscalerBehavior"] = {
+    [1] = { n = "scaleUp", t = "message", m = "autoscaling.v2.HPAScalingRules" },
+    [2] = { n = "scaleDown", t = "message", m = "autoscaling.v2.HPAScalingRules" },
+  },
+  ["autoscaling.v2.HorizontalPodAutoscalerCondition"] = {
+    [1] = { n = "type", t = "string", z = true },
+    [2] = { n = "status", t = "string", z = true },
+    [3] = { n = "lastTransitionTime", t = "message", m = "meta.v1.Time" },
+    [4] = { n = "reason", t = "string", z = true },
+    [5] = { n = "message", t = "string", z = true },
+  },
+  ["autoscaling.v2.HorizontalPodAutoscalerSpec"] = {
+    [1] = { n = "scaleTargetRef", t = "message", m = "autoscaling.v2.CrossVersionObjectReference" },
+    [2] = { n = "minReplicas", t = "int32" },
+    [3] = { n = "maxReplicas", t = "int32", z = true },
+    [4] = { n = "metrics", t = "message", r = true, m = "autoscaling.v2.MetricSpec" },
+    [5] = { n = "behavior", t = "message", m = "autoscaling.v2.HorizontalPodAutoscalerBehavior" },
+  },
+  ["autoscaling.v2.HorizontalPodAutoscalerStatus"] = {
+    [1] = { n = "observedGeneration", t = "int64" },
+    [2] = { n = "lastScaleTime", t = "message", m = "meta.v1.Time" },
+    [3] = { n = "currentReplicas", t = "int32", z = true },
+    [4] = { n = "desiredReplicas", t = "int32", z = true },
+    [5] = { n = "currentMetrics", t = "message", r = true, m = "autoscaling.v2.MetricStatus" },
+    [6] = { n = "conditions", t = "message", r = true, m = "autoscaling.v2.HorizontalPodAutoscalerCondition" },
+  },
+  ["autoscaling.v2.MetricIdentifier"] = {
+    [1] = { n = "name", t = "string", z = true },
+    [2] = { n = "selector", t = "message", m = "meta.v1.LabelSelector" },
+  },
+  ["autoscaling.v2.MetricSpec"] = {
+    [1] = { n = "type", t = "string", z = true },
+    [2] = { n = "object", t = "message", m = "autoscaling.v2.ObjectMetricSource" },
+    [3] = { n = "pods", t = "message", m = "autoscaling.v2.PodsMetricSource" },
+    [4] = { n = "resource", t = "message", m = "autoscaling.v2.ResourceMetricSource" },
+    [5] = { n = "external", t = "message", m = "autoscaling.v2.ExternalMetricSource" },
+    [7] = { n = "containerResource", t = "message", m = "autoscaling.v2.ContainerResourceMetricSource" },
+  },
+  ["autoscaling.v2.MetricStatus"] = {
+    [1] = { n = "type", t = "string", z = true },
+    [2] = { n = "object", t = "message", m = "autoscaling.v2.ObjectMetricStatus" },
+    [3] = { n = "pods", t = "message", m = "autoscaling.v2.PodsMetricStatus" },
+    [4] = { n = "resource", t = "message", m = "autoscaling.v2.ResourceMetricStatus" },
+    [5] = { n = "external", t = "message", m = "autoscaling.v2.ExternalMetricStatus" },
+    [7] = { n = "containerResource", t = "message", m = "autoscaling.v2.ContainerResourceMetricStatus" },
+  },
+  ["autoscaling.v2.MetricTarget"] = {
+    [1] = { n = "type", t = "string", z = true },
+    [2] = { n = "value", t = "message", m = "resource.Quantity" },
+    [3] = { n = "averageValue", t = "message", m = "resource.Quantity" },
+    [4] = { n = "averageUtilization", t = "int32" },
+  },
+  ["autoscaling.v2.MetricValueStatus"] = {
+    [1] = { n = "value", t = "message", m = "resource.Quantity" },
+    [2] = { n = "averageValue", t = "message", m = "resource.Quantity" },
+    [3] = { n = "averageUtilization", t = "int32" },
+  },
+  ["autoscaling.v2.ObjectMetricSource"] = {
+    [1] = { n = "describedObject", t = "message", m = "autoscaling.v2.CrossVersionObjectReference" },
+    [2] = { n = "target", t = "message", m = "autoscaling.v2.MetricTarget" },
+    [3] = { n = "metric", t = "message", m = "autoscaling.v2.MetricIdentifier" },
+  },
+  ["autoscaling.v2.ObjectMetricStatus"] = {
+    [1] = { n = "metric", t = "message", m = "autoscaling.v2.MetricIdentifier" },
+    [2] = { n = "current", t = "message", m = "autoscaling.v2.MetricValueStatus" },
+    [3] = { n = "describedObject", t = "message", m = "autoscaling.v2.CrossVersionObjectReference" },
+  },
+  ["autoscaling.v2.PodsMetricSource"] = {
+    [1] = { n = "metric", t = "message", m = "autoscaling.v2.MetricIdentifier" },
+    [2] = { n = "target", t = "message", m = "autoscaling.v2.MetricTarget" },
+  },
+  ["autoscaling.v2.PodsMetricStatus"] = {
+    [1] = { n = "metric", t = "message", m = "autoscaling.v2.MetricIdentifier" },
+    [2] = { n = "current", t = "message", m = "autoscaling.v2.MetricValueStatus" },
+  },
+  ["autoscaling.v2.ResourceMetricSource"] = {
+    [1] = { n = "name", t = "string", z = true },
+    [2] = { n = "target", t = "message", m = "autoscaling.v2.MetricTarget" },
+  },
+  ["autoscaling.v2.ResourceMetricStatus"] = {
+    [1] = { n = "name", t = "string", z = true },
+    [2] = { n = "current", t = "message", m = "autoscaling.v2.MetricValueStatus" },
+  },
   ["batch.v1.CronJob"] = {
     [1] = { n = "metadata", t = "message", m = "meta.v1.ObjectMeta" },
     [2] = { n = "spec", t = "message", m = "batch.v1.CronJobSpec" },
@@ -360,6 +508,9 @@ M.messages = {
     [3] = { n = "readOnly", t = "bool", z = true },
     [4] = { n = "secretRef", t = "message", m = "core.v1.LocalObjectReference" },
   },
+  ["core.v1.ClientIPConfig"] = {
+    [1] = { n = "timeoutSeconds", t = "int32" },
+  },
   ["core.v1.ClusterTrustBundleProjection"] = {
     [1] = { n = "name", t = "string" },
     [2] = { n = "signerName", t = "string" },
@@ -500,6 +651,27 @@ M.messages = {
   ["core.v1.EmptyDirVolumeSource"] = {
     [1] = { n = "medium", t = "string", z = true },
     [2] = { n = "sizeLimit", t = "message", m = "resource.Quantity" },
+  },
+  ["core.v1.EndpointAddress"] = {
+    [1] = { n = "ip", t = "string", z = true },
+    [2] = { n = "targetRef", t = "message", m = "core.v1.ObjectReference" },
+    [3] = { n = "hostname", t = "string", z = true },
+    [4] = { n = "nodeName", t = "string" },
+  },
+  ["core.v1.EndpointPort"] = {
+    [1] = { n = "name", t = "string", z = true },
+    [2] = { n = "port", t = "int32", z = true },
+    [3] = { n = "protocol", t = "string", z = true },
+    [4] = { n = "appProtocol", t = "string" },
+  },
+  ["core.v1.EndpointSubset"] = {
+    [1] = { n = "addresses", t = "message", r = true, m = "core.v1.EndpointAddress" },
+    [2] = { n = "notReadyAddresses", t = "message", r = true, m = "core.v1.EndpointAddress" },
+    [3] = { n = "ports", t = "message", r = true, m = "core.v1.EndpointPort" },
+  },
+  ["core.v1.Endpoints"] = {
+    [1] = { n = "metadata", t = "message", m = "meta.v1.ObjectMeta" },
+    [2] = { n = "subsets", t = "message", r = true, m = "core.v1.EndpointSubset" },
   },
   ["core.v1.EnvFromSource"] = {
     [1] = { n = "prefix", t = "string", z = true },
@@ -674,6 +846,15 @@ M.messages = {
     [1] = { n = "uid", t = "int64", z = true },
     [2] = { n = "gid", t = "int64", z = true },
     [3] = { n = "supplementalGroups", t = "int64", r = true },
+  },
+  ["core.v1.LoadBalancerIngress"] = {
+    [1] = { n = "ip", t = "string", z = true },
+    [2] = { n = "hostname", t = "string", z = true },
+    [3] = { n = "ipMode", t = "string" },
+    [4] = { n = "ports", t = "message", r = true, m = "core.v1.PortStatus" },
+  },
+  ["core.v1.LoadBalancerStatus"] = {
+    [1] = { n = "ingress", t = "message", r = true, m = "core.v1.LoadBalancerIngress" },
   },
   ["core.v1.LocalObjectReference"] = {
     [1] = { n = "name", t = "string", z = true },
@@ -968,6 +1149,11 @@ M.messages = {
     [1] = { n = "metadata", t = "message", m = "meta.v1.ObjectMeta" },
     [2] = { n = "spec", t = "message", m = "core.v1.PodSpec" },
   },
+  ["core.v1.PortStatus"] = {
+    [1] = { n = "port", t = "int32", z = true },
+    [2] = { n = "protocol", t = "string", z = true },
+    [3] = { n = "error", t = "string" },
+  },
   ["core.v1.PortworxVolumeSource"] = {
     [1] = { n = "volumeID", t = "string", z = true },
     [2] = { n = "fsType", t = "string", z = true },
@@ -1092,10 +1278,52 @@ M.messages = {
     [11] = { n = "seccompProfile", t = "message", m = "core.v1.SeccompProfile" },
     [12] = { n = "appArmorProfile", t = "message", m = "core.v1.AppArmorProfile" },
   },
+  ["core.v1.Service"] = {
+    [1] = { n = "metadata", t = "message", m = "meta.v1.ObjectMeta" },
+    [2] = { n = "spec", t = "message", m = "core.v1.ServiceSpec" },
+    [3] = { n = "status", t = "message", m = "core.v1.ServiceStatus" },
+  },
   ["core.v1.ServiceAccountTokenProjection"] = {
     [1] = { n = "audience", t = "string", z = true },
     [2] = { n = "expirationSeconds", t = "int64" },
     [3] = { n = "path", t = "string", z = true },
+  },
+  ["core.v1.ServicePort"] = {
+    [1] = { n = "name", t = "string", z = true },
+    [2] = { n = "protocol", t = "string", z = true },
+    [3] = { n = "port", t = "int32", z = true },
+    [4] = { n = "targetPort", t = "message", m = "intstr.IntOrString" },
+    [5] = { n = "nodePort", t = "int32", z = true },
+    [6] = { n = "appProtocol", t = "string" },
+  },
+  ["core.v1.ServiceSpec"] = {
+    [1] = { n = "ports", t = "message", r = true, m = "core.v1.ServicePort" },
+    [2] = { n = "selector", t = "map", k = "string", m = "string" },
+    [3] = { n = "clusterIP", t = "string", z = true },
+    [4] = { n = "type", t = "string", z = true },
+    [5] = { n = "externalIPs", t = "string", r = true },
+    [7] = { n = "sessionAffinity", t = "string", z = true },
+    [8] = { n = "loadBalancerIP", t = "string", z = true },
+    [9] = { n = "loadBalancerSourceRanges", t = "string", r = true },
+    [10] = { n = "externalName", t = "string", z = true },
+    [11] = { n = "externalTrafficPolicy", t = "string", z = true },
+    [12] = { n = "healthCheckNodePort", t = "int32", z = true },
+    [13] = { n = "publishNotReadyAddresses", t = "bool", z = true },
+    [14] = { n = "sessionAffinityConfig", t = "message", m = "core.v1.SessionAffinityConfig" },
+    [17] = { n = "ipFamilyPolicy", t = "string" },
+    [18] = { n = "clusterIPs", t = "string", r = true },
+    [19] = { n = "ipFamilies", t = "string", r = true },
+    [20] = { n = "allocateLoadBalancerNodePorts", t = "bool" },
+    [21] = { n = "loadBalancerClass", t = "string" },
+    [22] = { n = "internalTrafficPolicy", t = "string" },
+    [23] = { n = "trafficDistribution", t = "string" },
+  },
+  ["core.v1.ServiceStatus"] = {
+    [1] = { n = "loadBalancer", t = "message", m = "core.v1.LoadBalancerStatus" },
+    [2] = { n = "conditions", t = "message", r = true, m = "meta.v1.Condition" },
+  },
+  ["core.v1.SessionAffinityConfig"] = {
+    [1] = { n = "clientIP", t = "message", m = "core.v1.ClientIPConfig" },
   },
   ["core.v1.SleepAction"] = {
     [1] = { n = "seconds", t = "int64", z = true },
@@ -1235,6 +1463,14 @@ M.messages = {
     [1] = { n = "type", t = "int64", z = true },
     [2] = { n = "intVal", t = "int32", z = true },
     [3] = { n = "strVal", t = "string", z = true },
+  },
+  ["meta.v1.Condition"] = {
+    [1] = { n = "type", t = "string", z = true },
+    [2] = { n = "status", t = "string", z = true },
+    [3] = { n = "observedGeneration", t = "int64", z = true },
+    [4] = { n = "lastTransitionTime", t = "message", m = "meta.v1.Time" },
+    [5] = { n = "reason", t = "string", z = true },
+    [6] = { n = "message", t = "string", z = true },
   },
   ["meta.v1.FieldSelectorRequirement"] = {
     [1] = { n = "key", t = "string", z = true },

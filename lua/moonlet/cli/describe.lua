@@ -153,6 +153,7 @@ M.search_events = search_events
 M.describers = {
   ["/Pod"] = "moonlet.cli.describe_pod",
   ["/Node"] = "moonlet.cli.describe_node",
+  ["/Service"] = "moonlet.cli.describe_service",
   ["apps/ReplicaSet"] = "moonlet.cli.describe_replicaset",
   ["batch/CronJob"] = "moonlet.cli.describe_cronjob",
   ["batch/Job"] = "moonlet.cli.describe_job",

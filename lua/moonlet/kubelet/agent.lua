@@ -493,6 +493,18 @@ function Agent:api_for()
     end
     return res ~= nil or (err and err.code == 404)
   end
+  -- In its own coroutine: publishing never delays a container start.
+  function api.annotate(pod, key, value)
+    local md = pod.metadata
+    local ns, name, uid = md.namespace, md.name, md.uid
+    sched.spawn("kubelet annotate", function()
+      local body = { metadata = { uid = uid, annotations = { [key] = value } } }
+      local res, err = c:patch("v1/Pod", ns, name, "merge", body)
+      if not res and err and err.code ~= 404 and err.code ~= 409 then
+        self.log("warn", string.format("kubelet: annotate pod %s/%s: %s", ns, name, msg_of(err)))
+      end
+    end)
+  end
   function api.delete(pod)
     local md = pod.metadata
     local res, err = c:delete("v1/Pod", md.namespace, md.name, { grace_period_seconds = 0,

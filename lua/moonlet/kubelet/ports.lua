@@ -96,6 +96,31 @@ function M.lookup(map, c, port)
   return nil
 end
 
+--- The pod annotation that publishes the map, so that others (the
+--- endpoints controller) can find the host port behind a container port.
+M.ANNOTATION = "moonlet.dev/host-ports"
+
+--- The annotation's value for a map: JSON with sorted keys, so the same
+--- map always gives the same text. nil for an empty map.
+function M.encode(map)
+  local keys = {}
+  for k in pairs(map or {}) do keys[#keys + 1] = k end
+  if #keys == 0 then return nil end
+  table.sort(keys)
+  local json = require("moonlet.json")
+  for i, k in ipairs(keys) do keys[i] = json.encode(k) .. ":" .. tostring(map[k]) end
+  return "{" .. table.concat(keys, ",") .. "}"
+end
+
+--- The map a pod's annotation publishes, or nil.
+function M.published(pod)
+  local text = (((pod or {}).metadata or {}).annotations or {})[M.ANNOTATION]
+  if type(text) ~= "string" then return nil end
+  local ok, map = pcall(require("moonlet.json").decode, text)
+  if ok and type(map) == "table" then return map end
+  return nil
+end
+
 --- Frees the ports of pod uid.
 function Alloc:release(uid)
   local m = self.by_pod[uid]

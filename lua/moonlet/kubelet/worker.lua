@@ -812,6 +812,14 @@ function Worker:sync()
     self.port_map = map or {}
     if map and agent.runtime and agent.runtime.kept then self:save_ports(map) end
   end
+  -- Published once per pod (an annotation), for the endpoints controller.
+  local published = ports.encode(self.port_map)
+  if published and (pod.metadata.annotations or {})[ports.ANNOTATION] ~= published
+      and self.ports_published ~= published and not pod.metadata.deletionTimestamp
+      and agent.api.annotate then
+    self.ports_published = published
+    agent.api.annotate(pod, ports.ANNOTATION, published)
+  end
   -- Adopted instances get their probers here: building the environment
   -- may wait on the API.
   for _, rec in pairs(self.cs) do
