@@ -624,6 +624,25 @@ function Client:update_status(kind, obj, opts)
   return self:_call("PUT", p .. write_query(opts), obj)
 end
 
+--- GET a subresource of an object (`scale`, `status`). `kind` may be a
+--- resolved kind table.
+function Client:get_subresource(kind, ns, name, sub)
+  local r, st = resolve_kind(self, kind)
+  if not r then return nil, st end
+  local p, perr = M.path(r, r.namespaced and (ns or "default") or nil, name, sub)
+  if not p then return nil, perr end
+  return self:_call("GET", p)
+end
+
+--- PUT a subresource's whole body (a Scale, ...). opts as update's.
+function Client:put_subresource(kind, ns, name, sub, body, opts)
+  local r, st = resolve_kind(self, kind)
+  if not r then return nil, st end
+  local p, perr = M.path(r, r.namespaced and (ns or "default") or nil, name, sub)
+  if not p then return nil, perr end
+  return self:_call("PUT", p .. write_query(opts), body)
+end
+
 --- PATCH. ptype: "merge" | "json" | "strategic" | "apply"; patch is a table
 --- or an encoded string. opts: subresource, dry_run, field_manager, force.
 function Client:patch(kind, ns, name, ptype, patch, opts)

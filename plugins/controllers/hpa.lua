@@ -9,15 +9,14 @@ local config = require("moonlet.hpa.config")
 local normalize = require("moonlet.hpa.normalize")
 local sync = require("moonlet.hpa.sync")
 local json = require("moonlet.json")
-local client_mod = require("moonlet.client")
 local util = require("moonlet.controller.util")
 
 local KIND = "autoscaling/v2/HorizontalPodAutoscaler"
 
 local function msg_of(st) return type(st) == "table" and tostring(st.message) or tostring(st) end
 
--- The target's scale subresource path, or nil and Kubernetes' message.
-local function scale_path(ctx, hpa)
+-- The target's kind, or nil and Kubernetes' message.
+local function target_kind(ctx, hpa)
   local ref = hpa.spec.scaleTargetRef or {}
   local av = type(ref.apiVersion) == "string" and ref.apiVersion or ""
   local r = ctx.client:kind(av .. "/" .. tostring(ref.kind))
@@ -25,7 +24,7 @@ local function scale_path(ctx, hpa)
     local g = av:match("^(.*)/[^/]*$") or ""
     return nil, string.format('no matches for kind "%s" in group "%s"', tostring(ref.kind), g)
   end
-  return client_mod.path(r, hpa.metadata.namespace, ref.name, "scale")
+  return r
 end
 
 local function env_of(ctx)
@@ -33,16 +32,17 @@ local function env_of(ctx)
     now = ctx.now, state = ctx.hpa_state, config = config.current,
     event = function(hpa, typ, reason, message) ctx:event(hpa, typ, reason, message) end,
     get_scale = function(hpa)
-      local p, err = scale_path(ctx, hpa)
-      if not p then return nil, msg_of(err) end
-      local s, st = ctx.client:_call("GET", p)
+      local r, err = target_kind(ctx, hpa)
+      if not r then return nil, msg_of(err) end
+      local s, st = ctx.client:get_subresource(r, hpa.metadata.namespace, hpa.spec.scaleTargetRef.name, "scale")
       if not s then return nil, msg_of(st) end
       return s
     end,
     put_scale = function(hpa, scale)
-      local p, err = scale_path(ctx, hpa)
-      if not p then return nil, msg_of(err) end
-      local s, st = ctx.client:_call("PUT", p, scale)
+      local r, err = target_kind(ctx, hpa)
+      if not r then return nil, msg_of(err) end
+      local s, st = ctx.client:put_subresource(r, hpa.metadata.namespace, hpa.spec.scaleTargetRef.name,
+        "scale", scale)
       if not s then return nil, msg_of(st) end
       return s
     end,

@@ -230,6 +230,19 @@ describe("moonlet.client verbs", function()
     assert.are.equal("/api/v1/namespaces/d/pods/p/status", log[#log].path)
   end)
 
+  it("reads and writes subresources", function()
+    local c, log, objects = fake()
+    objects["/apis/apps/v1/namespaces/d/deployments/web/scale"] = { kind = "Scale", spec = { replicas = 2 } }
+    local s = assert(c:get_subresource("apps/v1/Deployment", "d", "web", "scale"))
+    assert.are.equal(2, s.spec.replicas)
+    assert.are.equal("GET", log[#log].method)
+    s.spec.replicas = 3
+    local out = assert(c:put_subresource(c:kind("apps/v1/Deployment"), "d", "web", "scale", s, { dry_run = true }))
+    assert.are.equal(3, out.spec.replicas)
+    assert.are.equal("PUT", log[#log].method)
+    assert.are.equal("/apis/apps/v1/namespaces/d/deployments/web/scale?dryRun=All", log[#log].path)
+  end)
+
   it("patches with the content type of each patch kind", function()
     local c, log = fake()
     local want = { merge = "application/merge-patch+json", json = "application/json-patch+json",
