@@ -119,25 +119,34 @@ local function within(ratio, tolerance) return math.abs(1.0 - ratio) <= toleranc
 
 local function ceil(x) return math.tointeger(math.ceil(x - 1e-12)) or math.ceil(x) end
 
---- GetResourceReplicas. args: current (replicas), target (utilization %),
---- resource ("cpu"/"memory"), pods, metrics (name -> {value, timestamp,
---- window}), now, container (nil: all), tolerance, opts (periods).
---- @return replicas, utilization %, raw average (milli) | nil, err
-function M.resource_replicas(a)
-  local metrics, pods = {}, a.pods
-  for k, v in pairs(a.metrics) do metrics[k] = v end
+-- What both calculations start from (groupPods and the checks around
+-- it): the metrics of the pods that count, and the pods' groups.
+-- @return metrics, ready, unready, missing | nil, err
+local function counted_metrics(a)
   if next(a.metrics) == nil then
     return nil, "unable to get metrics for resource " .. a.resource .. ": no metrics returned from resource metrics API"
   end
-  if #pods == 0 then return nil, "no pods returned by selector while calculating replica count" end
-  local tol = a.tolerance or M.TOLERANCE
-  local ready, unready, missing, ignored = M.group_pods(pods, metrics, a.resource, a.now, a.opts)
+  if #a.pods == 0 then return nil, "no pods returned by selector while calculating replica count" end
+  local metrics = {}
+  for k, v in pairs(a.metrics) do metrics[k] = v end
+  local ready, unready, missing, ignored = M.group_pods(a.pods, metrics, a.resource, a.now, a.opts)
   for n in pairs(ignored) do metrics[n] = nil end
   for n in pairs(unready) do metrics[n] = nil end
   if next(metrics) == nil then
     return nil, "did not receive metrics for targeted pods (pods might be unready)"
   end
-  local requests, rerr = pod_requests(pods, a.resource, a.container, a.quantity or M.milli)
+  return metrics, ready, unready, missing
+end
+
+--- GetResourceReplicas. args: current (replicas), target (utilization %),
+--- resource ("cpu"/"memory"), pods, metrics (name -> {value, timestamp,
+--- window}), now, container (nil: all), tolerance, opts (periods).
+--- @return replicas, utilization %, raw average (milli) | nil, err
+function M.resource_replicas(a)
+  local metrics, ready, unready, missing = counted_metrics(a)
+  if not metrics then return nil, ready end
+  local tol = a.tolerance or M.TOLERANCE
+  local requests, rerr = pod_requests(a.pods, a.resource, a.container, a.quantity or M.milli)
   if not requests then return nil, rerr end
   local ratio, util, raw = utilization_ratio(metrics, requests, a.target)
   if not ratio then return nil, util end
@@ -173,19 +182,9 @@ end
 --- plain-metric rules of calcPlainMetricReplicas.
 --- @return replicas, average (milli) | nil, err
 function M.raw_resource_replicas(a)
-  local metrics, pods = {}, a.pods
-  for k, v in pairs(a.metrics) do metrics[k] = v end
-  if next(a.metrics) == nil then
-    return nil, "unable to get metrics for resource " .. a.resource .. ": no metrics returned from resource metrics API"
-  end
-  if #pods == 0 then return nil, "no pods returned by selector while calculating replica count" end
+  local metrics, ready, unready, missing = counted_metrics(a)
+  if not metrics then return nil, ready end
   local tol = a.tolerance or M.TOLERANCE
-  local ready, unready, missing, ignored = M.group_pods(pods, metrics, a.resource, a.now, a.opts)
-  for n in pairs(ignored) do metrics[n] = nil end
-  for n in pairs(unready) do metrics[n] = nil end
-  if next(metrics) == nil then
-    return nil, "did not receive metrics for targeted pods (pods might be unready)"
-  end
   local function ratio_of()
     local total, n = 0, 0
     for _, m in pairs(metrics) do total, n = total + m.value, n + 1 end
