@@ -158,9 +158,45 @@ function Node:start()
     agent.host_ip, agent.kubelet_port = host, port
     log("info", string.format("serving container logs on https://%s:%d", host, port))
   end
-  local started, serr = agent:start()
-  if not started then return nil, serr end
-  log("info", string.format("node %s joined %s", agent.node_name, conn.server))
+  return self:join(conn.server)
+end
+
+-- The kubelet's registerWithAPIServer back-off: from 0.5 s, doubling, at
+-- most 7 s between attempts.
+M.RETRY_INITIAL_MS, M.RETRY_MAX_MS = 500, 7000
+
+-- Registers the node, retrying with back-off while the server cannot be
+-- reached (not up yet, restarting): a supervisor may well start a node
+-- before its server. What a retry cannot fix (401, 403, an invalid Node)
+-- ends at once. self.stop_id / self.stopping (set by M.main's signal
+-- handlers) end the retries. @return true | "stopped" | nil, message
+--- Whether registering again may succeed after the failure `st` (the
+--- client's Status): the server unreachable, busy (429) or failing (5xx,
+--- as while it starts) may come back; refused credentials or an invalid
+--- Node will not.
+function M.retryable(st)
+  if type(st) ~= "table" then return false end
+  local code = tonumber(st.code)
+  return st.transport == true or code == 429 or (code ~= nil and code >= 500)
+end
+
+function Node:join(server)
+  local loop, sched = require("moonlet.loop"), require("moonlet.sched")
+  local delay = M.RETRY_INITIAL_MS
+  while true do
+    if self.stopping then return "stopped" end
+    local started, serr, st = self.agent:start()
+    if started then break end
+    if not M.retryable(st) then return nil, serr end
+    if self.stopping then return "stopped" end
+    log("warn", string.format("unable to register node with the server %s, retrying in %.1f s: %s",
+      server, delay / 1000, tostring(serr)))
+    local t = loop.timer(delay, function() sched.wake(self.stop_id, "retry") end)
+    sched.wait(self.stop_id)
+    t.stop()
+    delay = math.min(delay * 2, M.RETRY_MAX_MS)
+  end
+  log("info", string.format("node %s joined %s", self.agent.node_name, server))
   return true
 end
 
@@ -186,23 +222,33 @@ function M.main(argv)
   end
   o.data_dir = o.data_dir or require("moonlet.paths").data_dir()
   local sched, loop = require("moonlet.sched"), require("moonlet.loop")
-  local node = setmetatable({ opts = o }, Node)
+  local node = setmetatable({ opts = o, stop_id = loop.next_id() }, Node)
   local code = 0
   sched.run(function()
+    -- Taken before start, which may wait long for the server; a signal
+    -- that comes while nobody waits on stop_id is kept in node.stopping.
+    local signals = {}
+    for _, name in ipairs({ "SIGINT", "SIGTERM" }) do
+      signals[#signals + 1] = loop.on_signal(name, function()
+        log("info", "received " .. name .. ", shutting down")
+        node.stopping = name
+        sched.wake(node.stop_id, name)
+      end)
+    end
+    local function close_signals() for _, s in ipairs(signals) do s.close() end end
     local ok, serr = node:start()
     if not ok then
       log("error", serr)
       code = 1
       if node.listener then node.listener:close() end
+      close_signals()
       return
     end
-    local stop_id = loop.next_id()
-    local signals = loop.on_stop_signals(stop_id, log)
-    sched.wait(stop_id)
+    if not node.stopping then sched.wait(node.stop_id) end
     node:stop()
     -- One more turn lets the last status writes go out.
     loop.sleep(10)
-    for _, s in ipairs(signals) do s.close() end
+    close_signals()
   end)
   return code
 end

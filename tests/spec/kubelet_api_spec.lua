@@ -55,6 +55,46 @@ describe("kubelet API pieces", function()
     end)
   end)
 
+  it("a start that cannot reach the server says so, and a retry prepares nothing twice", function()
+    fake.run(function()
+      local s = stack()
+      local down = true
+      -- The API stack behind a transport that fails like a refused connection.
+      local client = require("moonlet.client").new({ transport = function(req)
+        if down then return nil, "connect: ECONNREFUSED" end
+        return s.transport(req)
+      end })
+      local agent = require("moonlet.kubelet.agent").new({ client = client, data_dir = os.tmpname() .. ".d",
+        node_name = "node-r", runtime = { spawn = function() error("no pods here") end },
+        log = function() end })
+      agent.probes = false
+      local scans, scan = 0, agent.scan_pod_dirs
+      agent.scan_pod_dirs = function(a) scans = scans + 1; return scan(a) end
+      local ok, err, st = agent:start()
+      assert.is_nil(ok)
+      assert.matches("ECONNREFUSED", err)
+      assert.is_true(st.transport)
+      assert.are.equal(0, #agent.timers)
+      down = false
+      assert(agent:start())
+      assert.are.equal(1, scans)
+      assert(s.client:get("v1/Node", nil, "node-r"))
+      agent:stop()
+      -- a server that answers with an error is no transport failure
+      local denied = require("moonlet.client").new({ transport = function()
+        return { status = 401, headers = {}, body = '{"kind":"Status","code":401,"reason":"Unauthorized","message":"Unauthorized"}' }
+      end })
+      local a2 = require("moonlet.kubelet.agent").new({ client = denied, data_dir = os.tmpname() .. ".d",
+        node_name = "node-d", runtime = { spawn = function() error("no pods here") end }, log = function() end })
+      a2.probes = false
+      local ok2, err2, st2 = a2:start()
+      assert.is_nil(ok2)
+      assert.matches("Unauthorized", err2)
+      assert.are.equal(401, st2.code)
+      assert.is_nil(st2.transport)
+    end)
+  end)
+
   it("binding: assigns once, with the API server's errors", function()
     fake.run(function()
       local s = stack()

@@ -176,26 +176,29 @@ end
 
 local function msg_of(st) return type(st) == "table" and tostring(st.message) or tostring(st) end
 
+--- Creates or updates this node's Node and its status.
+--- @return true | nil, message, the client's Status (its `transport` tells
+--- a server that could not be reached from one that refused)
 function Agent:register_node()
   local c = self.client
   local existing = c:get("v1/Node", nil, self.node_name)
   if not existing then
     local node = self:node_object(nil)
     local created, st = c:create("v1/Node", node)
-    if not created then return nil, "register node: " .. msg_of(st) end
+    if not created then return nil, "register node: " .. msg_of(st), st end
     existing = created
     node.metadata = created.metadata
     local ok, st2 = c:update_status("v1/Node", node)
-    if not ok then return nil, "node status: " .. msg_of(st2) end
+    if not ok then return nil, "node status: " .. msg_of(st2), st2 end
     existing = ok
   else
     local node = self:node_object(existing)
     local st = node.status
     local upd, err = c:update("v1/Node", node)
-    if not upd then return nil, "update node: " .. msg_of(err) end
+    if not upd then return nil, "update node: " .. msg_of(err), err end
     upd.status = st
     local ok, err2 = c:update_status("v1/Node", upd)
-    if not ok then return nil, "node status: " .. msg_of(err2) end
+    if not ok then return nil, "node status: " .. msg_of(err2), err2 end
     existing = ok
   end
   self.node_uid = existing.metadata.uid
@@ -677,7 +680,29 @@ function M.new(opts)
 end
 
 --- Registers the node and starts the pod workers (call in a coroutine).
+--- Starts the agent: registers its Node, then heartbeats and runs its pods.
+--- @return true | nil, message, Status (a failed registration's; a node
+--- retries start() while Status.transport says the server was unreachable)
 function Agent:start()
+  local ok, err = self:prepare()
+  if not ok then return nil, err end
+  local reg, rerr, st = self:register_node()
+  if not reg then return nil, rerr, st end
+  self:renew_lease()
+  local every = math.max(100, math.floor(self.heartbeat_s * 1000)) -- ms; a tiny value would spin
+  self.timers[#self.timers + 1] = loop.timer(every, function() self:heartbeat() end, every)
+  self:sweep_kept()
+  self:watch_pods()
+  self.log("info", string.format("kubelet: node %s ready (images: %s)", self.node_name,
+    #self.image_dirs > 0 and table.concat(self.image_dirs, ", ") or "none"))
+  return true
+end
+
+-- The work before registering, done once per agent: a node retries
+-- start() while its server is unreachable, and a retry must not rescan the
+-- pod dirs, rebuild the runtime or configure the modules again.
+function Agent:prepare()
+  if self.prepared then return true end
   mkdir_p(self.pods_dir)
   mkdir_p(self.state_dir)
   self:scan_pod_dirs()
@@ -704,15 +729,7 @@ function Agent:start()
   require("moonlet.kubelet.logs").configure({ agent = self })
   require("moonlet.kubelet.metrics_api").configure({ agent = self })
   require("moonlet.kubelet.subresources").install()
-  local ok, err = self:register_node()
-  if not ok then return nil, err end
-  self:renew_lease()
-  local every = math.max(100, math.floor(self.heartbeat_s * 1000)) -- ms; a tiny value would spin
-  self.timers[#self.timers + 1] = loop.timer(every, function() self:heartbeat() end, every)
-  self:sweep_kept()
-  self:watch_pods()
-  self.log("info", string.format("kubelet: node %s ready (images: %s)", self.node_name,
-    #self.image_dirs > 0 and table.concat(self.image_dirs, ", ") or "none"))
+  self.prepared = true
   return true
 end
 
