@@ -2,19 +2,14 @@
 -- node selector, labels, annotations, the scheduling counts from status,
 -- the phases of the pods it controls, the pod template and its events.
 local describe = require("moonlet.cli.describe")
-local json = require("moonlet.json")
 local selector = require("moonlet.selector")
 local describe_pod = require("moonlet.cli.describe_pod")
 local describe_rs = require("moonlet.cli.describe_replicaset")
 
 local M = {}
 
-local function is_table(v) return type(v) == "table" and v ~= json.null end
-local function list(v) return is_table(v) and v or {} end
-local function str(v)
-  if v == nil or v == json.null then return "" end
-  return tostring(v)
-end
+local values = require("moonlet.cli.describe_values")
+local is_table, list, str = values.is_table, values.list, values.str
 
 --- The describe text for `ds` given the pods in its namespace matching its
 --- selector and its events (nil leaves the Events section out).

@@ -13,10 +13,8 @@ local M = {}
 
 local list = util.list
 
-local function str(v)
-  if v == nil or v == json.null then return "" end
-  return tostring(v)
-end
+local values = require("moonlet.cli.describe_values")
+local str = values.str
 
 local function int(v) return math.tointeger(v) or 0 end
 

@@ -10,13 +10,9 @@ local describe_pod = require("moonlet.cli.describe_pod")
 
 local M = {}
 
-local function is_table(v) return type(v) == "table" and v ~= json.null end
-local function list(v) return is_table(v) and v or {} end
+local values = require("moonlet.cli.describe_values")
+local is_table, list, str = values.is_table, values.list, values.str
 local function present(v) return v ~= nil and v ~= json.null end
-local function str(v)
-  if v == nil or v == json.null then return "" end
-  return tostring(v)
-end
 
 local function rfc1123z(ts)
   local t = duration.parse(ts)

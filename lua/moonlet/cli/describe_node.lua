@@ -12,12 +12,8 @@ local nodeprinter = require("moonlet.printers.node")
 
 local M = {}
 
-local function is_table(v) return type(v) == "table" and v ~= json.null end
-local function list(v) return is_table(v) and v or {} end
-local function str(v)
-  if v == nil or v == json.null then return "" end
-  return tostring(v)
-end
+local values = require("moonlet.cli.describe_values")
+local is_table, list, str = values.is_table, values.list, values.str
 
 local function rfc1123z(ts)
   local t = duration.parse(ts)

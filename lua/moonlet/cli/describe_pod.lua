@@ -10,12 +10,8 @@ local podspec = require("moonlet.api.podspec")
 
 local M = {}
 
-local function is_table(v) return type(v) == "table" and v ~= json.null end
-local function list(v) return is_table(v) and v or {} end
-local function str(v)
-  if v == nil or v == json.null then return "" end
-  return tostring(v)
-end
+local values = require("moonlet.cli.describe_values")
+local is_table, list, str = values.is_table, values.list, values.str
 local function int(v) return math.tointeger(v) or 0 end
 
 local function rfc1123z(ts)

@@ -4,16 +4,11 @@
 -- traffic policies and the events about it.
 local describe = require("moonlet.cli.describe")
 local common = require("moonlet.cli.common")
-local json = require("moonlet.json")
 
 local M = {}
 
-local function is_table(v) return type(v) == "table" and v ~= json.null end
-local function list(v) return is_table(v) and v or {} end
-local function str(v)
-  if v == nil or v == json.null then return "" end
-  return tostring(v)
-end
+local values = require("moonlet.cli.describe_values")
+local is_table, list, str = values.is_table, values.list, values.str
 
 local function selector_text(sel)
   local keys = {}
